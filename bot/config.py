@@ -1,0 +1,154 @@
+"""Settings, built from a mapping (the environment plus an optional ``.env``), never at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+
+class Secret:
+    """A string whose repr hides the value, so it never lands in a log or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def reveal(self) -> str:
+        return self._value
+
+
+class VerifyMode(StrEnum):
+    AMOUNT = "amount"
+    CARD_LAST4_DATE = "card_last4_date"
+    TRACKING_NO = "tracking_no"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the bot cannot use; the message names the setting and the fix."""
+
+
+# Demo credentials: they let `billbot demo` and `billbot chat` talk out of the box on a
+# developer's machine. They are public, so they are refused outside demo/dev use by nothing
+# but common sense: production sets its own (see .env.example).
+DEMO_SECRET_KEY = "demo-only-secret-key-change-me-in-production-0001"
+DEMO_APP_ID = "wxd0e0000000000001"
+DEMO_APP_SECRET = "demo-app-secret"
+DEMO_TOKEN = "billbotdemotoken"
+DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/billbot.db"
+
+
+@dataclass(frozen=True)
+class WeChatCredentials:
+    app_id: str
+    app_secret: Secret
+    token: Secret
+    aes_key: Secret  # the 43-character EncodingAESKey; empty means plaintext only
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    secret_keys: tuple[Secret, ...] = (Secret(DEMO_SECRET_KEY),)
+    verify_mode: VerifyMode = VerifyMode.AMOUNT
+    order_api_url: str = ""
+    wechat: WeChatCredentials = field(
+        default_factory=lambda: WeChatCredentials(
+            DEMO_APP_ID, Secret(DEMO_APP_SECRET), Secret(DEMO_TOKEN), Secret(DEMO_AES_KEY)
+        )
+    )
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wecom_corp_id: str = ""
+    wecom_agent_id: str = ""
+    wecom_secret: Secret = field(default_factory=lambda: Secret(""))
+    wecom_token: Secret = field(default_factory=lambda: Secret(""))
+    wecom_aes_key: Secret = field(default_factory=lambda: Secret(""))
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping; unknown names are ignored, bad values explained."""
+
+        def get(name: str, default: str) -> str:
+            value = environ.get(name)
+            return default if value is None or value.strip() == "" else value.strip()
+
+        port_text = get("BILLBOT_PORT", "8080")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise SettingsError(f"BILLBOT_PORT={port_text!r} is not a TCP port; use e.g. 8080")
+        mode_text = get("BILLBOT_VERIFY_MODE", VerifyMode.AMOUNT.value)
+        try:
+            mode = VerifyMode(mode_text)
+        except ValueError:
+            choices = " | ".join(m.value for m in VerifyMode)
+            raise SettingsError(
+                f"BILLBOT_VERIFY_MODE={mode_text!r} is not one of: {choices}"
+            ) from None
+        keys = tuple(
+            Secret(k.strip())
+            for k in get("BILLBOT_SECRET_KEYS", DEMO_SECRET_KEY).split(",")
+            if k.strip()
+        )
+        if any(len(k.reveal()) < 16 for k in keys):
+            raise SettingsError("BILLBOT_SECRET_KEYS: every key must be at least 16 characters")
+        aes_key = get("WECHAT_AES_KEY", DEMO_AES_KEY)
+        if aes_key and len(aes_key) != 43:
+            raise SettingsError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+        host = get("BILLBOT_HOST", "127.0.0.1")
+        port = int(port_text)
+        return cls(
+            database_url=get("BILLBOT_DATABASE_URL", DEFAULT_DATABASE_URL),
+            host=host,
+            port=port,
+            public_url=get("BILLBOT_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
+            secret_keys=keys,
+            verify_mode=mode,
+            order_api_url=get("BILLBOT_ORDER_API_URL", ""),
+            wechat=WeChatCredentials(
+                app_id=get("WECHAT_APP_ID", DEMO_APP_ID),
+                app_secret=Secret(get("WECHAT_APP_SECRET", DEMO_APP_SECRET)),
+                token=Secret(get("WECHAT_TOKEN", DEMO_TOKEN)),
+                aes_key=Secret(aes_key),
+            ),
+            wechat_api_base=get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
+            wecom_corp_id=get("WECOM_CORP_ID", ""),
+            wecom_agent_id=get("WECOM_AGENT_ID", ""),
+            wecom_secret=Secret(get("WECOM_SECRET", "")),
+            wecom_token=Secret(get("WECOM_TOKEN", "")),
+            wecom_aes_key=Secret(get("WECOM_AES_KEY", "")),
+            wecom_api_base=get("WECOM_API_BASE", "https://qyapi.weixin.qq.com").rstrip("/"),
+        )
+
+    @classmethod
+    def load(cls, env_file: Path | None = Path(".env")) -> Settings:
+        """The process environment wins over ``.env``, which wins over the defaults."""
+        merged: dict[str, str] = {}
+        if env_file is not None and env_file.is_file():
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(os.environ)
+        return cls.from_env(merged)

@@ -1,0 +1,124 @@
+"""One delivery in, one reply out: dedup → per-conversation lock → load → step → save.
+
+The delivery key is claimed in the same transaction that saves the step's outcome, so a
+redelivery either waits and gets the stored reply, or (if the first attempt failed and
+rolled back) is processed afresh. Nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import VerifyMode
+from bot.engine.inbound import Inbound, InboundKind
+from bot.engine.locks import KeyedLocks
+from bot.engine.understanding import detect_language
+from bot.flows.base import CardLinks, OrderLookup, Step, StepContext
+from bot.flows.dialogue import run_step
+from bot.texts import Texts, as_lang
+from storage.records import ConversationRecord
+from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+SESSION_TTL = timedelta(hours=72)
+RESUME_AFTER = timedelta(minutes=10)  # a pause this long and the bot reminds where we were
+RESUMABLE = (Step.CONSENT, Step.ASK_ORDER, Step.VERIFY)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: str
+    duplicate: bool  # True when this delivery was a redelivery answered from the record
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        links: CardLinks,
+        verify_mode: VerifyMode = VerifyMode.AMOUNT,
+        orders: OrderLookup | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._links = links
+        self._verify_mode = verify_mode
+        self._orders = orders  # an outside order backend; the local table when None
+        self._locks = KeyedLocks()
+
+    async def handle(self, inbound: Inbound) -> Outcome:
+        key = f"{inbound.channel}:{inbound.dedup_key}"
+        async with (
+            self._locks.hold((inbound.channel, inbound.user_id)),
+            self._sessions() as session,
+            session.begin(),
+        ):
+            repos = Repositories.on(session)
+            now = self._clock.now()
+            if not await repos.inbox.claim(key, now):
+                reply = await repos.inbox.reply_for(key)
+                log.info("redelivery %s answered from the record", key)
+                return Outcome(reply or "", duplicate=True)
+            conv = await repos.conversations.load_for_update(
+                inbound.channel, inbound.user_id, Step.NEW.value, now, now + SESSION_TTL
+            )
+            reply = await self._turn(repos, conv, inbound)
+            await repos.inbox.store_reply(key, reply)
+            await repos.conversations.save(conv, now)
+            return Outcome(reply, duplicate=False)
+
+    async def _turn(self, repos: Repositories, conv: ConversationRecord, inbound: Inbound) -> str:
+        now = self._clock.now()
+        if conv.expires_at is not None and conv.expires_at <= now:
+            # 72 h of silence: the old conversation is over, its data and transcript go
+            await repos.handoffs.close_open(conv.id, "expired", now)
+            await repos.transcript.delete_for_conversation(conv.id)
+            conv.state, conv.data, conv.owner, conv.last_inbound_at = (
+                Step.NEW.value,
+                {},
+                "bot",
+                None,
+            )
+        try:
+            state = Step(conv.state)
+        except ValueError:
+            log.warning(
+                "conversation %s had unknown state %r; starting afresh", conv.id, conv.state
+            )
+            state = Step.NEW
+        paused = conv.last_inbound_at is not None and now - conv.last_inbound_at >= RESUME_AFTER
+        detected = detect_language(inbound.text) if inbound.text else None
+        lang = as_lang(detected or conv.lang)
+        ctx = StepContext(
+            channel=inbound.channel,
+            user_id=inbound.user_id,
+            conversation_id=conv.id,
+            now=now,
+            texts=Texts(lang),
+            data=conv.data,
+            verify_mode=self._verify_mode,
+            orders=self._orders or repos.orders,
+            contacts=repos.contacts,
+            consents=repos.consents,
+            handoffs=repos.handoffs,
+            links=self._links,
+            resumed=paused and state in RESUMABLE,
+        )
+        result = await run_step(ctx, state, inbound)
+        conv.state, conv.owner, conv.lang = result.state.value, result.owner, lang
+        if inbound.kind is not InboundKind.UNSUBSCRIBE:
+            conv.last_inbound_at = now
+            conv.expires_at = now + SESSION_TTL
+        reply = "\n\n".join(r for r in result.replies if r)
+        if inbound.text:
+            await repos.transcript.add(conv.id, "in", "customer", inbound.text, now)
+        if reply:
+            await repos.transcript.add(conv.id, "out", "bot", reply, now)
+        return reply

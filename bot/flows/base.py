@@ -1,0 +1,109 @@
+"""What every step sees and returns: a context of small Protocols; the next state with replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.config import VerifyMode
+from bot.texts import Texts
+from storage.records import ContactRecord, HandoffRecord, OrderRecord
+
+MAX_FAILURES = 3  # wrong answers, unknown orders or unreadable messages before a person steps in
+
+
+class Step(StrEnum):
+    """Where a conversation stands; stored as its string value."""
+
+    NEW = "new"
+    CONSENT = "consent"
+    ASK_ORDER = "ask_order"
+    VERIFY = "verify"
+    CARD_SENT = "card_sent"
+    HANDOFF = "handoff"
+
+
+class HandoffReason(StrEnum):
+    ASKED = "asked"
+    VERIFY_FAILED = "verify_failed"
+    ORDER_NOT_FOUND = "order_not_found"
+    NOT_UNDERSTOOD = "not_understood"
+    NO_CONTACT = "no_contact"
+
+
+class OrderLookup(Protocol):
+    """Finds an order by its normalised number (local table or the merchant's order API)."""
+
+    async def find(self, order_no: str) -> OrderRecord | None: ...
+
+
+class ContactLookup(Protocol):
+    """Picks the service contact for an order: its own, its store's, then anyone on duty."""
+
+    async def for_order(self, order: OrderRecord) -> ContactRecord | None: ...
+
+
+class ConsentLog(Protocol):
+    """The consent log (PIPL Art. 13): agreements with time and notice version, withdrawals."""
+
+    async def active_version(self, channel: str, user_id: str) -> str | None: ...
+    async def record(
+        self, channel: str, user_id: str, policy_version: str, now: datetime
+    ) -> bool: ...
+    async def withdraw(self, channel: str, user_id: str, now: datetime) -> None: ...
+
+
+class HandoffQueue(Protocol):
+    """The human handoff queue, as the bot uses it: open a handoff, or close one."""
+
+    async def create(
+        self,
+        conversation_id: int,
+        reason: str,
+        now: datetime,
+        *,
+        order_tail: str | None,
+        amount_confirmed: bool,
+        failures: int,
+        priority: int = 0,
+    ) -> HandoffRecord: ...
+    async def close_open(self, conversation_id: int, status: str, now: datetime) -> None: ...
+
+
+class CardLinks(Protocol):
+    """Makes the signed, short-lived card page link for a contact and an order."""
+
+    def link_for(self, contact: ContactRecord, order_no: str, user_id: str, remark: str) -> str: ...
+
+
+@dataclass
+class StepContext:
+    channel: str
+    user_id: str
+    conversation_id: int
+    now: datetime
+    texts: Texts
+    data: dict[str, Any]  # the conversation's own data, mutated in place and saved by the engine
+    verify_mode: VerifyMode
+    orders: OrderLookup
+    contacts: ContactLookup
+    consents: ConsentLog
+    handoffs: HandoffQueue
+    links: CardLinks
+    resumed: bool = False  # the customer comes back after a pause
+
+    def say(self, key: str, **values: object) -> str:
+        return self.texts.say(key, **values)
+
+    def bump(self, counter: str) -> int:
+        self.data[counter] = int(self.data.get(counter, 0)) + 1
+        return int(self.data[counter])
+
+
+@dataclass
+class StepResult:
+    state: Step
+    replies: list[str] = field(default_factory=list)
+    owner: str = "bot"  # who owns the conversation after this step: bot | queue

@@ -1,0 +1,42 @@
+"""The consent step: a short notice, one word to agree; an order number sent first waits unread."""
+
+from __future__ import annotations
+
+from bot.engine.understanding import Intent, Understood
+from bot.flows.base import Step, StepContext, StepResult
+
+# Bump when the notice's substance changes: everyone is asked again.
+POLICY_VERSION = "2026-05-01"
+
+
+async def has_consented(ctx: StepContext) -> bool:
+    return await ctx.consents.active_version(ctx.channel, ctx.user_id) == POLICY_VERSION
+
+
+def ask_consent(ctx: StepContext, text: str, understood: Understood) -> StepResult:
+    """First contact: show the notice. An order number is kept as typed, not looked up."""
+    replies = [ctx.say("consent_notice")]
+    if understood.order_no:
+        ctx.data["held_text"] = text
+        replies.append(ctx.say("consent_held"))
+    return StepResult(Step.CONSENT, replies)
+
+
+async def on_consent(ctx: StepContext, text: str, understood: Understood) -> StepResult | str:
+    """Returns the held text to continue with when the customer agrees (maybe ""), else a result."""
+    if understood.intent is Intent.YES and not understood.order_no:
+        await ctx.consents.record(ctx.channel, ctx.user_id, POLICY_VERSION, ctx.now)
+        return str(ctx.data.pop("held_text", ""))
+    if understood.intent is Intent.NO:
+        ctx.data.pop("held_text", None)
+        return StepResult(Step.NEW, [ctx.say("consent_declined")])
+    if understood.order_no:
+        ctx.data["held_text"] = text
+        return StepResult(Step.CONSENT, [ctx.say("consent_held"), ctx.say("consent_reminder")])
+    return StepResult(Step.CONSENT, [ctx.say("consent_reminder")])
+
+
+async def withdraw_consent(ctx: StepContext) -> StepResult:
+    await ctx.consents.withdraw(ctx.channel, ctx.user_id, ctx.now)
+    ctx.data.clear()
+    return StepResult(Step.NEW, [ctx.say("consent_withdrawn")])

@@ -1,0 +1,121 @@
+"""The router: one inbound message, the conversation's state → the next state and the replies.
+
+Intents that work anywhere (a person, withdraw, help, start over) are handled first; then
+the step for the current state runs.
+"""
+
+from __future__ import annotations
+
+from bot.engine.inbound import Inbound, InboundKind
+from bot.engine.understanding import Intent, Understood, understand
+from bot.flows.base import HandoffReason, Step, StepContext, StepResult
+from bot.flows.consent import ask_consent, has_consented, on_consent, withdraw_consent
+from bot.flows.handoff import leave_queue, request_handoff, while_queued
+from bot.flows.order import ask_order, on_order, on_verify, verify_question
+from bot.privacy.masking import mask_order_no
+
+
+def current_prompt(ctx: StepContext, state: Step) -> str:
+    """The question the customer is expected to answer in ``state``."""
+    if state is Step.CONSENT:
+        return ctx.say("consent_reminder")
+    if state is Step.VERIFY:
+        return verify_question(ctx)
+    if state is Step.CARD_SENT:
+        return ctx.say("card_sent_followup")
+    return ctx.say("ask_order")
+
+
+def resume_line(ctx: StepContext, state: Step) -> list[str]:
+    if not ctx.resumed:
+        return []
+    if state is Step.VERIFY:
+        return [ctx.say("resume_verify", order=mask_order_no(str(ctx.data.get("order_no", ""))))]
+    if state is Step.CONSENT:
+        return [ctx.say("resume_consent")]
+    if state is Step.ASK_ORDER:
+        return [ctx.say("resume_order")]
+    return []
+
+
+async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResult:
+    kind = inbound.kind
+    if kind is InboundKind.UNSUBSCRIBE:
+        return StepResult(state, [], owner="queue" if state is Step.HANDOFF else "bot")
+    if kind is InboundKind.SUBSCRIBE:
+        greeting = ctx.say("greeting")
+        if state is Step.HANDOFF:
+            result = await while_queued(ctx)
+        elif not await has_consented(ctx):
+            result = StepResult(Step.CONSENT, [ctx.say("consent_notice")])
+        else:
+            result = StepResult(
+                state if state is not Step.NEW else Step.ASK_ORDER, [current_prompt(ctx, state)]
+            )
+        result.replies.insert(0, greeting)
+        return result
+    if kind in (InboundKind.OTHER, InboundKind.MENU):
+        if state is Step.HANDOFF:
+            return await while_queued(ctx)
+        lead = "unsupported" if kind is InboundKind.OTHER else "menu"
+        shown = state if state is not Step.NEW else Step.ASK_ORDER
+        if state is Step.NEW and not await has_consented(ctx):
+            return StepResult(Step.CONSENT, [ctx.say(lead), ctx.say("consent_notice")])
+        return StepResult(shown, [ctx.say(lead), current_prompt(ctx, shown)])
+    if kind is InboundKind.VOICE and not inbound.text.strip():
+        return StepResult(
+            state, [ctx.say("voice_unclear")], owner="queue" if state is Step.HANDOFF else "bot"
+        )
+    return await on_text(ctx, state, inbound.text)
+
+
+async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
+    understood = understand(text)
+    intent = understood.intent
+    if intent is Intent.WITHDRAW_CONSENT:
+        if state is Step.HANDOFF:
+            await leave_queue(ctx)
+        return await withdraw_consent(ctx)
+    if state is Step.HANDOFF:
+        if intent is Intent.RESTART:
+            await leave_queue(ctx)
+            return await _restart(ctx, [ctx.say("handoff_cancelled")])
+        return await while_queued(ctx)
+    if intent is Intent.HANDOFF:
+        return await request_handoff(ctx, HandoffReason.ASKED)
+    if not await has_consented(ctx):
+        if state is not Step.CONSENT:
+            return ask_consent(ctx, text, understood)
+        outcome = await on_consent(ctx, text, understood)
+        if isinstance(outcome, StepResult):
+            return outcome
+        thanks = [ctx.say("consent_thanks")]
+        if not outcome:
+            return ask_order(ctx, thanks)
+        return await on_order(ctx, outcome, understand(outcome), thanks)
+    lead = resume_line(ctx, state)
+    if intent is Intent.HELP:
+        shown = Step.ASK_ORDER if state in (Step.NEW, Step.CONSENT) else state
+        return StepResult(shown, [ctx.say("help"), current_prompt(ctx, shown)])
+    if intent is Intent.RESTART:
+        return await _restart(ctx, [ctx.say("restart")])
+    if state is Step.VERIFY:
+        return await on_verify(ctx, text, understood, lead)
+    if state is Step.CARD_SENT and understood.order_no is None:
+        return StepResult(Step.CARD_SENT, [ctx.say("card_sent_followup")])
+    fresh = state in (Step.NEW, Step.CONSENT) and understood.order_no is None
+    if fresh and (intent is Intent.YES or not text.strip()):
+        # consented earlier (e.g. in a past conversation): start at the order number
+        return ask_order(ctx)
+    return await on_order(ctx, text, understood, lead)
+
+
+async def _restart(ctx: StepContext, lead: list[str]) -> StepResult:
+    for key in ("order_no", "verified", "not_found", "not_understood", "held_text"):
+        ctx.data.pop(key, None)
+    if not await has_consented(ctx):
+        return StepResult(Step.CONSENT, [*lead, ctx.say("consent_notice")])
+    return ask_order(ctx, lead)
+
+
+__all__ = ["Understood", "current_prompt", "run_step"]

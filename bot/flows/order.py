@@ -1,0 +1,108 @@
+"""Locate the bill, prove it is the customer's, hand over the masked contact card."""
+
+from __future__ import annotations
+
+from bot.config import VerifyMode
+from bot.engine.understanding import Understood
+from bot.flows import verification
+from bot.flows.base import MAX_FAILURES, HandoffReason, Step, StepContext, StepResult
+from bot.flows.handoff import request_handoff
+from bot.flows.verification import Verdict
+from bot.privacy.masking import mask_order_no, mask_wechat_id, order_tail
+
+_ASK = {
+    VerifyMode.AMOUNT: "ask_amount",
+    VerifyMode.CARD_LAST4_DATE: "ask_card_last4_date",
+    VerifyMode.TRACKING_NO: "ask_tracking_no",
+}
+_HINT = {
+    VerifyMode.AMOUNT: "amount_hint",
+    VerifyMode.CARD_LAST4_DATE: "card_last4_date_hint",
+    VerifyMode.TRACKING_NO: "tracking_no_hint",
+}
+
+
+def ask_order(ctx: StepContext, replies: list[str] | None = None) -> StepResult:
+    return StepResult(Step.ASK_ORDER, [*(replies or []), ctx.say("ask_order")])
+
+
+def verify_question(ctx: StepContext) -> str:
+    return ctx.say(_ASK[ctx.verify_mode], order=mask_order_no(str(ctx.data.get("order_no", ""))))
+
+
+async def on_order(
+    ctx: StepContext, text: str, understood: Understood, lead: list[str] | None = None
+) -> StepResult:
+    """The customer should be sending an order number (and maybe the amount with it)."""
+    replies = list(lead or [])
+    if understood.order_no is None:
+        if ctx.bump("not_understood") >= MAX_FAILURES:
+            return await request_handoff(ctx, HandoffReason.NOT_UNDERSTOOD, replies)
+        key = "amount_before_order" if understood.amount is not None else "order_hint"
+        return StepResult(Step.ASK_ORDER, [*replies, ctx.say(key)])
+    ctx.data["not_understood"] = 0
+    order = await ctx.orders.find(understood.order_no)
+    if order is None:
+        # not found yet: maybe a typo, maybe not synced yet; the same number is rechecked next time
+        ctx.data["order_no"] = understood.order_no
+        if ctx.bump("not_found") >= MAX_FAILURES:
+            return await request_handoff(ctx, HandoffReason.ORDER_NOT_FOUND, replies)
+        return StepResult(
+            Step.ASK_ORDER,
+            [*replies, ctx.say("order_not_found", order=mask_order_no(understood.order_no))],
+        )
+    ctx.data.update(order_no=order.order_no, not_found=0, verified=False)
+    if ctx.verify_mode is VerifyMode.AMOUNT and understood.amount is not None:
+        return await on_verify(ctx, text, understood, replies)
+    return StepResult(Step.VERIFY, [*replies, verify_question(ctx)])
+
+
+async def on_verify(
+    ctx: StepContext, text: str, understood: Understood, lead: list[str] | None = None
+) -> StepResult:
+    """The customer answers the verification question for the order in ``data["order_no"]``."""
+    replies = list(lead or [])
+    order_no = str(ctx.data.get("order_no", ""))
+    if (
+        ctx.verify_mode is VerifyMode.AMOUNT
+        and understood.order_no
+        and understood.order_no != order_no
+    ):
+        return await on_order(ctx, text, understood, replies)  # a different order: start there
+    order = await ctx.orders.find(order_no)
+    if order is None:
+        return ask_order(ctx, replies)
+    verdict = verification.check(ctx.verify_mode, order, text)
+    if verdict is Verdict.UNREADABLE:
+        if ctx.bump("not_understood") >= MAX_FAILURES:
+            return await request_handoff(ctx, HandoffReason.NOT_UNDERSTOOD, replies)
+        return StepResult(Step.VERIFY, [*replies, ctx.say(_HINT[ctx.verify_mode])])
+    ctx.data["not_understood"] = 0
+    if verdict is Verdict.MISMATCH:
+        # counted per conversation, across orders and restarts: guessing is throttled
+        failures = ctx.bump("verify_failures")
+        if failures >= MAX_FAILURES:
+            return await request_handoff(ctx, HandoffReason.VERIFY_FAILED, replies)
+        return StepResult(
+            Step.VERIFY,
+            [
+                *replies,
+                ctx.say(
+                    "verify_wrong", order=mask_order_no(order_no), left=MAX_FAILURES - failures
+                ),
+            ],
+        )
+    ctx.data["verified"] = True
+    contact = await ctx.contacts.for_order(order)
+    if contact is None:
+        return await request_handoff(ctx, HandoffReason.NO_CONTACT, replies)
+    remark = ctx.say("card_remark", tail=order_tail(order.order_no))
+    link = ctx.links.link_for(contact, order.order_no, ctx.user_id, remark)
+    card = ctx.say(
+        "card",
+        name=contact.name,
+        masked_id=mask_wechat_id(contact.wechat_id),
+        remark=remark,
+        link=link,
+    )
+    return StepResult(Step.CARD_SENT, [*replies, card])

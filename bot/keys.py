@@ -1,0 +1,18 @@
+"""Every aiohttp AppKey in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.channels.wechat_oa import OfficialAccount
+from bot.clock import Clock
+from bot.config import Settings
+from bot.engine.dispatcher import Dispatcher
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+OFFICIAL_ACCOUNT = web.AppKey("official_account", OfficialAccount)

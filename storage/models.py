@@ -1,0 +1,153 @@
+"""The tables. Times are stored as naive UTC and handed back aware, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime that is always aware UTC in Python and naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_no: Mapped[str] = mapped_column(String(64), unique=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(8), default="CNY")
+    paid_at: Mapped[datetime | None]
+    store: Mapped[str | None] = mapped_column(String(128))
+    contact: Mapped[str | None] = mapped_column(String(128))
+    payer_openid: Mapped[str | None] = mapped_column(String(128))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    tracking_no: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    wechat_id: Mapped[str] = mapped_column(String(128))
+    qr_url: Mapped[str | None] = mapped_column(String(1024))
+    store: Mapped[str | None] = mapped_column(String(128), index=True)
+    wecom_userid: Mapped[str | None] = mapped_column(String(128))
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime]
+
+
+class Conversation(Base):
+    """One customer on one channel: the dialogue state, who owns it, and when it lapses."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("channel", "user_id", name="uq_conversations_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    lang: Mapped[str] = mapped_column(String(8), default="zh")
+    owner: Mapped[str] = mapped_column(String(64), default="bot")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_inbound_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Consent(Base):
+    """PIPL Art. 13: who agreed to which notice, when, and when they withdrew."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_user", "channel", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(128))
+    policy_version: Mapped[str] = mapped_column(String(32))
+    agreed_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+
+
+class ProcessedMessage(Base):
+    """Every delivery key WeChat sent us, recorded before the step runs, with the reply given."""
+
+    __tablename__ = "processed_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    reply: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Handoff(Base):
+    """A conversation waiting for (or worked by) a person, with a reference the customer quotes."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    order_tail: Mapped[str | None] = mapped_column(String(8))
+    amount_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class Message(Base):
+    """The transcript: what the customer wrote and what was sent back."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    sender: Mapped[str] = mapped_column(String(64))  # customer | bot | agent:<id>
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

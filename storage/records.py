@@ -1,0 +1,65 @@
+"""Plain read-only records the repositories hand out, so callers never hold an ORM object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    order_no: str
+    amount_cents: int
+    currency: str = "CNY"
+    paid_at: datetime | None = None
+    store: str | None = None
+    contact: str | None = None
+    payer_openid: str | None = None
+    card_last4: str | None = None
+    tracking_no: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    contact: str
+    name: str
+    wechat_id: str
+    qr_url: str | None = None
+    store: str | None = None
+    wecom_userid: str | None = None
+    on_duty: bool = True
+    id: int = 0
+
+
+@dataclass(slots=True)
+class ConversationRecord:
+    """A conversation as loaded for one turn; the dispatcher mutates it and saves it back."""
+
+    id: int
+    channel: str
+    user_id: str
+    state: str
+    data: dict[str, Any] = field(default_factory=dict)
+    lang: str = "zh"
+    owner: str = "bot"
+    version: int = 0
+    last_inbound_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRecord:
+    id: int
+    ref: str
+    conversation_id: int
+    channel: str
+    user_id: str
+    reason: str
+    status: str
+    priority: int
+    order_tail: str | None
+    amount_confirmed: bool
+    failures: int
+    created_at: datetime

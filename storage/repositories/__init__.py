@@ -1,0 +1,50 @@
+"""Repositories over one AsyncSession; a ``Repositories`` bundle is one unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.repositories.consents import ConsentRepository
+from storage.repositories.conversations import ConversationRepository, TranscriptRepository
+from storage.repositories.handoffs import HandoffRepository
+from storage.repositories.inbox import InboxRepository
+from storage.repositories.orders import ContactRepository, OrderRepository
+
+
+@dataclass(frozen=True)
+class Repositories:
+    session: AsyncSession
+    orders: OrderRepository
+    contacts: ContactRepository
+    conversations: ConversationRepository
+    transcript: TranscriptRepository
+    consents: ConsentRepository
+    inbox: InboxRepository
+    handoffs: HandoffRepository
+
+    @classmethod
+    def on(cls, session: AsyncSession) -> Repositories:
+        return cls(
+            session=session,
+            orders=OrderRepository(session),
+            contacts=ContactRepository(session),
+            conversations=ConversationRepository(session),
+            transcript=TranscriptRepository(session),
+            consents=ConsentRepository(session),
+            inbox=InboxRepository(session),
+            handoffs=HandoffRepository(session),
+        )
+
+
+__all__ = [
+    "ConsentRepository",
+    "ContactRepository",
+    "ConversationRepository",
+    "HandoffRepository",
+    "InboxRepository",
+    "OrderRepository",
+    "Repositories",
+    "TranscriptRepository",
+]

@@ -1,0 +1,59 @@
+"""The consent log: one row per agreement, withdrawals stamped, never deleted by the bot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Consent
+
+
+class ConsentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def active_version(self, channel: str, user_id: str) -> str | None:
+        """The policy version this user currently agrees to, if any."""
+        return await self._s.scalar(
+            select(Consent.policy_version)
+            .where(
+                Consent.channel == channel,
+                Consent.user_id == user_id,
+                Consent.withdrawn_at.is_(None),
+            )
+            .order_by(Consent.id.desc())
+            .limit(1)
+        )
+
+    async def record(self, channel: str, user_id: str, policy_version: str, now: datetime) -> bool:
+        """Records agreement unless already active for this version; True if a row was added."""
+        if await self.active_version(channel, user_id) == policy_version:
+            return False
+        self._s.add(
+            Consent(channel=channel, user_id=user_id, policy_version=policy_version, agreed_at=now)
+        )
+        await self._s.flush()
+        return True
+
+    async def withdraw(self, channel: str, user_id: str, now: datetime) -> None:
+        await self._s.execute(
+            update(Consent)
+            .where(
+                Consent.channel == channel,
+                Consent.user_id == user_id,
+                Consent.withdrawn_at.is_(None),
+            )
+            .values(withdrawn_at=now)
+        )
+
+    async def history(
+        self, channel: str, user_id: str
+    ) -> list[tuple[str, datetime, datetime | None]]:
+        rows = await self._s.execute(
+            select(Consent.policy_version, Consent.agreed_at, Consent.withdrawn_at)
+            .where(Consent.channel == channel, Consent.user_id == user_id)
+            .order_by(Consent.id)
+        )
+        return [(v, a, w) for v, a, w in rows]

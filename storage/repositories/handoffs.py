@@ -1,0 +1,104 @@
+"""The handoff queue: conversations the bot passed to a person, each with a reference number."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Conversation, Handoff
+from storage.records import HandoffRecord
+
+# Crockford-style alphabet: no 0/O or 1/I/L, so a reference read aloud over the phone survives.
+REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+OPEN_STATUSES = ("waiting", "claimed")
+
+
+def new_ref() -> str:
+    return "".join(secrets.choice(REF_ALPHABET) for _ in range(8))
+
+
+class HandoffRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def open_for(self, conversation_id: int) -> HandoffRecord | None:
+        rows = await self._select(
+            (Handoff.conversation_id == conversation_id) & Handoff.status.in_(OPEN_STATUSES)
+        )
+        return rows[0] if rows else None
+
+    async def create(
+        self,
+        conversation_id: int,
+        reason: str,
+        now: datetime,
+        *,
+        order_tail: str | None,
+        amount_confirmed: bool,
+        failures: int,
+        priority: int = 0,
+    ) -> HandoffRecord:
+        """Opens a handoff (or returns the one already open for this conversation)."""
+        existing = await self.open_for(conversation_id)
+        if existing is not None:
+            return existing
+        for _ in range(5):
+            row = Handoff(
+                ref=new_ref(),
+                conversation_id=conversation_id,
+                reason=reason,
+                status="waiting",
+                priority=priority,
+                order_tail=order_tail,
+                amount_confirmed=amount_confirmed,
+                failures=failures,
+                created_at=now,
+            )
+            try:
+                async with self._s.begin_nested():
+                    self._s.add(row)
+            except IntegrityError:  # a reference collision: draw again
+                continue
+            created = await self.open_for(conversation_id)
+            assert created is not None
+            return created
+        raise RuntimeError("could not draw a unique handoff reference in 5 tries")
+
+    async def close_open(self, conversation_id: int, status: str, now: datetime) -> None:
+        await self._s.execute(
+            update(Handoff)
+            .where(Handoff.conversation_id == conversation_id, Handoff.status.in_(OPEN_STATUSES))
+            .values(status=status, closed_at=now)
+        )
+
+    async def list_open(self) -> list[HandoffRecord]:
+        return await self._select(Handoff.status.in_(OPEN_STATUSES))
+
+    async def _select(self, where: object) -> list[HandoffRecord]:
+        rows = await self._s.execute(
+            select(Handoff, Conversation.channel, Conversation.user_id)
+            .join(Conversation, Conversation.id == Handoff.conversation_id)
+            .where(where)  # type: ignore[arg-type]
+            .order_by(Handoff.priority.desc(), Handoff.created_at, Handoff.id)
+        )
+        return [
+            HandoffRecord(
+                id=h.id,
+                ref=h.ref,
+                conversation_id=h.conversation_id,
+                channel=channel,
+                user_id=user_id,
+                reason=h.reason,
+                status=h.status,
+                priority=h.priority,
+                order_tail=h.order_tail,
+                amount_confirmed=h.amount_confirmed,
+                failures=h.failures,
+                created_at=h.created_at,
+            )
+            for h, channel, user_id in rows
+        ]

@@ -1,0 +1,54 @@
+"""Delivery keys: each delivery is claimed under a unique constraint before it is processed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import ProcessedMessage
+from storage.repositories.conversations import dialect_insert
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def claim(self, dedup_key: str, now: datetime) -> bool:
+        """True if this transaction is the first to see the key.
+
+        On PostgreSQL a concurrent claim of the same key waits here until the first
+        transaction ends, then sees the conflict; on SQLite writers are serialised.
+        """
+        result = await self._s.execute(
+            dialect_insert(self._s, ProcessedMessage)
+            .values(dedup_key=dedup_key, reply=None, created_at=now)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def reply_for(self, dedup_key: str) -> str | None:
+        """The reply recorded for a key, or None when unknown (or still being processed)."""
+        return await self._s.scalar(
+            select(ProcessedMessage.reply).where(ProcessedMessage.dedup_key == dedup_key)
+        )
+
+    async def seen(self, dedup_key: str) -> bool:
+        found = await self._s.scalar(
+            select(ProcessedMessage.id).where(ProcessedMessage.dedup_key == dedup_key)
+        )
+        return found is not None
+
+    async def store_reply(self, dedup_key: str, reply: str) -> None:
+        await self._s.execute(
+            update(ProcessedMessage)
+            .where(ProcessedMessage.dedup_key == dedup_key)
+            .values(reply=reply)
+        )
+
+    async def purge_before(self, cutoff: datetime) -> int:
+        result = await self._s.execute(
+            delete(ProcessedMessage).where(ProcessedMessage.created_at < cutoff)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
