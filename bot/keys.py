@@ -9,6 +9,7 @@ from bot.channels.wechat_oa import OfficialAccount
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.dispatcher import Dispatcher
+from bot.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -16,3 +17,4 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 OFFICIAL_ACCOUNT = web.AppKey("official_account", OfficialAccount)
+METRICS = web.AppKey("metrics", Metrics)

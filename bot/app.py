@@ -1,0 +1,118 @@
+"""``create_app(settings)``: the aiohttp application with its resources and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from bot.channels.wechat_oa import MAX_BODY, OfficialAccount
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.engine.dispatcher import Dispatcher
+from bot.handlers.card import CardContact, card_routes
+from bot.handlers.health import health_routes
+from bot.handlers.webhook import receive_wechat, verify_wechat_url
+from bot.keys import CLOCK, DISPATCHER, ENGINE, METRICS, OFFICIAL_ACCOUNT, SESSIONS, SETTINGS
+from bot.metrics import Metrics
+from bot.privacy.card_links import SignedCardLinks
+from bot.privacy.links import LinkSigner
+from storage.db import create_engine, migrate, session_factory
+from storage.repositories import ContactRepository
+from storage.retention import purge_expired
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_SECONDS = 600
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unexpected failures are logged with their traceback and answered with plain words."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.Response(
+            status=503, text="服务暂时不可用，请稍后再试。/ Temporarily unavailable, please retry."
+        )
+
+
+class DatabaseContacts:
+    """The card page's view of contacts, read from the database."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def contact_for_card(self, contact_id: int) -> CardContact | None:
+        async with self._app[SESSIONS]() as session:
+            found = await ContactRepository(session).get(contact_id)
+        return None if found is None else CardContact(found.name, found.wechat_id, found.qr_url)
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[SETTINGS].database_url)
+    await migrate(engine)
+    app[ENGINE] = engine
+    app[SESSIONS] = session_factory(engine)
+    app[DISPATCHER] = Dispatcher(
+        app[SESSIONS],
+        app[CLOCK],
+        SignedCardLinks(app_signer(app), app[SETTINGS].public_url),
+        verify_mode=app[SETTINGS].verify_mode,
+    )
+    yield
+    await engine.dispose()
+
+
+async def purge_job(app: web.Application) -> AsyncIterator[None]:
+    """The retention job, every few minutes while the server runs (`billbot purge` runs it once)."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                counts = await purge_expired(app[SESSIONS], app[CLOCK].now())
+                if any(counts.values()):
+                    log.info("retention: %s", counts)
+            except Exception:
+                log.exception("retention job failed; it will run again")
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def app_signer(app: web.Application) -> LinkSigner:
+    return LinkSigner([k.reveal() for k in app[SETTINGS].secret_keys], app[CLOCK])
+
+
+def create_app(
+    settings: Settings, clock: Clock | None = None, *, background_jobs: bool = False
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[no_tracebacks])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics()
+    app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, app[CLOCK])
+    app.cleanup_ctx.append(database)
+    if background_jobs:
+        app.cleanup_ctx.append(purge_job)
+    app.add_routes(
+        [
+            web.get("/wechat", verify_wechat_url),
+            web.post("/wechat", receive_wechat),
+            *health_routes(),
+            *card_routes(app_signer(app), DatabaseContacts(app)),
+        ]
+    )
+    return app

@@ -1,0 +1,244 @@
+"""The `billbot` command (same as `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.clock import SystemClock
+from bot.config import Settings, SettingsError
+from bot.demo import seed_demo
+from storage.db import create_engine, migrate, session_factory
+from storage.repositories import HandoffRepository
+
+log = logging.getLogger("billbot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="billbot", description="WeChat bill → service contact bot")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the webhook server (migrates the schema first)")
+    demo = sub.add_parser("demo", help="seed demo data if the database is empty, then serve")
+    for cmd in (serve, demo):
+        cmd.add_argument("--host", default=None)
+        cmd.add_argument("--port", type=int, default=None)
+        cmd.add_argument("--workers", type=int, default=1)
+
+    chat = sub.add_parser(
+        "chat", help="be a customer: talk to a running server over WeChat's protocol"
+    )
+    chat.add_argument("--url", default=None, help="server base URL (default BILLBOT_PUBLIC_URL)")
+    chat.add_argument("--user", default=None, help="the customer's OpenID")
+
+    for kind in ("orders", "contacts"):
+        group = sub.add_parser(kind, help=f"manage {kind}").add_subparsers(
+            dest="action", required=True
+        )
+        imp = group.add_parser("import", help=f"upsert {kind} from a CSV file")
+        imp.add_argument("file", type=Path)
+
+    handoffs = sub.add_parser("handoffs", help="the handoff queue").add_subparsers(
+        dest="action", required=True
+    )
+    listing = handoffs.add_parser("list", help="list waiting handoffs")
+    listing.add_argument("--json", action="store_true")
+
+    sub.add_parser("purge", help="run the retention job once")
+    sub.add_parser("migrate", help="apply database migrations")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.load()
+    except SettingsError as exc:
+        print(f"billbot: bad setting: {exc}", file=sys.stderr)
+        return 2
+    command: str = args.command
+    if command in ("serve", "demo"):
+        settings = replace(
+            settings, host=args.host or settings.host, port=args.port or settings.port
+        )
+        return serve(settings, demo=command == "demo", workers=max(1, args.workers))
+    if command == "chat":
+        from bot.chat import DEFAULT_USER, run_chat
+
+        return asyncio.run(
+            run_chat(args.url or settings.public_url, settings, args.user or DEFAULT_USER)
+        )
+    if command in ("orders", "contacts"):
+        return asyncio.run(import_file(settings, command, args.file))
+    if command == "handoffs":
+        return asyncio.run(list_handoffs(settings, as_json=args.json))
+    if command == "purge":
+        return asyncio.run(purge(settings))
+    if command == "migrate":
+        return asyncio.run(run_migrate(settings))
+    return 2  # argparse already refused anything else
+
+
+async def run_migrate(settings: Settings) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    print(f"schema is up to date on {engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+async def prepare(settings: Settings, demo: bool) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        if demo and await seed_demo(session_factory(engine), SystemClock().now()):
+            print("Seeded demo orders and contacts.")
+    finally:
+        await engine.dispose()
+
+
+def demo_banner(settings: Settings) -> str:
+    return f"""
+billbot is listening on http://{settings.host}:{settings.port}  (database: {settings.database_url})
+
+Next, in a second terminal, be a customer:
+    .venv/bin/billbot chat
+and try:   DD20250503123456   →  同意  →  128.5
+(other demo orders: 2025050322001456781234567890 paid 56.80; 4200001234202505031234567890 paid 99)
+Type 转人工 at any point to reach the handoff queue; see it with `.venv/bin/billbot handoffs list`.
+"""
+
+
+def _run_worker(settings: Settings) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    web.run_app(
+        create_app(settings, background_jobs=True),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=True,
+        print=None,
+    )
+
+
+def serve(settings: Settings, *, demo: bool, workers: int) -> int:
+    asyncio.run(prepare(settings, demo))
+    if demo:
+        print(demo_banner(settings), flush=True)
+    if workers == 1:
+        web.run_app(
+            create_app(settings, background_jobs=True), host=settings.host, port=settings.port
+        )
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_run_worker, args=(settings,)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.terminate()
+    return 0
+
+
+async def import_file(settings: Settings, kind: str, path: Path) -> int:
+    from bot.imports import ImportFileError, format_report, import_contacts, import_orders
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        run = import_orders if kind == "orders" else import_contacts
+        try:
+            report = await run(path, session_factory(engine), SystemClock(), progress=True)
+        except ImportFileError as exc:
+            print(f"billbot: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        await engine.dispose()
+    print(format_report(report))
+    return 1 if report.errors else 0
+
+
+async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
+    from bot.privacy.masking import mask_order_no, mask_user_id
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session:
+            rows = await HandoffRepository(session).list_open()
+    finally:
+        await engine.dispose()
+    now = SystemClock().now()
+    items = [
+        {
+            "ref": h.ref,
+            "status": h.status,
+            "reason": h.reason,
+            "priority": h.priority,
+            "channel": h.channel,
+            "customer": mask_user_id(h.user_id),
+            "order": mask_order_no(h.order_tail) if h.order_tail else None,
+            "amount_confirmed": h.amount_confirmed,
+            "failures": h.failures,
+            "created_at": h.created_at.isoformat(),
+            "waiting_seconds": int((now - h.created_at).total_seconds()),
+        }
+        for h in rows
+    ]
+    if as_json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return 0
+    if not items:
+        print("队列为空 / The handoff queue is empty.")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"人工队列 / Handoff queue ({len(items)})")
+    for col in ("ref", "reason", "waiting", "order", "amount ok", "customer", "channel"):
+        table.add_column(col)
+    for it in items:
+        minutes = int(it["waiting_seconds"]) // 60  # type: ignore[call-overload]
+        table.add_row(
+            str(it["ref"]),
+            str(it["reason"]),
+            f"{minutes} min",
+            str(it["order"] or "-"),
+            "yes" if it["amount_confirmed"] else "no",
+            str(it["customer"]),
+            str(it["channel"]),
+        )
+    Console().print(table)
+    return 0
+
+
+async def purge(settings: Settings) -> int:
+    from storage.retention import purge_expired
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        counts = await purge_expired(session_factory(engine), SystemClock().now())
+    finally:
+        await engine.dispose()
+    print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    return 0

@@ -1,0 +1,64 @@
+"""The Official Account callback: verify and decode (channel), run the turn (engine), reply.
+
+Anything the caller got wrong is a 4xx with a short reason; anything we got wrong is logged
+and answered with friendly words in the chat, never a 500 — WeChat would retry, and the
+delivery key was rolled back, so the retry is processed afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from bot.channels.wechat_oa import MAX_BODY, ChannelError, OARequest
+from bot.keys import DISPATCHER, METRICS, OFFICIAL_ACCOUNT
+from bot.texts import Texts
+
+log = logging.getLogger(__name__)
+
+
+async def read_capped(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return body
+
+
+async def verify_wechat_url(request: web.Request) -> web.Response:
+    try:
+        echostr = request.app[OFFICIAL_ACCOUNT].verify_url(request.query)
+    except ChannelError as exc:
+        log.warning("GET /wechat refused (%s): %s", exc.status, exc.reason)
+        return web.Response(status=exc.status, text=exc.reason)
+    return web.Response(text=echostr)
+
+
+async def receive_wechat(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    account = request.app[OFFICIAL_ACCOUNT]
+    try:
+        body = await read_capped(request)
+        call = account.parse(OARequest(query=request.query, body=body))
+    except web.HTTPRequestEntityTooLarge:
+        metrics.deliveries.labels("wechat", "rejected").inc()
+        log.warning("POST /wechat refused (413): body over %d bytes", MAX_BODY)
+        return web.Response(status=413, text=f"body over {MAX_BODY} bytes")
+    except ChannelError as exc:
+        metrics.deliveries.labels("wechat", "rejected").inc()
+        log.warning("POST /wechat refused (%s): %s", exc.status, exc.reason)
+        return web.Response(status=exc.status, text=exc.reason)
+    try:
+        outcome = await request.app[DISPATCHER].handle(call.inbound)
+        reply, result = outcome.reply, "duplicate" if outcome.duplicate else "ok"
+    except Exception:
+        log.exception("turn failed for %s; the customer is asked to resend", call.inbound.dedup_key)
+        reply, result = Texts("zh").say("busy"), "error"
+    metrics.deliveries.labels("wechat", result).inc()
+    metrics.turn_seconds.labels("wechat").observe(time.perf_counter() - started)
+    return web.Response(body=account.render_text(call, reply), content_type="application/xml")

@@ -1,0 +1,52 @@
+"""The retention job: what lapsed 72 hours ago is deleted, not just hidden."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Conversation, Handoff, Message, ProcessedMessage
+
+# WeChat redelivers within seconds; keys older than a session are of no use.
+DELIVERY_KEYS_KEPT = timedelta(hours=72)
+
+
+async def purge_expired(
+    sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> dict[str, int]:
+    """Clears expired conversations' data and transcripts, closes their handoffs, drops old keys."""
+    async with sessions() as session, session.begin():
+        expired = list(
+            await session.scalars(
+                select(Conversation.id).where(
+                    Conversation.expires_at <= now, Conversation.state != "new"
+                )
+            )
+        )
+        messages = 0
+        if expired:
+            messages = (
+                await session.execute(delete(Message).where(Message.conversation_id.in_(expired)))
+            ).rowcount  # type: ignore[attr-defined]
+            await session.execute(
+                update(Handoff)
+                .where(
+                    Handoff.conversation_id.in_(expired), Handoff.status.in_(("waiting", "claimed"))
+                )
+                .values(status="expired", closed_at=now)
+            )
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id.in_(expired))
+                .values(state="new", data={}, owner="bot", last_inbound_at=None, updated_at=now)
+            )
+        keys = (
+            await session.execute(
+                delete(ProcessedMessage).where(
+                    ProcessedMessage.created_at < now - DELIVERY_KEYS_KEPT
+                )
+            )
+        ).rowcount  # type: ignore[attr-defined]
+    return {"conversations": len(expired), "messages": int(messages), "delivery_keys": int(keys)}

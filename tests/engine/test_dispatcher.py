@@ -1,0 +1,118 @@
+"""The engine on a real database: redeliveries, ordering, expiry and resume."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import FakeClock
+from bot.engine.dispatcher import Dispatcher
+from bot.engine.inbound import Inbound, InboundKind
+from bot.privacy.card_links import SignedCardLinks
+from bot.privacy.links import LinkSigner
+from storage.models import Message
+from storage.repositories import ConversationRepository
+
+USER = "oEngineUser00000000000000001"
+
+
+def make_dispatcher(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> Dispatcher:
+    links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], clock), "http://bot.test")
+    return Dispatcher(sessions, clock, links)
+
+
+def text(body: str, msg_id: int, user: str = USER) -> Inbound:
+    return Inbound("wechat", user, InboundKind.TEXT, body, f"msg:{msg_id}")
+
+
+async def transcript(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, str]]:
+    async with sessions() as s:
+        return [
+            (m.direction, m.text) for m in await s.scalars(select(Message).order_by(Message.id))
+        ]
+
+
+async def test_concurrent_redeliveries_run_the_step_once_with_identical_replies(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("同意", 1))
+    await bot.handle(text("DD20250503123456", 2))
+    # WeChat's 3 tries of one wrong amount, arriving together: one strike, one reply
+    outcomes = await asyncio.gather(*(bot.handle(text("100", 3)) for _ in range(3)))
+    assert len({o.reply for o in outcomes}) == 1
+    assert sorted(o.duplicate for o in outcomes) == [False, True, True]
+    assert "还可以再试 2 次" in outcomes[0].reply
+    inbound = [t for d, t in await transcript(sessions) if d == "in"]
+    assert inbound.count("100") == 1
+    # a later redelivery of an old message is answered from the record, nothing re-run
+    again = await bot.handle(text("DD20250503123456", 2))
+    assert again.duplicate and "金额" in again.reply
+
+
+async def test_two_messages_of_one_user_are_processed_in_arrival_order(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("同意", 1))
+    first = asyncio.ensure_future(bot.handle(text("DD20250503123456", 2)))
+    second = asyncio.ensure_future(bot.handle(text("128.50", 3)))
+    replies = await asyncio.gather(first, second)
+    assert "金额" in replies[0].reply
+    assert "wx_ab****89" in replies[1].reply  # the amount was checked after the order was found
+    inbound = [t for d, t in await transcript(sessions) if d == "in"]
+    assert inbound == ["同意", "DD20250503123456", "128.50"]
+
+
+async def test_conversation_expires_after_72_hours_of_silence(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("同意", 1))
+    await bot.handle(text("DD20250503123456", 2))
+    clock.advance(timedelta(hours=71, minutes=59))
+    resumed = await bot.handle(text("128.5", 3))
+    assert "欢迎回来" in resumed.reply and "wx_ab****89" in resumed.reply
+    await bot.handle(text("DD20250503123456", 4))  # waiting for the amount again
+    clock.advance(timedelta(hours=72))
+    fresh = await bot.handle(text("128.5", 5))
+    assert "wx_ab" not in fresh.reply and "订单号" in fresh.reply  # starts afresh
+    # the old transcript went with the old conversation
+    assert [t for d, t in await transcript(sessions) if d == "in"] == ["128.5"]
+
+
+async def test_resume_says_where_the_customer_was(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("同意", 1))
+    await bot.handle(text("DD20250503123456", 2))
+    clock.advance(timedelta(hours=5))
+    reply = await bot.handle(text("你好", 3))
+    assert "欢迎回来" in reply.reply and "****3456" in reply.reply
+    async with sessions() as s:
+        conv = await ConversationRepository(s).get("wechat", USER)
+    assert conv is not None and conv.state == "verify"
+
+
+async def test_a_failed_turn_leaves_no_trace_and_the_retry_is_processed(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    class BrokenLinks:
+        def link_for(self, *args: object) -> str:
+            raise RuntimeError("signer down")
+
+    broken = Dispatcher(sessions, clock, BrokenLinks())
+    await broken.handle(text("同意", 1))
+    await broken.handle(text("DD20250503123456", 2))
+    try:
+        await broken.handle(text("128.5", 3))
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the broken signer should have failed the turn")
+    retry = await make_dispatcher(sessions, clock).handle(text("128.5", 3))
+    assert not retry.duplicate and "wx_ab****89" in retry.reply

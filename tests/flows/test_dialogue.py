@@ -1,0 +1,147 @@
+"""The customer's path through real HTTP callbacks: consent, order, verification, card, handoff."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.keys import SESSIONS
+from storage.models import Consent, Handoff
+from tests.conftest import Customer, Mode
+
+ORDER = "DD20250503123456"
+CARD_LINK = re.compile(r"http://bot\.test/card/([A-Za-z0-9_.-]+)")
+
+
+def assert_card(reply: str) -> None:
+    assert "王小美（售后）" in reply
+    assert "wx_ab****89" in reply
+    assert "wx_ab12cd89" not in reply
+    assert "订单尾号3456" in reply
+    assert CARD_LINK.search(reply)
+
+
+async def count(client: TestClient[web.Request, web.Application], model: type) -> int:
+    async with client.app[SESSIONS]() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
+async def test_first_time_customer_gets_card_in_three_messages(
+    client: TestClient[web.Request, web.Application],
+    settings: Settings,
+    clock: FakeClock,
+    mode: Mode,
+) -> None:
+    customer = Customer(client, settings, clock, mode=mode)
+    first = await customer.say(ORDER)
+    assert "同意" in first and "72小时" in first  # the consent notice, order number held
+    second = await customer.say("同意")
+    assert "****3456" in second and "金额" in second
+    assert_card(await customer.say("128.5"))
+    assert await count(client, Consent) == 1
+
+
+async def test_returning_customer_gets_card_in_two_messages(
+    client: TestClient[web.Request, web.Application], customer: Customer, clock: FakeClock
+) -> None:
+    await customer.say("你好")
+    await customer.say("好的")
+    assert_card(await customer.say(f"订单号：{ORDER}") + await customer.say("¥128.50"))
+    # another bill later: straight to the order number, consent not asked nor logged again
+    ask = await customer.say("DD-2025-0503-123456")
+    assert "金额" in ask and "同意" not in ask
+    assert_card(await customer.say("128块5"))
+    assert await count(client, Consent) == 1
+
+
+async def test_order_and_amount_in_one_message(customer: Customer) -> None:
+    await customer.say("1")
+    assert_card(await customer.say(f"订单{ORDER}，付了128.5元"))
+
+
+async def test_order_held_unread_until_consent_then_used(customer: Customer) -> None:
+    notice = await customer.say(f"我的订单是 {ORDER}")
+    assert "****3456" not in notice  # not looked up before consent
+    reply = await customer.say("ok")
+    assert "****3456" in reply
+
+
+async def test_declining_drops_the_held_order(customer: Customer) -> None:
+    await customer.say(ORDER)
+    declined = await customer.say("不同意")
+    assert "丢弃" in declined
+    again = await customer.say("同意")
+    assert "请发送您的订单号" in again  # the held order number is gone
+
+
+async def test_wrong_amount_three_times_goes_to_handoff_queue(
+    client: TestClient[web.Request, web.Application], customer: Customer
+) -> None:
+    await customer.say("同意")
+    await customer.say(ORDER)
+    first = await customer.say("100")
+    assert "不一致" in first and "2 次" in first
+    await customer.say("101")
+    third = await customer.say("102")
+    ref = re.search(r"服务单号：([A-Z0-9]{8})", third)
+    assert ref, third
+    assert await count(client, Handoff) == 1
+    # the right amount now no longer works: the customer is queued, guessing is over
+    queued = await customer.say("128.50")
+    assert ref.group(1) in queued and "队列" in queued
+
+
+@pytest.mark.parametrize("phrase", ["转人工", "人工客服", "human"])
+async def test_asking_for_a_person_works_at_any_step(customer: Customer, phrase: str) -> None:
+    await customer.say("同意")
+    await customer.say(ORDER)
+    reply = await customer.say(phrase)
+    assert re.search(r"([A-Z0-9]{8})", reply)
+
+
+async def test_unknown_input_gets_guidance_with_an_example(customer: Customer) -> None:
+    await customer.say("同意")
+    reply = await customer.say("你们这个怎么回事")
+    assert "DD20250503123456" in reply  # an example, not an error code
+    assert "error" not in reply.lower()
+
+
+async def test_unknown_order_is_explained_and_rechecked(customer: Customer) -> None:
+    await customer.say("同意")
+    reply = await customer.say("DD20990101000000")
+    assert "没有找到" in reply and "同步" in reply
+
+
+async def test_english_customer_is_answered_in_english(customer: Customer) -> None:
+    first = await customer.say("hello")
+    assert "Reply" in first
+    reply = await customer.say("ok")
+    assert "order number" in reply
+
+
+async def test_subscribe_greets_and_starts_the_dialogue(customer: Customer) -> None:
+    reply = await customer.event("subscribe")
+    assert "欢迎关注" in reply and "同意" in reply
+
+
+async def test_image_gets_guidance(customer: Customer) -> None:
+    query, body = customer.codec.build_raw(
+        customer.openid,
+        "<MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://x/y.jpg]]></PicUrl>"
+        "<MediaId><![CDATA[m1]]></MediaId><MsgId>77</MsgId>",
+    )
+    reply = await customer.post(query, body)
+    assert "文字" in reply
+
+
+async def test_withdrawing_consent_asks_again_next_time(customer: Customer) -> None:
+    await customer.say("同意")
+    assert "撤回" in await customer.say("撤回同意")
+    assert "同意" in await customer.say(ORDER)  # the notice again, order held

@@ -1,0 +1,156 @@
+"""One contract for the repositories, run on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import FakeClock
+from storage.records import ContactRecord, OrderRecord
+from storage.repositories import Repositories
+from storage.retention import purge_expired
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def test_orders_upsert_and_find(sessions: Sessions, clock: FakeClock) -> None:
+    async with sessions() as s, s.begin():
+        repos = Repositories.on(s)
+        await repos.orders.upsert_many([OrderRecord("A12345678", 100, store="s1")], clock.now())
+        await repos.orders.upsert_many([OrderRecord("A12345678", 250, store="s2")], clock.now())
+    async with sessions() as s:
+        found = await Repositories.on(s).orders.find("A12345678")
+        assert found is not None and (found.amount_cents, found.store) == (250, "s2")
+        assert await Repositories.on(s).orders.count() == 1
+        assert await Repositories.on(s).orders.find("nope") is None
+
+
+async def test_contact_for_order_prefers_own_then_store_then_on_duty(
+    sessions: Sessions, clock: FakeClock
+) -> None:
+    async with sessions() as s, s.begin():
+        await Repositories.on(s).contacts.upsert_many(
+            [
+                ContactRecord("any", "Any", "wx_any00001"),
+                ContactRecord("shop", "Shop", "wx_shop0001", store="north"),
+                ContactRecord("own", "Own", "wx_own00001"),
+            ],
+            clock.now(),
+        )
+    async with sessions() as s:
+        contacts = Repositories.on(s).contacts
+        own = await contacts.for_order(OrderRecord("X1", 1, contact="own", store="north"))
+        by_store = await contacts.for_order(OrderRecord("X2", 1, contact="gone", store="north"))
+        fallback = await contacts.for_order(OrderRecord("X3", 1, store="south"))
+        assert own is not None and own.name == "Own"
+        assert by_store is not None and by_store.name == "Shop"
+        assert fallback is not None and fallback.name == "Any"
+
+
+async def test_conversation_is_created_once_and_versioned(
+    sessions: Sessions, clock: FakeClock
+) -> None:
+    now = clock.now()
+    for _ in range(2):
+        async with sessions() as s, s.begin():
+            convs = Repositories.on(s).conversations
+            conv = await convs.load_for_update(
+                "wechat", "u1", "new", now, now + timedelta(hours=72)
+            )
+            conv.data["n"] = int(conv.data.get("n", 0)) + 1
+            await convs.save(conv, now)
+    async with sessions() as s:
+        conv = await Repositories.on(s).conversations.get("wechat", "u1")
+    assert conv is not None and conv.version == 2 and conv.data == {"n": 2}
+    assert conv.expires_at == now + timedelta(hours=72)
+
+
+async def test_consent_recorded_once_per_version_and_withdrawn(
+    sessions: Sessions, clock: FakeClock
+) -> None:
+    async with sessions() as s, s.begin():
+        consents = Repositories.on(s).consents
+        assert await consents.record("wechat", "u1", "v1", clock.now())
+        assert not await consents.record("wechat", "u1", "v1", clock.now())
+        assert await consents.active_version("wechat", "u1") == "v1"
+        await consents.withdraw("wechat", "u1", clock.now())
+        assert await consents.active_version("wechat", "u1") is None
+        history = await consents.history("wechat", "u1")
+    assert len(history) == 1 and history[0][2] == clock.now()
+
+
+async def test_delivery_key_is_claimed_once(sessions: Sessions, clock: FakeClock) -> None:
+    async with sessions() as s, s.begin():
+        inbox = Repositories.on(s).inbox
+        assert await inbox.claim("wechat:msg:1", clock.now())
+        await inbox.store_reply("wechat:msg:1", "hello")
+    async with sessions() as s, s.begin():
+        inbox = Repositories.on(s).inbox
+        assert not await inbox.claim("wechat:msg:1", clock.now())
+        assert await inbox.reply_for("wechat:msg:1") == "hello"
+
+
+async def test_concurrent_claims_of_one_key_have_one_winner(
+    sessions: Sessions, clock: FakeClock
+) -> None:
+    async def claim() -> bool:
+        async with sessions() as s, s.begin():
+            won = await Repositories.on(s).inbox.claim("wechat:msg:race", clock.now())
+            await asyncio.sleep(0)  # let the others reach their insert while we hold ours
+            return won
+
+    results = await asyncio.gather(*(claim() for _ in range(5)))
+    assert results.count(True) == 1
+
+
+async def test_handoffs_queue_order_and_one_open_per_conversation(
+    sessions: Sessions, clock: FakeClock
+) -> None:
+    now = clock.now()
+    async with sessions() as s, s.begin():
+        repos = Repositories.on(s)
+        ids = []
+        for user in ("u1", "u2"):
+            conv = await repos.conversations.load_for_update("wechat", user, "new", now, now)
+            ids.append(conv.id)
+        first = await repos.handoffs.create(
+            ids[0], "asked", now, order_tail="3456", amount_confirmed=False, failures=0
+        )
+        again = await repos.handoffs.create(
+            ids[0], "asked", now, order_tail=None, amount_confirmed=False, failures=0
+        )
+        urgent = await repos.handoffs.create(
+            ids[1],
+            "verify_failed",
+            now + timedelta(minutes=1),
+            order_tail=None,
+            amount_confirmed=False,
+            failures=3,
+            priority=5,
+        )
+        assert again.ref == first.ref and len(first.ref) == 8
+        assert [h.ref for h in await repos.handoffs.list_open()] == [urgent.ref, first.ref]
+        await repos.handoffs.close_open(ids[1], "cancelled", now)
+        assert [h.ref for h in await repos.handoffs.list_open()] == [first.ref]
+
+
+async def test_retention_clears_expired_conversations(sessions: Sessions, clock: FakeClock) -> None:
+    now = clock.now()
+    async with sessions() as s, s.begin():
+        repos = Repositories.on(s)
+        conv = await repos.conversations.load_for_update("wechat", "u1", "new", now, now)
+        conv.state, conv.data = "verify", {"order_no": "DD1"}
+        conv.expires_at = now + timedelta(hours=72)
+        await repos.conversations.save(conv, now)
+        await repos.transcript.add(conv.id, "in", "customer", "DD1", now)
+        await repos.inbox.claim("wechat:msg:old", now)
+    assert (await purge_expired(sessions, now + timedelta(hours=1)))["conversations"] == 0
+    counts = await purge_expired(sessions, now + timedelta(hours=73))
+    assert counts == {"conversations": 1, "messages": 1, "delivery_keys": 1}
+    async with sessions() as s:
+        repos = Repositories.on(s)
+        left = await repos.conversations.get("wechat", "u1")
+        assert left is not None and left.data == {} and left.state == "new"
+        assert await repos.transcript.for_conversation(left.id) == []
