@@ -216,16 +216,15 @@ async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
     table = Table(title=f"人工队列 / Handoff queue ({len(items)})")
     for col in ("ref", "reason", "waiting", "order", "amount ok", "customer", "channel"):
         table.add_column(col)
-    for it in items:
-        minutes = int(it["waiting_seconds"]) // 60  # type: ignore[call-overload]
+    for h, it in zip(rows, items, strict=True):
         table.add_row(
-            str(it["ref"]),
-            str(it["reason"]),
-            f"{minutes} min",
+            h.ref,
+            h.reason,
+            f"{int((now - h.created_at).total_seconds()) // 60} min",
             str(it["order"] or "-"),
-            "yes" if it["amount_confirmed"] else "no",
+            "yes" if h.amount_confirmed else "no",
             str(it["customer"]),
-            str(it["channel"]),
+            h.channel,
         )
     Console().print(table)
     return 0

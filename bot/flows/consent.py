@@ -29,7 +29,7 @@ async def on_consent(ctx: StepContext, text: str, understood: Understood) -> Ste
         return str(ctx.data.pop("held_text", ""))
     if understood.intent is Intent.NO:
         ctx.data.pop("held_text", None)
-        return StepResult(Step.NEW, [ctx.say("consent_declined")])
+        return StepResult(Step.CONSENT, [ctx.say("consent_declined")])
     if understood.order_no:
         ctx.data["held_text"] = text
         return StepResult(Step.CONSENT, [ctx.say("consent_held"), ctx.say("consent_reminder")])

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Contact, Order
 from storage.records import ContactRecord, OrderRecord
+from storage.repositories.conversations import dialect_insert
+
+
+async def _upsert(
+    session: AsyncSession, model: type[Order] | type[Contact], rows: list[dict[str, Any]], key: str
+) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE, on SQLite and PostgreSQL alike."""
+    stmt = dialect_insert(session, model).values(rows)
+    updated = {c: stmt.excluded[c] for c in rows[0] if c != key}
+    await session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=updated))
 
 
 def _order_record(row: Order) -> OrderRecord:
@@ -49,32 +60,26 @@ class OrderRepository:
         return None if row is None else _order_record(row)
 
     async def upsert_many(self, orders: Sequence[OrderRecord], now: datetime) -> int:
-        """Insert or update by order number; returns how many rows were written."""
+        """Insert or update by order number, one statement per call; returns rows written."""
         if not orders:
             return 0
-        existing = {
-            row.order_no: row
-            for row in await self._s.scalars(
-                select(Order).where(Order.order_no.in_([o.order_no for o in orders]))
-            )
-        }
-        for rec in orders:
-            row = existing.get(rec.order_no)
-            if row is None:
-                row = Order(order_no=rec.order_no)
-                self._s.add(row)
-                existing[rec.order_no] = row
-            row.amount_cents = rec.amount_cents
-            row.currency = rec.currency
-            row.paid_at = rec.paid_at
-            row.store = rec.store
-            row.contact = rec.contact
-            row.payer_openid = rec.payer_openid
-            row.card_last4 = rec.card_last4
-            row.tracking_no = rec.tracking_no
-            row.status = rec.status
-            row.updated_at = now
-        await self._s.flush()
+        rows = [
+            {
+                "order_no": o.order_no,
+                "amount_cents": o.amount_cents,
+                "currency": o.currency,
+                "paid_at": o.paid_at,
+                "store": o.store,
+                "contact": o.contact,
+                "payer_openid": o.payer_openid,
+                "card_last4": o.card_last4,
+                "tracking_no": o.tracking_no,
+                "status": o.status,
+                "updated_at": now,
+            }
+            for o in orders
+        ]
+        await _upsert(self._s, Order, rows, "order_no")
         return len(orders)
 
     async def count(self) -> int:
@@ -112,25 +117,20 @@ class ContactRepository:
     async def upsert_many(self, contacts: Sequence[ContactRecord], now: datetime) -> int:
         if not contacts:
             return 0
-        existing = {
-            row.contact: row
-            for row in await self._s.scalars(
-                select(Contact).where(Contact.contact.in_([c.contact for c in contacts]))
-            )
-        }
-        for rec in contacts:
-            row = existing.get(rec.contact)
-            if row is None:
-                row = Contact(contact=rec.contact, on_duty=True)
-                self._s.add(row)
-                existing[rec.contact] = row
-            row.name = rec.name
-            row.wechat_id = rec.wechat_id
-            row.qr_url = rec.qr_url
-            row.store = rec.store
-            row.wecom_userid = rec.wecom_userid
-            row.updated_at = now
-        await self._s.flush()
+        rows = [
+            {
+                "contact": c.contact,
+                "name": c.name,
+                "wechat_id": c.wechat_id,
+                "qr_url": c.qr_url,
+                "store": c.store,
+                "wecom_userid": c.wecom_userid,
+                "on_duty": c.on_duty,
+                "updated_at": now,
+            }
+            for c in contacts
+        ]
+        await _upsert(self._s, Contact, rows, "contact")
         return len(contacts)
 
     async def count(self) -> int:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-
 USER = "oEndToEndCustomer00000000001"
 
 

@@ -39,6 +39,7 @@ async def test_concurrent_redeliveries_run_the_step_once_with_identical_replies(
     sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
 ) -> None:
     bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("你好", 0))
     await bot.handle(text("同意", 1))
     await bot.handle(text("DD20250503123456", 2))
     # WeChat's 3 tries of one wrong amount, arriving together: one strike, one reply
@@ -57,6 +58,7 @@ async def test_two_messages_of_one_user_are_processed_in_arrival_order(
     sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
 ) -> None:
     bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("你好", 0))
     await bot.handle(text("同意", 1))
     first = asyncio.ensure_future(bot.handle(text("DD20250503123456", 2)))
     second = asyncio.ensure_future(bot.handle(text("128.50", 3)))
@@ -64,13 +66,14 @@ async def test_two_messages_of_one_user_are_processed_in_arrival_order(
     assert "金额" in replies[0].reply
     assert "wx_ab****89" in replies[1].reply  # the amount was checked after the order was found
     inbound = [t for d, t in await transcript(sessions) if d == "in"]
-    assert inbound == ["同意", "DD20250503123456", "128.50"]
+    assert inbound == ["你好", "同意", "DD20250503123456", "128.50"]
 
 
 async def test_conversation_expires_after_72_hours_of_silence(
     sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
 ) -> None:
     bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("你好", 0))
     await bot.handle(text("同意", 1))
     await bot.handle(text("DD20250503123456", 2))
     clock.advance(timedelta(hours=71, minutes=59))
@@ -88,6 +91,7 @@ async def test_resume_says_where_the_customer_was(
     sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
 ) -> None:
     bot = make_dispatcher(sessions, clock)
+    await bot.handle(text("你好", 0))
     await bot.handle(text("同意", 1))
     await bot.handle(text("DD20250503123456", 2))
     clock.advance(timedelta(hours=5))
@@ -106,6 +110,7 @@ async def test_a_failed_turn_leaves_no_trace_and_the_retry_is_processed(
             raise RuntimeError("signer down")
 
     broken = Dispatcher(sessions, clock, BrokenLinks())
+    await broken.handle(text("你好", 0))
     await broken.handle(text("同意", 1))
     await broken.handle(text("DD20250503123456", 2))
     try:

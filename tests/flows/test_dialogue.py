@@ -27,6 +27,12 @@ def assert_card(reply: str) -> None:
     assert CARD_LINK.search(reply)
 
 
+async def agree(customer: Customer) -> None:
+    """A new customer's first message gets the notice; then they agree."""
+    assert "72小时" in await customer.say("你好")
+    assert "订单号" in await customer.say("同意")
+
+
 async def count(client: TestClient[web.Request, web.Application], model: type) -> int:
     async with client.app[SESSIONS]() as s:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
@@ -62,6 +68,7 @@ async def test_returning_customer_gets_card_in_two_messages(
 
 
 async def test_order_and_amount_in_one_message(customer: Customer) -> None:
+    await customer.say("在吗")
     await customer.say("1")
     assert_card(await customer.say(f"订单{ORDER}，付了128.5元"))
 
@@ -84,7 +91,7 @@ async def test_declining_drops_the_held_order(customer: Customer) -> None:
 async def test_wrong_amount_three_times_goes_to_handoff_queue(
     client: TestClient[web.Request, web.Application], customer: Customer
 ) -> None:
-    await customer.say("同意")
+    await agree(customer)
     await customer.say(ORDER)
     first = await customer.say("100")
     assert "不一致" in first and "2 次" in first
@@ -100,21 +107,21 @@ async def test_wrong_amount_three_times_goes_to_handoff_queue(
 
 @pytest.mark.parametrize("phrase", ["转人工", "人工客服", "human"])
 async def test_asking_for_a_person_works_at_any_step(customer: Customer, phrase: str) -> None:
-    await customer.say("同意")
+    await agree(customer)
     await customer.say(ORDER)
     reply = await customer.say(phrase)
     assert re.search(r"([A-Z0-9]{8})", reply)
 
 
 async def test_unknown_input_gets_guidance_with_an_example(customer: Customer) -> None:
-    await customer.say("同意")
+    await agree(customer)
     reply = await customer.say("你们这个怎么回事")
     assert "DD20250503123456" in reply  # an example, not an error code
     assert "error" not in reply.lower()
 
 
 async def test_unknown_order_is_explained_and_rechecked(customer: Customer) -> None:
-    await customer.say("同意")
+    await agree(customer)
     reply = await customer.say("DD20990101000000")
     assert "没有找到" in reply and "同步" in reply
 
@@ -142,6 +149,6 @@ async def test_image_gets_guidance(customer: Customer) -> None:
 
 
 async def test_withdrawing_consent_asks_again_next_time(customer: Customer) -> None:
-    await customer.say("同意")
+    await agree(customer)
     assert "撤回" in await customer.say("撤回同意")
     assert "同意" in await customer.say(ORDER)  # the notice again, order held

@@ -93,6 +93,7 @@ async def test_cdata_terminator_in_customer_text_keeps_reply_xml_valid(
     client: Client, settings: Settings, clock: FakeClock
 ) -> None:
     customer = Customer(client, settings, clock, mode="plain")
+    await customer.say("你好")
     await customer.say("同意")
     query, body = customer.codec.build_text(customer.openid, "DD20990101000000 ]]><x>&", 9)
     resp = await client.post("/wechat", params=query, data=body)
@@ -110,6 +111,7 @@ async def test_cdata_terminator_in_customer_text_keeps_reply_xml_valid(
 
 async def test_healthz_and_metrics(client: Client, customer: Customer) -> None:
     await customer.say("同意")
+    await customer.say("同意")
     assert (await client.get("/healthz")).status == 200
     metrics = await (await client.get("/metrics")).text()
-    assert 'billbot_deliveries_total{channel="wechat",outcome="ok"} 1.0' in metrics
+    assert 'billbot_deliveries_total{channel="wechat",outcome="ok"} 2.0' in metrics
