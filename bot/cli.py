@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = build_parser().parse_args(argv)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.load()
     except SettingsError as exc:
@@ -71,9 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command: str = args.command
     if command in ("serve", "demo"):
-        settings = replace(
-            settings, host=args.host or settings.host, port=args.port or settings.port
-        )
+        host, port = args.host or settings.host, args.port or settings.port
+        public_url = settings.public_url
+        if public_url == f"http://{settings.host}:{settings.port}":  # the default follows
+            public_url = f"http://{host}:{port}"
+        settings = replace(settings, host=host, port=port, public_url=public_url)
         return serve(settings, demo=command == "demo", workers=max(1, args.workers))
     if command == "chat":
         from bot.chat import DEFAULT_USER, run_chat
@@ -117,10 +120,10 @@ def demo_banner(settings: Settings) -> str:
 billbot is listening on http://{settings.host}:{settings.port}  (database: {settings.database_url})
 
 Next, in a second terminal, be a customer:
-    .venv/bin/billbot chat
+    ./run chat        (or .venv/bin/billbot chat)
 and try:   DD20250503123456   →  同意  →  128.5
 (other demo orders: 2025050322001456781234567890 paid 56.80; 4200001234202505031234567890 paid 99)
-Type 转人工 at any point to reach the handoff queue; see it with `.venv/bin/billbot handoffs list`.
+Type 转人工 at any point to reach the handoff queue; see it with `./run handoffs list`.
 """
 
 
@@ -178,7 +181,7 @@ async def import_file(settings: Settings, kind: str, path: Path) -> int:
 
 
 async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
-    from bot.privacy.masking import mask_order_no, mask_user_id
+    from bot.privacy.masking import mask_user_id
 
     engine = create_engine(settings.database_url)
     try:
@@ -196,7 +199,7 @@ async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
             "priority": h.priority,
             "channel": h.channel,
             "customer": mask_user_id(h.user_id),
-            "order": mask_order_no(h.order_tail) if h.order_tail else None,
+            "order": f"****{h.order_tail}" if h.order_tail else None,
             "amount_confirmed": h.amount_confirmed,
             "failures": h.failures,
             "created_at": h.created_at.isoformat(),

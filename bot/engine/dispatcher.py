@@ -94,7 +94,8 @@ class Dispatcher:
             )
             state = Step.NEW
         paused = conv.last_inbound_at is not None and now - conv.last_inbound_at >= RESUME_AFTER
-        detected = detect_language(inbound.text) if inbound.text else None
+        # "ok", "1", "no" are everyone's words: only a real sentence switches the language
+        detected = detect_language(inbound.text) if len(inbound.text.strip()) > 3 else None
         lang = as_lang(detected or conv.lang)
         ctx = StepContext(
             channel=inbound.channel,

@@ -509,3 +509,8 @@ def test_understood_is_immutable() -> None:
     understood = understand("1")
     with pytest.raises(dataclasses.FrozenInstanceError):
         understood.intent = None  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("text", ["sf 1234 567 890", "JD-2025 0101 8888", "yt 9876543210"])
+def test_code_prefixes_do_not_switch_to_english(text: str) -> None:
+    assert detect_language(text) is None

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+from bot.app import create_app
 from bot.clock import FakeClock
-from bot.config import Settings
+from bot.config import Settings, VerifyMode
+from bot.demo import seed_demo
 from bot.keys import SESSIONS
-from storage.models import Consent, Handoff
+from storage.models import Consent, Handoff, Message
 from tests.conftest import Customer, Mode
 
 ORDER = "DD20250503123456"
@@ -152,3 +157,67 @@ async def test_withdrawing_consent_asks_again_next_time(customer: Customer) -> N
     await agree(customer)
     assert "撤回" in await customer.say("撤回同意")
     assert "同意" in await customer.say(ORDER)  # the notice again, order held
+
+
+@pytest.mark.parametrize("word", ["同意", "好", "1", "ok"])
+async def test_one_word_agrees(customer: Customer, word: str) -> None:
+    await customer.say("你好")
+    assert "订单号" in await customer.say(word)
+
+
+async def test_the_card_link_in_the_reply_opens_the_card_page(
+    client: TestClient[web.Request, web.Application], customer: Customer
+) -> None:
+    await agree(customer)
+    await customer.say(ORDER)
+    link = CARD_LINK.search(await customer.say("128.50"))
+    assert link
+    page = await client.get(f"/card/{link.group(1)}")
+    html = await page.text()
+    assert page.status == 200
+    assert "wx_ab****89" in html and "订单尾号3456" in html and "wx_ab12cd89" not in html
+    qr = await client.get(f"/card/{link.group(1)}/qr.png")
+    assert qr.status == 200 and (await qr.read()).startswith(b"\x89PNG")
+
+
+async def test_concurrent_redeliveries_over_http_get_identical_replies(
+    client: TestClient[web.Request, web.Application], customer: Customer
+) -> None:
+    await agree(customer)
+    query, body = customer.codec.build_text(customer.openid, ORDER, 4242)
+    replies = await asyncio.gather(*(customer.post(query, body) for _ in range(3)))
+    assert len(set(replies)) == 1 and "****3456" in replies[0]
+    async with client.app[SESSIONS]() as s:
+        inbound = await s.scalar(
+            select(func.count()).select_from(Message).where(Message.direction == "in")
+        )
+    assert inbound == 3  # 你好, 同意 and the order number once
+
+
+@pytest.mark.parametrize(
+    ("mode", "question", "wrong", "right"),
+    [
+        ("card_last4_date", "后四位", "1234 5月3日", "卡号尾号6789，5月3日付的"),
+        ("tracking_no", "快递单号", "SF0000000000", "sf 1234 567 890"),
+    ],
+)
+async def test_other_verification_modes(
+    settings: Settings,
+    clock: FakeClock,
+    aiohttp_client: Callable[
+        [web.Application], Awaitable[TestClient[web.Request, web.Application]]
+    ],
+    mode: str,
+    question: str,
+    wrong: str,
+    right: str,
+) -> None:
+    moded = replace(settings, verify_mode=VerifyMode(mode))
+    app = create_app(moded, clock)
+    client = await aiohttp_client(app)
+    await seed_demo(app[SESSIONS], clock.now())
+    customer = Customer(client, moded, clock)
+    await agree(customer)
+    assert question in await customer.say(ORDER)
+    assert "不一致" in await customer.say(wrong)
+    assert_card(await customer.say(right))

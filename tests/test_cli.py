@@ -1,0 +1,80 @@
+"""The operator's commands, run as `billbot …` would run them, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.clock import FakeClock
+from bot.demo import seed_demo
+from bot.engine.inbound import Inbound, InboundKind
+from storage.db import create_engine, migrate, session_factory
+from tests.engine.test_dispatcher import make_dispatcher
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no stray .env from the repository
+    for name in ("BILLBOT_DATABASE_URL", "BILLBOT_PORT", "BILLBOT_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BILLBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    return tmp_path
+
+
+def test_orders_import_reports_bad_rows_by_line_and_keeps_good_ones(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = workdir / "orders.csv"
+    csv.write_text(
+        "order_no,amount,store\nDD20250503123456,128.50,旗舰店\nDD20250503999999,abc,旗舰店\n"
+        "DD20250503777777,99,城东店\n",
+        encoding="utf-8",
+    )
+    assert main(["orders", "import", str(csv)]) == 1  # some rows were bad
+    out = capsys.readouterr().out
+    assert "3" in out and "abc" in out
+    assert main(["handoffs", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_contacts_import_with_a_missing_column_is_refused_with_advice(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = workdir / "contacts.csv"
+    csv.write_text("contact,name\nalice,Alice\n", encoding="utf-8")
+    assert main(["contacts", "import", str(csv)]) == 2
+    assert "wechat_id" in capsys.readouterr().err
+
+
+def test_handoffs_list_shows_the_queue_masked(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def queue_one() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{workdir}/cli.db")
+        await migrate(engine)
+        sessions = session_factory(engine)
+        clock = FakeClock()
+        await seed_demo(sessions, clock.now())
+        bot = make_dispatcher(sessions, clock)
+        user = "oQueuedCustomer0000000000001"
+        for i, text in enumerate(["你好", "同意", "DD20250503123456", "转人工"]):
+            await bot.handle(Inbound("wechat", user, InboundKind.TEXT, text, f"msg:{i}"))
+        await engine.dispose()
+
+    asyncio.run(queue_one())
+    assert main(["handoffs", "list", "--json"]) == 0
+    [item] = json.loads(capsys.readouterr().out)
+    assert item["reason"] == "asked" and item["order"] == "****3456"
+    assert item["customer"] == "oQue****01" and len(item["ref"]) == 8
+    assert main(["handoffs", "list"]) == 0
+    assert item["ref"] in capsys.readouterr().out
+
+
+def test_migrate_and_purge_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    assert main(["purge"]) == 0
+    assert "conversations: 0" in capsys.readouterr().out
