@@ -119,6 +119,11 @@ class Settings:
         aes_key = get("WECHAT_AES_KEY", DEMO_AES_KEY)
         if aes_key and len(aes_key) != 43:
             raise SettingsError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+        if get("BILLBOT_ORDER_API_URL", ""):
+            raise SettingsError(
+                "BILLBOT_ORDER_API_URL: an HTTP order backend is not supported yet; leave it"
+                " empty and load orders with `billbot orders import FILE.csv`"
+            )
         host = get("BILLBOT_HOST", "127.0.0.1")
         port = int(port_text)
         return cls(

@@ -18,11 +18,13 @@ async def purge_expired(
 ) -> dict[str, int]:
     """Clears expired conversations' data and transcripts, closes their handoffs, drops old keys."""
     async with sessions() as session, session.begin():
+        lapsed = Conversation.expires_at <= now
+        # rows a turn holds right now are skipped (PostgreSQL): that turn ends them itself
         expired = list(
             await session.scalars(
-                select(Conversation.id).where(
-                    Conversation.expires_at <= now, Conversation.state != "new"
-                )
+                select(Conversation.id)
+                .where(lapsed, Conversation.last_inbound_at.is_not(None))
+                .with_for_update(skip_locked=True)
             )
         )
         messages = 0
@@ -33,13 +35,14 @@ async def purge_expired(
             await session.execute(
                 update(Handoff)
                 .where(
-                    Handoff.conversation_id.in_(expired), Handoff.status.in_(("waiting", "claimed"))
+                    Handoff.conversation_id.in_(expired),
+                    Handoff.status.in_(("waiting", "claimed")),
                 )
                 .values(status="expired", closed_at=now)
             )
             await session.execute(
                 update(Conversation)
-                .where(Conversation.id.in_(expired))
+                .where(Conversation.id.in_(expired), lapsed)
                 .values(state="new", data={}, owner="bot", last_inbound_at=None, updated_at=now)
             )
         keys = (

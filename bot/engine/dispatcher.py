@@ -114,10 +114,14 @@ class Dispatcher:
         )
         result = await run_step(ctx, state, inbound)
         conv.state, conv.owner, conv.lang = result.state.value, result.owner, lang
-        if inbound.kind is not InboundKind.UNSUBSCRIBE:
-            conv.last_inbound_at = now
-            conv.expires_at = now + SESSION_TTL
         reply = "\n\n".join(r for r in result.replies if r)
+        if not reply and inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
+            return reply  # housekeeping events neither prolong nor enter the conversation
+        conv.last_inbound_at = now
+        conv.expires_at = now + SESSION_TTL
+        if result.forget:
+            await repos.transcript.delete_for_conversation(conv.id)
+            return reply
         if inbound.text:
             await repos.transcript.add(conv.id, "in", "customer", inbound.text, now)
         if reply:

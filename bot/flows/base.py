@@ -31,6 +31,7 @@ class HandoffReason(StrEnum):
     ORDER_NOT_FOUND = "order_not_found"
     NOT_UNDERSTOOD = "not_understood"
     NO_CONTACT = "no_contact"
+    CANNOT_VERIFY = "cannot_verify"  # the order lacks the data the verification rule needs
 
 
 class OrderLookup(Protocol):
@@ -107,3 +108,4 @@ class StepResult:
     state: Step
     replies: list[str] = field(default_factory=list)
     owner: str = "bot"  # who owns the conversation after this step: bot | queue
+    forget: bool = False  # delete the transcript (consent withdrawn)

@@ -13,9 +13,14 @@ async def has_consented(ctx: StepContext) -> bool:
     return await ctx.consents.active_version(ctx.channel, ctx.user_id) == POLICY_VERSION
 
 
+def consent_notice(ctx: StepContext) -> str:
+    """The notice names exactly the fields the merchant's verification rule uses."""
+    return ctx.say("consent_notice", fields=ctx.say(f"fields_{ctx.verify_mode.value}"))
+
+
 def ask_consent(ctx: StepContext, text: str, understood: Understood) -> StepResult:
     """First contact: show the notice. An order number is kept as typed, not looked up."""
-    replies = [ctx.say("consent_notice")]
+    replies = [consent_notice(ctx)]
     if understood.order_no:
         ctx.data["held_text"] = text
         replies.append(ctx.say("consent_held"))
@@ -37,6 +42,13 @@ async def on_consent(ctx: StepContext, text: str, understood: Understood) -> Ste
 
 
 async def withdraw_consent(ctx: StepContext) -> StepResult:
+    """Withdraws consent and forgets the conversation (the transcript goes too, see ``forget``).
+
+    The count of failed verifications stays: withdrawing must not reset the guess throttle.
+    """
     await ctx.consents.withdraw(ctx.channel, ctx.user_id, ctx.now)
+    failures = ctx.data.get("verify_failures")
     ctx.data.clear()
-    return StepResult(Step.NEW, [ctx.say("consent_withdrawn")])
+    if failures:
+        ctx.data["verify_failures"] = failures
+    return StepResult(Step.CONSENT, [ctx.say("consent_withdrawn")], forget=True)

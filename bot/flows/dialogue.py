@@ -9,7 +9,13 @@ from __future__ import annotations
 from bot.engine.inbound import Inbound, InboundKind
 from bot.engine.understanding import Intent, Understood, understand
 from bot.flows.base import HandoffReason, Step, StepContext, StepResult
-from bot.flows.consent import ask_consent, has_consented, on_consent, withdraw_consent
+from bot.flows.consent import (
+    ask_consent,
+    consent_notice,
+    has_consented,
+    on_consent,
+    withdraw_consent,
+)
 from bot.flows.handoff import leave_queue, request_handoff, while_queued
 from bot.flows.order import ask_order, on_order, on_verify, verify_question
 from bot.privacy.masking import mask_order_no
@@ -38,16 +44,27 @@ def resume_line(ctx: StepContext, state: Step) -> list[str]:
     return []
 
 
+# Events a person caused and expects an answer to; the rest (location reports, VIEW, template
+# delivery receipts…) are WeChat's housekeeping and get no reply.
+ANSWERED_EVENTS = frozenset({"event:click", "event:scan"})
+
+
+def stay(state: Step, replies: list[str] | None = None) -> StepResult:
+    return StepResult(state, replies or [], owner="queue" if state is Step.HANDOFF else "bot")
+
+
 async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResult:
     kind = inbound.kind
     if kind is InboundKind.UNSUBSCRIBE:
-        return StepResult(state, [], owner="queue" if state is Step.HANDOFF else "bot")
+        return stay(state)
+    if kind is InboundKind.MENU and inbound.raw_type.lower() not in ANSWERED_EVENTS:
+        return stay(state)
     if kind is InboundKind.SUBSCRIBE:
         greeting = ctx.say("greeting")
         if state is Step.HANDOFF:
             result = await while_queued(ctx)
         elif not await has_consented(ctx):
-            result = StepResult(Step.CONSENT, [ctx.say("consent_notice")])
+            result = StepResult(Step.CONSENT, [consent_notice(ctx)])
         else:
             result = StepResult(
                 state if state is not Step.NEW else Step.ASK_ORDER, [current_prompt(ctx, state)]
@@ -60,12 +77,10 @@ async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResul
         lead = "unsupported" if kind is InboundKind.OTHER else "menu"
         shown = state if state is not Step.NEW else Step.ASK_ORDER
         if state is Step.NEW and not await has_consented(ctx):
-            return StepResult(Step.CONSENT, [ctx.say(lead), ctx.say("consent_notice")])
+            return StepResult(Step.CONSENT, [ctx.say(lead), consent_notice(ctx)])
         return StepResult(shown, [ctx.say(lead), current_prompt(ctx, shown)])
     if kind is InboundKind.VOICE and not inbound.text.strip():
-        return StepResult(
-            state, [ctx.say("voice_unclear")], owner="queue" if state is Step.HANDOFF else "bot"
-        )
+        return stay(state, [ctx.say("voice_unclear")])
     return await on_text(ctx, state, inbound.text)
 
 
@@ -88,6 +103,7 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
             return ask_consent(ctx, text, understood)
         outcome = await on_consent(ctx, text, understood)
         if isinstance(outcome, StepResult):
+            outcome.replies[:0] = resume_line(ctx, state)
             return outcome
         thanks = [ctx.say("consent_thanks")]
         if not outcome:
@@ -114,7 +130,7 @@ async def _restart(ctx: StepContext, lead: list[str]) -> StepResult:
     for key in ("order_no", "verified", "not_found", "not_understood", "held_text"):
         ctx.data.pop(key, None)
     if not await has_consented(ctx):
-        return StepResult(Step.CONSENT, [*lead, ctx.say("consent_notice")])
+        return StepResult(Step.CONSENT, [*lead, consent_notice(ctx)])
     return ask_order(ctx, lead)
 
 

@@ -72,7 +72,12 @@ async def on_verify(
     order = await ctx.orders.find(order_no)
     if order is None:
         return ask_order(ctx, replies)
-    verdict = verification.check(ctx.verify_mode, order, text)
+    if int(ctx.data.get("verify_failures", 0)) >= MAX_FAILURES:
+        # locked out for the rest of this conversation: no more guesses, only a person
+        return await request_handoff(ctx, HandoffReason.VERIFY_FAILED, replies)
+    verdict = verification.check(ctx.verify_mode, order, text, understood.amount)
+    if verdict is Verdict.UNAVAILABLE:
+        return await request_handoff(ctx, HandoffReason.CANNOT_VERIFY, replies)
     if verdict is Verdict.UNREADABLE:
         if ctx.bump("not_understood") >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.NOT_UNDERSTOOD, replies)
@@ -92,7 +97,7 @@ async def on_verify(
                 ),
             ],
         )
-    ctx.data["verified"] = True
+    ctx.data.update(verified=True, verify_failures=0)
     contact = await ctx.contacts.for_order(order)
     if contact is None:
         return await request_handoff(ctx, HandoffReason.NO_CONTACT, replies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date, timedelta, timezone
+from decimal import Decimal
 from enum import StrEnum
 
 from bot.config import VerifyMode
@@ -19,6 +20,7 @@ class Verdict(StrEnum):
     MATCH = "match"
     MISMATCH = "mismatch"
     UNREADABLE = "unreadable"  # not an answer to the question: a hint, no strike
+    UNAVAILABLE = "unavailable"  # the order lacks what the rule needs: the operator's gap
 
 
 _LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
@@ -44,8 +46,9 @@ def parse_month_day(text: str) -> tuple[int | None, int, int] | None:
     return None
 
 
-def check_amount(order: OrderRecord, text: str) -> Verdict:
-    amount = parse_amount(text)
+def check_amount(order: OrderRecord, text: str, amount: Decimal | None = None) -> Verdict:
+    """``amount`` is what the caller already understood (the text may hold an order number)."""
+    amount = amount if amount is not None else parse_amount(text)
     if amount is None:
         return Verdict.UNREADABLE
     return Verdict.MATCH if int(amount * 100) == order.amount_cents else Verdict.MISMATCH
@@ -60,7 +63,7 @@ def check_card_last4_date(order: OrderRecord, text: str) -> Verdict:
     if last4 is None or when is None:
         return Verdict.UNREADABLE
     if order.card_last4 is None or order.paid_at is None:
-        return Verdict.MISMATCH
+        return Verdict.UNAVAILABLE
     paid: date = order.paid_at.astimezone(CHINA).date()
     year, month, day = when
     same_day = (month, day) == (paid.month, paid.day) and year in (None, paid.year)
@@ -76,12 +79,16 @@ def check_tracking_no(order: OrderRecord, text: str) -> Verdict:
     if len(given) < 6:
         return Verdict.UNREADABLE
     expected = normalize_tracking_no(order.tracking_no or "")
-    return Verdict.MATCH if expected and given.endswith(expected) else Verdict.MISMATCH
+    if not expected:
+        return Verdict.UNAVAILABLE
+    return Verdict.MATCH if given.endswith(expected) else Verdict.MISMATCH
 
 
-def check(mode: VerifyMode, order: OrderRecord, text: str) -> Verdict:
+def check(
+    mode: VerifyMode, order: OrderRecord, text: str, amount: Decimal | None = None
+) -> Verdict:
     if mode is VerifyMode.CARD_LAST4_DATE:
         return check_card_last4_date(order, text)
     if mode is VerifyMode.TRACKING_NO:
         return check_tracking_no(order, text)
-    return check_amount(order, text)
+    return check_amount(order, text, amount)

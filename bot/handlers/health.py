@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from bot.keys import ENGINE, METRICS
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -14,8 +18,9 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         async with request.app[ENGINE].connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        return web.json_response({"status": "down", "database": repr(exc)}, status=503)
+    except Exception:
+        log.exception("health check: the database does not answer")
+        return web.json_response({"status": "down", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok"})
 
 

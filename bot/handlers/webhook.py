@@ -23,10 +23,14 @@ async def read_capped(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The body, refused with 413 as soon as it is known to be over ``limit``."""
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():  # a body may arrive in several pieces
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def verify_wechat_url(request: web.Request) -> web.Response:

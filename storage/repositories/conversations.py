@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import Conversation, Message
 from storage.records import ConversationRecord
 
 
-def dialect_insert(session: AsyncSession, table: Any) -> Any:
-    """An INSERT that supports ON CONFLICT on both SQLite and PostgreSQL."""
-    name = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (pg_insert if name == "postgresql" else sqlite_insert)(table)
+def _record(row: Conversation) -> ConversationRecord:
+    return ConversationRecord(
+        id=row.id,
+        channel=row.channel,
+        user_id=row.user_id,
+        state=row.state,
+        data=dict(row.data or {}),
+        lang=row.lang,
+        owner=row.owner,
+        version=row.version,
+        last_inbound_at=row.last_inbound_at,
+        expires_at=row.expires_at,
+    )
 
 
 class ConversationRepository:
@@ -52,18 +59,7 @@ class ConversationRepository:
             .execution_options(populate_existing=True)
         )
         assert row is not None  # just inserted or already there, and locked
-        return ConversationRecord(
-            id=row.id,
-            channel=row.channel,
-            user_id=row.user_id,
-            state=row.state,
-            data=dict(row.data or {}),
-            lang=row.lang,
-            owner=row.owner,
-            version=row.version,
-            last_inbound_at=row.last_inbound_at,
-            expires_at=row.expires_at,
-        )
+        return _record(row)
 
     async def save(self, conv: ConversationRecord, now: datetime) -> None:
         await self._s.execute(
@@ -88,20 +84,7 @@ class ConversationRepository:
                 Conversation.channel == channel, Conversation.user_id == user_id
             )
         )
-        if row is None:
-            return None
-        return ConversationRecord(
-            id=row.id,
-            channel=row.channel,
-            user_id=row.user_id,
-            state=row.state,
-            data=dict(row.data or {}),
-            lang=row.lang,
-            owner=row.owner,
-            version=row.version,
-            last_inbound_at=row.last_inbound_at,
-            expires_at=row.expires_at,
-        )
+        return None if row is None else _record(row)
 
 
 class TranscriptRepository:

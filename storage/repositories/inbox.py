@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import ProcessedMessage
-from storage.repositories.conversations import dialect_insert
 
 
 class InboxRepository:
@@ -33,12 +33,6 @@ class InboxRepository:
         return await self._s.scalar(
             select(ProcessedMessage.reply).where(ProcessedMessage.dedup_key == dedup_key)
         )
-
-    async def seen(self, dedup_key: str) -> bool:
-        found = await self._s.scalar(
-            select(ProcessedMessage.id).where(ProcessedMessage.dedup_key == dedup_key)
-        )
-        return found is not None
 
     async def store_reply(self, dedup_key: str, reply: str) -> None:
         await self._s.execute(

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import Contact, Order
 from storage.records import ContactRecord, OrderRecord
-from storage.repositories.conversations import dialect_insert
 
 
 async def _upsert(

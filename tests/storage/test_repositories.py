@@ -142,7 +142,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         repos = Repositories.on(s)
         conv = await repos.conversations.load_for_update("wechat", "u1", "new", now, now)
         conv.state, conv.data = "verify", {"order_no": "DD1"}
-        conv.expires_at = now + timedelta(hours=72)
+        conv.last_inbound_at, conv.expires_at = now, now + timedelta(hours=72)
         await repos.conversations.save(conv, now)
         await repos.transcript.add(conv.id, "in", "customer", "DD1", now)
         await repos.inbox.claim("wechat:msg:old", now)
@@ -154,3 +154,6 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         left = await repos.conversations.get("wechat", "u1")
         assert left is not None and left.data == {} and left.state == "new"
         assert await repos.transcript.for_conversation(left.id) == []
+    # purged once: the next run finds nothing more to do
+    again = await purge_expired(sessions, now + timedelta(hours=74))
+    assert again["conversations"] == 0
