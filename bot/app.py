@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
+import aiohttp
 from aiohttp import web
 
+from bot.channels.wechat_api import TokenManager, WeChatApi
 from bot.channels.wechat_oa import MAX_BODY, OfficialAccount
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -16,7 +19,21 @@ from bot.engine.dispatcher import Dispatcher
 from bot.handlers.card import CardContact, card_routes
 from bot.handlers.health import health_routes
 from bot.handlers.webhook import receive_wechat, verify_wechat_url
-from bot.keys import CLOCK, DISPATCHER, ENGINE, METRICS, OFFICIAL_ACCOUNT, SESSIONS, SETTINGS
+from bot.handoff.events import EventBus
+from bot.handoff.hours import ServiceHours
+from bot.handoff.queue import HandoffService
+from bot.keys import (
+    CLOCK,
+    DISPATCHER,
+    ENGINE,
+    EVENTS,
+    HANDOFFS,
+    HTTP,
+    METRICS,
+    OFFICIAL_ACCOUNT,
+    SESSIONS,
+    SETTINGS,
+)
 from bot.metrics import Metrics
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
@@ -58,17 +75,37 @@ class DatabaseContacts:
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[SETTINGS].database_url)
+    settings = app[SETTINGS]
+    engine = create_engine(settings.database_url)
     await migrate(engine)
     app[ENGINE] = engine
     app[SESSIONS] = session_factory(engine)
-    app[DISPATCHER] = Dispatcher(
-        app[SESSIONS],
-        app[CLOCK],
-        SignedCardLinks(app_signer(app), app[SETTINGS].public_url),
-        verify_mode=app[SETTINGS].verify_mode,
-    )
-    yield
+    async with aiohttp.ClientSession() as http:
+        app[HTTP] = http
+        tokens = TokenManager(
+            http,
+            app[SESSIONS],
+            settings.wechat_api_base,
+            settings.wechat.app_id,
+            settings.wechat.app_secret,
+            app[CLOCK],
+        )
+        app[HANDOFFS] = HandoffService(
+            app[SESSIONS],
+            app[CLOCK],
+            WeChatApi(http, tokens, settings.wechat_api_base),
+            app[EVENTS],
+            lease=timedelta(seconds=settings.claim_lease_seconds),
+            hours=ServiceHours.parse(settings.service_hours),
+        )
+        app[DISPATCHER] = Dispatcher(
+            app[SESSIONS],
+            app[CLOCK],
+            SignedCardLinks(app_signer(app), settings.public_url),
+            verify_mode=settings.verify_mode,
+            handoffs=app[HANDOFFS],
+        )
+        yield
     await engine.dispose()
 
 
@@ -104,6 +141,7 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, app[CLOCK])
+    app[EVENTS] = EventBus()
     app.cleanup_ctx.append(database)
     if background_jobs:
         app.cleanup_ctx.append(purge_job)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from bot.handoff.hours import ServiceHours
+
 
 class Secret:
     """A string whose repr hides the value, so it never lands in a log or a traceback."""
@@ -89,6 +91,8 @@ class Settings:
     wecom_token: Secret = field(default_factory=lambda: Secret(""))
     wecom_aes_key: Secret = field(default_factory=lambda: Secret(""))
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    service_hours: str = ""  # "HH:MM-HH:MM" China time; empty: always open
+    claim_lease_seconds: int = 120
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -124,6 +128,16 @@ class Settings:
                 "BILLBOT_ORDER_API_URL: an HTTP order backend is not supported yet; leave it"
                 " empty and load orders with `billbot orders import FILE.csv`"
             )
+        hours = get("BILLBOT_SERVICE_HOURS", "")
+        try:
+            ServiceHours.parse(hours)
+        except ValueError as exc:
+            raise SettingsError(f"BILLBOT_SERVICE_HOURS: {exc}; leave empty for always") from None
+        lease_text = get("BILLBOT_CLAIM_LEASE_SECONDS", "120")
+        if not lease_text.isdigit() or int(lease_text) < 10:
+            raise SettingsError(
+                f"BILLBOT_CLAIM_LEASE_SECONDS={lease_text!r}: give a whole number of seconds, >= 10"
+            )
         host = get("BILLBOT_HOST", "127.0.0.1")
         port = int(port_text)
         return cls(
@@ -147,6 +161,8 @@ class Settings:
             wecom_token=Secret(get("WECOM_TOKEN", "")),
             wecom_aes_key=Secret(get("WECOM_AES_KEY", "")),
             wecom_api_base=get("WECOM_API_BASE", "https://qyapi.weixin.qq.com").rstrip("/"),
+            service_hours=hours,
+            claim_lease_seconds=int(lease_text),
         )
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -9,6 +10,8 @@ from bot.channels.wechat_oa import OfficialAccount
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.dispatcher import Dispatcher
+from bot.handoff.events import EventBus
+from bot.handoff.queue import HandoffService
 from bot.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,3 +21,6 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 OFFICIAL_ACCOUNT = web.AppKey("official_account", OfficialAccount)
 METRICS = web.AppKey("metrics", Metrics)
+EVENTS = web.AppKey("events", EventBus)
+HANDOFFS = web.AppKey("handoffs", HandoffService)
+HTTP = web.AppKey("http", aiohttp.ClientSession)

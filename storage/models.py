@@ -138,6 +138,16 @@ class Handoff(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # the agent side (see bot/handoff/queue.py): who holds it, until when, and the clock marks
+    claimed_by: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", name="fk_handoffs_claimed_by_agents"), index=True
+    )
+    claimed_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    dropped_by: Mapped[str | None] = mapped_column(String(128))
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    notified_position: Mapped[int | None] = mapped_column(Integer)
 
 
 class Message(Base):
@@ -150,4 +160,66 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
     sender: Mapped[str] = mapped_column(String(64))  # customer | bot | agent:<id>
     text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AccessToken(Base):
+    """WeChat access tokens, shared by every process; one refresher at a time holds the lease."""
+
+    __tablename__ = "access_tokens"
+
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    refresh_lease_until: Mapped[datetime | None]  # a process refreshing holds this lease
+    updated_at: Mapped[datetime]
+
+
+class Agent(Base):
+    """A console login: an agent works the queue, an admin also manages and may unmask."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class ConsoleSession(Base):
+    """A logged-in browser: the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class CannedReply(Base):
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Who saw or did what sensitive thing, and why (unmasking personal data, for one)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]

@@ -65,6 +65,8 @@ def test_env_example_lists_every_setting() -> None:
         "WECOM_TOKEN",
         "WECOM_AES_KEY",
         "WECOM_API_BASE",
+        "BILLBOT_SERVICE_HOURS",
+        "BILLBOT_CLAIM_LEASE_SECONDS",
     ]
     for name in names:
         assert f"\n{name}=" in example, name

@@ -20,6 +20,8 @@ from bot.engine.locks import KeyedLocks
 from bot.engine.understanding import detect_language
 from bot.flows.base import CardLinks, OrderLookup, Step, StepContext
 from bot.flows.dialogue import run_step
+from bot.handoff.hours import ServiceHours
+from bot.handoff.queue import HandoffService
 from bot.texts import Texts, as_lang
 from storage.records import ConversationRecord
 from storage.repositories import Repositories
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 SESSION_TTL = timedelta(hours=72)
 RESUME_AFTER = timedelta(minutes=10)  # a pause this long and the bot reminds where we were
 RESUMABLE = (Step.CONSENT, Step.ASK_ORDER, Step.VERIFY)
+
+
+Notice = tuple[str, int | None]  # ("queue" | "message", handoff id)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Dispatcher:
         links: CardLinks,
         verify_mode: VerifyMode = VerifyMode.AMOUNT,
         orders: OrderLookup | None = None,
+        handoffs: HandoffService | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -52,9 +58,12 @@ class Dispatcher:
         self._verify_mode = verify_mode
         self._orders = orders  # an outside order backend; the local table when None
         self._locks = KeyedLocks()
+        self._handoffs = handoffs  # the agents' side: told when the queue or a chat changes
+        self._hours = handoffs.hours if handoffs is not None else ServiceHours()
 
     async def handle(self, inbound: Inbound) -> Outcome:
         key = f"{inbound.channel}:{inbound.dedup_key}"
+        notices: list[Notice] = []
         async with (
             self._locks.hold((inbound.channel, inbound.user_id)),
             self._sessions() as session,
@@ -69,12 +78,28 @@ class Dispatcher:
             conv = await repos.conversations.load_for_update(
                 inbound.channel, inbound.user_id, Step.NEW.value, now, now + SESSION_TTL
             )
-            reply = await self._turn(repos, conv, inbound)
+            reply = await self._turn(repos, conv, inbound, notices)
             await repos.inbox.store_reply(key, reply)
             await repos.conversations.save(conv, now)
-            return Outcome(reply, duplicate=False)
+        self._tell_agents(notices)  # after the commit, so consoles read what they are told
+        return Outcome(reply, duplicate=False)
 
-    async def _turn(self, repos: Repositories, conv: ConversationRecord, inbound: Inbound) -> str:
+    def _tell_agents(self, notices: list[Notice]) -> None:
+        if self._handoffs is None:
+            return
+        for kind, handoff_id in notices:
+            if kind == "queue":
+                self._handoffs.notify_queue()
+            else:
+                self._handoffs.notify_message(handoff_id)
+
+    async def _turn(
+        self,
+        repos: Repositories,
+        conv: ConversationRecord,
+        inbound: Inbound,
+        notices: list[Notice],
+    ) -> str:
         now = self._clock.now()
         if conv.expires_at is not None and conv.expires_at <= now:
             # 72 h of silence: the old conversation is over, its data and transcript go
@@ -86,6 +111,9 @@ class Dispatcher:
                 "bot",
                 None,
             )
+        if conv.owner.startswith("agent:"):
+            # a person owns the conversation: the bot listens and stays silent
+            return await self._to_agent(repos, conv, inbound, notices)
         try:
             state = Step(conv.state)
         except ValueError:
@@ -111,8 +139,13 @@ class Dispatcher:
             handoffs=repos.handoffs,
             links=self._links,
             resumed=paused and state in RESUMABLE,
+            hours=self._hours,
         )
         result = await run_step(ctx, state, inbound)
+        if (result.state is Step.HANDOFF) != (state is Step.HANDOFF):
+            notices.append(("queue", None))
+            if result.state is Step.HANDOFF:
+                conv.data["before_handoff"] = state.value  # where "hand back" resumes
         conv.state, conv.owner, conv.lang = result.state.value, result.owner, lang
         reply = "\n\n".join(r for r in result.replies if r)
         if not reply and inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
@@ -127,3 +160,23 @@ class Dispatcher:
         if reply:
             await repos.transcript.add(conv.id, "out", "bot", reply, now)
         return reply
+
+    async def _to_agent(
+        self,
+        repos: Repositories,
+        conv: ConversationRecord,
+        inbound: Inbound,
+        notices: list[Notice],
+    ) -> str:
+        now = self._clock.now()
+        if inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
+            return ""
+        conv.last_inbound_at = now  # reopens WeChat's 48 h window and the 5-reply quota
+        conv.expires_at = now + SESSION_TTL
+        text = inbound.text or f"[{inbound.raw_type or inbound.kind.value}]"
+        await repos.transcript.add(conv.id, "in", "customer", text, now)
+        handoff_id = None
+        if self._handoffs is not None:
+            handoff_id = await self._handoffs.customer_wrote(repos.session, conv.id)
+        notices.append(("message", handoff_id))
+        return ""

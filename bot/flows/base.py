@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.config import VerifyMode
+from bot.handoff.hours import ServiceHours
 from bot.texts import Texts
 from storage.records import ContactRecord, HandoffRecord, OrderRecord
 
@@ -71,6 +72,8 @@ class HandoffQueue(Protocol):
         priority: int = 0,
     ) -> HandoffRecord: ...
     async def close_open(self, conversation_id: int, status: str, now: datetime) -> None: ...
+    async def position(self, handoff_id: int) -> int: ...
+    async def mark_notified(self, handoff_id: int, position: int) -> None: ...
 
 
 class CardLinks(Protocol):
@@ -94,6 +97,7 @@ class StepContext:
     handoffs: HandoffQueue
     links: CardLinks
     resumed: bool = False  # the customer comes back after a pause
+    hours: ServiceHours = field(default_factory=ServiceHours)
 
     def say(self, key: str, **values: object) -> str:
         return self.texts.say(key, **values)

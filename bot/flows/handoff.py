@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.flows.base import HandoffReason, Step, StepContext, StepResult
+from bot.handoff.waiting import wait_minutes
 from bot.privacy.masking import order_tail
 
 
@@ -19,19 +20,37 @@ async def request_handoff(
         failures=int(ctx.data.get("verify_failures", 0)),
     )
     ctx.data["handoff_ref"] = handoff.ref
+    ctx.data["handoff_id"] = handoff.id
     lead = "" if reason is HandoffReason.ASKED else ctx.say(f"handoff_reason_{reason.value}")
     return StepResult(
-        Step.HANDOFF, [*(replies or []), lead + ctx.say("handoff", ref=handoff.ref)], owner="queue"
+        Step.HANDOFF, [*(replies or []), lead + await queue_notice(ctx, handoff.id)], owner="queue"
     )
+
+
+async def queue_notice(ctx: StepContext, handoff_id: int) -> str:
+    """The reference, and either the place in line and the wait, or when the service opens."""
+    ref = ctx.data.get("handoff_ref", "-")
+    if not ctx.hours.is_open(ctx.now):
+        opens = ctx.hours.next_opening(ctx.now).strftime("%m-%d %H:%M")
+        return ctx.say("handoff_after_hours", ref=ref, opens=opens)
+    position = max(1, await ctx.handoffs.position(handoff_id))
+    await ctx.handoffs.mark_notified(handoff_id, position)
+    return ctx.say("handoff", ref=ref, position=position, minutes=wait_minutes(position))
 
 
 async def while_queued(ctx: StepContext) -> StepResult:
     """A customer writing while they wait: remind them of their reference, keep them queued."""
-    return StepResult(
-        Step.HANDOFF, [ctx.say("in_queue", ref=ctx.data.get("handoff_ref", "-"))], owner="queue"
-    )
+    handoff_id = ctx.data.get("handoff_id")
+    if not ctx.hours.is_open(ctx.now) or handoff_id is None:
+        text = await queue_notice(ctx, int(handoff_id or 0))
+    else:
+        position = max(1, await ctx.handoffs.position(int(handoff_id)))
+        await ctx.handoffs.mark_notified(int(handoff_id), position)
+        text = ctx.say("in_queue", ref=ctx.data.get("handoff_ref", "-"), position=position)
+    return StepResult(Step.HANDOFF, [text], owner="queue")
 
 
 async def leave_queue(ctx: StepContext) -> None:
     await ctx.handoffs.close_open(ctx.conversation_id, "cancelled", ctx.now)
     ctx.data.pop("handoff_ref", None)
+    ctx.data.pop("handoff_id", None)

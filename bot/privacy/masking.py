@@ -5,6 +5,8 @@ Every mask uses a fixed run of four stars, so the mask does not leak the origina
 
 from __future__ import annotations
 
+import re
+
 STARS = "****"
 WECHAT_PREFIX = "wx_"
 
@@ -53,3 +55,31 @@ def mask_user_id(openid: str) -> str:
     if len(openid) >= _USER_ID_MIN_FOR_BOTH_ENDS:
         return f"{openid[:4]}{STARS}{openid[-2:]}"
     return f"{openid[:1]}{STARS}"
+
+
+# Runs of letters/digits (spaces and dashes inside allowed) holding 6+ digits: order, card,
+# phone and tracking numbers, however the customer typed them.
+_LONG_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z](?:[0-9A-Za-z \-]*[0-9A-Za-z])?")
+_CARD_LINK = re.compile(r"https?://\S+/card/\S+")
+_AMOUNT = re.compile(
+    r"[¥￥]\s*\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s*(?:元|块|yuan|rmb|cny)|\b\d+\.\d{1,2}\b",
+    re.IGNORECASE,
+)
+
+
+def _mask_number(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if sum(c.isdigit() for c in run) < 6:
+        return run
+    compact = re.sub(r"[ \-]", "", run)
+    return STARS + compact[-4:]
+
+
+def mask_text(text: str) -> str:
+    """A transcript line as an agent sees it by default: numbers that identify, masked.
+
+    Long numbers keep their last four characters; card links and amounts are hidden.
+    """
+    text = _CARD_LINK.sub("[名片链接 card link]", text)
+    text = _AMOUNT.sub("[金额 amount]", text)
+    return _LONG_NUMBER.sub(_mask_number, text)

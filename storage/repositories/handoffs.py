@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,7 @@ from storage.records import HandoffRecord
 
 # Crockford-style alphabet: no 0/O or 1/I/L, so a reference read aloud over the phone survives.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-OPEN_STATUSES = ("waiting", "claimed")
+OPEN_STATUSES = ("waiting", "claimed", "waiting_customer")
 
 
 def new_ref() -> str:
@@ -67,6 +67,33 @@ class HandoffRepository:
             assert created is not None
             return created
         raise RuntimeError("could not draw a unique handoff reference in 5 tries")
+
+    async def position(self, handoff_id: int) -> int:
+        """1 for the next to be taken: by priority, then the oldest (the console's order)."""
+        me = await self._s.get(Handoff, handoff_id)
+        if me is None or me.status != "waiting":
+            return 0
+        ahead = await self._s.scalar(
+            select(func.count())
+            .select_from(Handoff)
+            .where(
+                Handoff.status == "waiting",
+                (Handoff.priority > me.priority)
+                | (
+                    (Handoff.priority == me.priority)
+                    & (
+                        (Handoff.created_at < me.created_at)
+                        | ((Handoff.created_at == me.created_at) & (Handoff.id < me.id))
+                    )
+                ),
+            )
+        )
+        return int(ahead or 0) + 1
+
+    async def mark_notified(self, handoff_id: int, position: int) -> None:
+        await self._s.execute(
+            update(Handoff).where(Handoff.id == handoff_id).values(notified_position=position)
+        )
 
     async def close_open(self, conversation_id: int, status: str, now: datetime) -> None:
         await self._s.execute(

@@ -1,0 +1,316 @@
+"""Outbound calls to the WeChat Official Account API: our own async client and token manager.
+
+wechatpy's client is synchronous and refreshes tokens per process; WeChat keeps one valid
+token per app, so two processes refreshing on their own keep killing each other's token.
+Here the token lives in the database and one process at a time refreshes it, under a lease.
+Neither the app secret nor a token is ever logged or put in an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import Secret
+from storage.repositories.tokens import TokenRepository
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = timedelta(minutes=5)  # refresh early: a token this close to expiry is replaced
+REFRESH_LEASE = timedelta(seconds=30)  # longer than one token request may take (timeout below)
+WAIT_STEP = 0.5  # seconds between looks at the database while another process refreshes
+MAX_WAITS = 30  # then refresh ourselves: the other refresher is presumably stuck or dead
+REQUEST_TIMEOUT = 10.0  # seconds, per HTTP request to WeChat
+DEFAULT_EXPIRES_IN = 7200
+
+# WeChat's answers meaning "this access token is no good": refreshed and retried once.
+TOKEN_REFUSED = frozenset({40001, 40014, 42001})
+NETWORK_ERROR = -1  # WeChat's own "system busy" code, also used for timeouts and broken replies
+
+_PLAIN: Mapping[int, tuple[str, str]] = {
+    45015: (
+        "客户已超过 48 小时没有发消息，微信只允许在客户最后一条消息后的 48 小时内回复。",
+        "The customer hasn't written in 48 hours; WeChat allows replies only within 48 h "
+        "of their last message.",
+    ),
+    45047: (
+        "这条客户消息之后可回复的 5 条已用完，请等待客户再次发消息。",
+        "The 5 replies allowed per customer message are used up; wait for the customer "
+        "to write again.",
+    ),
+    40001: (
+        "微信拒绝了访问令牌（已自动刷新），请重试。",
+        "WeChat refused the access token (it was refreshed automatically); please retry.",
+    ),
+    40003: (
+        "客户的 OpenID 无效。",
+        "The customer's OpenID is not valid for this account.",
+    ),
+    -1: (
+        "微信繁忙或暂时无法连接，请稍后重试。",
+        "WeChat is busy or could not be reached; please retry.",
+    ),
+    48001: (
+        "公众号没有客服消息接口权限。",
+        "The account lacks the customer-service message permission.",
+    ),
+    40125: (
+        "微信拒绝了公众号的 AppSecret，请管理员检查 WECHAT_APP_SECRET。",
+        "WeChat refused the app secret; an admin must check WECHAT_APP_SECRET.",
+    ),
+    40013: (
+        "微信不认识这个 AppID，请管理员检查 WECHAT_APP_ID。",
+        "WeChat doesn't know this app ID; an admin must check WECHAT_APP_ID.",
+    ),
+    40164: (
+        "本服务器的 IP 不在公众号的 IP 白名单中，请管理员在公众平台添加。",
+        "This server's IP is not on the account's IP whitelist; an admin must add it.",
+    ),
+}
+_PLAIN_ALIASES = {40014: 40001, 42001: 40001}
+
+
+class WeChatApiError(Exception):
+    """WeChat (or the way to it) refused a call; ``plain`` says so in words an agent can act on."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"WeChat API error {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    @property
+    def plain(self) -> str:
+        """Chinese, then English, on two lines."""
+        words = _PLAIN.get(_PLAIN_ALIASES.get(self.errcode, self.errcode))
+        if words is None:
+            words = (
+                f"微信拒绝了这条消息（错误码 {self.errcode}：{self.errmsg}）。",
+                f"WeChat refused the message (errcode {self.errcode}: {self.errmsg}).",
+            )
+        return "\n".join(words)
+
+
+async def _get_json(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    limit: aiohttp.ClientTimeout,
+    params: Mapping[str, str],
+    body: bytes | None = None,
+) -> dict[str, Any]:
+    """One request; every failure on the way becomes a WeChatApiError(-1).
+
+    Messages name only ``what`` was called, never the URL: its query holds the token or secret.
+    """
+    try:
+        async with http.request(
+            method,
+            url,
+            params=params,
+            data=body,
+            headers={"Content-Type": "application/json; charset=utf-8"} if body else None,
+            timeout=limit,
+        ) as resp:
+            if resp.status != 200:
+                raise WeChatApiError(NETWORK_ERROR, f"{what}: HTTP {resp.status}")
+            # WeChat sometimes labels JSON text/plain, so decode it ourselves.
+            payload = json.loads(await resp.text())
+    except TimeoutError:
+        raise WeChatApiError(
+            NETWORK_ERROR, f"{what}: no answer within {limit.total or 0:g} s"
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise WeChatApiError(NETWORK_ERROR, f"{what}: {type(exc).__name__}") from None
+    except ValueError:
+        raise WeChatApiError(NETWORK_ERROR, f"{what}: the answer was not JSON") from None
+    if not isinstance(payload, dict):
+        raise WeChatApiError(NETWORK_ERROR, f"{what}: the answer was not a JSON object")
+    return payload
+
+
+def _errcode(payload: Mapping[str, Any]) -> tuple[int, str]:
+    try:
+        code = int(payload.get("errcode", 0))
+    except (TypeError, ValueError):
+        code = NETWORK_ERROR
+    return code, str(payload.get("errmsg", ""))
+
+
+class TokenManager:
+    """The app's access token: read from the database, refreshed by one process at a time."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        sessions: async_sessionmaker[AsyncSession],
+        base_url: str,
+        app_id: str,
+        app_secret: Secret,
+        clock: Clock,
+        *,
+        wait: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wait_step: float = WAIT_STEP,
+        max_waits: int = MAX_WAITS,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        self._http = http
+        self._sessions = sessions
+        self._base = base_url.rstrip("/")
+        self._app_id = app_id
+        self._secret = app_secret
+        self._clock = clock
+        self._wait = wait
+        self._wait_step = wait_step
+        self._max_waits = max_waits
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # Coroutines of this process queue here, so only one of them asks the database.
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"TokenManager(app_id={self._app_id!r}, base_url={self._base!r})"
+
+    async def token(self) -> str:
+        """A token with more than REFRESH_MARGIN left, refreshing it if need be."""
+        async with self._lock:
+            for _ in range(self._max_waits):
+                now = self._clock.now()
+                async with self._sessions.begin() as session:
+                    repo = TokenRepository(session)
+                    token, expires_at = await repo.get(self._app_id)
+                    if token and expires_at and expires_at - now > REFRESH_MARGIN:
+                        return token
+                    took_lease = await repo.try_take_lease(self._app_id, now, REFRESH_LEASE)
+                if took_lease:
+                    return await self._refresh(lease_until=now + REFRESH_LEASE)
+                if token and expires_at and expires_at > now:
+                    return token  # still valid while another process fetches its successor
+                await self._wait(self._wait_step)
+            async with self._sessions.begin() as session:
+                token, expires_at = await TokenRepository(session).get(self._app_id)
+            if token and expires_at and expires_at - self._clock.now() > REFRESH_MARGIN:
+                return token
+            log.warning(
+                "WeChat token refresh for app %s: the process holding the lease gave no result"
+                " after %d looks; refreshing without it",
+                self._app_id,
+                self._max_waits,
+            )
+            return await self._refresh(lease_until=None)
+
+    async def invalidate(self, token: str) -> None:
+        """Forgets a token WeChat refused, so the next ``token()`` fetches a new one."""
+        async with self._sessions.begin() as session:
+            await TokenRepository(session).invalidate(self._app_id, token)
+
+    async def _refresh(self, lease_until: datetime | None) -> str:
+        started = self._clock.now()
+        stored = False
+        try:
+            token, expires_in = await self._fetch()
+            async with self._sessions.begin() as session:
+                await TokenRepository(session).store(
+                    self._app_id, token, started + timedelta(seconds=expires_in), self._clock.now()
+                )
+            stored = True
+        finally:
+            if lease_until is not None and not stored:
+                # Let the next caller try at once instead of waiting out the lease.
+                async with self._sessions.begin() as session:
+                    await TokenRepository(session).release_lease(self._app_id, lease_until)
+        log.info("WeChat access token refreshed for app %s (valid %d s)", self._app_id, expires_in)
+        return token
+
+    async def _fetch(self) -> tuple[str, int]:
+        payload = await _get_json(
+            self._http,
+            "GET",
+            f"{self._base}/cgi-bin/token",
+            what="token request",
+            limit=self._timeout,
+            params={
+                "grant_type": "client_credential",
+                "appid": self._app_id,
+                "secret": self._secret.reveal(),
+            },
+        )
+        token = payload.get("access_token")
+        if not isinstance(token, str) or not token:
+            code, message = _errcode(payload)
+            if code == 0:
+                code, message = NETWORK_ERROR, "token request: no access_token in the answer"
+            log.error(
+                "WeChat refused the token request for app %s: errcode %d (%s)",
+                self._app_id,
+                code,
+                message,
+            )
+            raise WeChatApiError(code, message)
+        try:
+            expires_in = int(payload.get("expires_in", DEFAULT_EXPIRES_IN))
+        except (TypeError, ValueError):
+            expires_in = DEFAULT_EXPIRES_IN
+        return token, expires_in
+
+
+class WeChatApi:
+    """The calls the bot makes to WeChat; each one retries at most once, on a refused token."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        tokens: TokenManager,
+        base_url: str,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        self._http = http
+        self._tokens = tokens
+        self._base = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send_text(self, openid: str, text: str) -> None:
+        """A customer-service text message; raises WeChatApiError if WeChat refuses it.
+
+        Network errors are not retried: the message may have arrived, and a retry could
+        send it twice.
+        """
+        payload = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        await self._post("/cgi-bin/message/custom/send", payload, what="customer message")
+
+    async def _post(self, path: str, payload: Mapping[str, Any], *, what: str) -> None:
+        # WeChat shows \\u escapes literally in some messages: send the UTF-8 itself.
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        for attempt in (1, 2):
+            token = await self._tokens.token()
+            answer = await _get_json(
+                self._http,
+                "POST",
+                f"{self._base}{path}",
+                what=what,
+                limit=self._timeout,
+                params={"access_token": token},
+                body=body,
+            )
+            code, message = _errcode(answer)
+            if code == 0:
+                return
+            if code in TOKEN_REFUSED and attempt == 1:
+                log.warning(
+                    "WeChat refused the access token (errcode %d) for a %s; refreshing and"
+                    " retrying once",
+                    code,
+                    what,
+                )
+                await self._tokens.invalidate(token)
+                continue
+            raise WeChatApiError(code, message)

@@ -1,0 +1,644 @@
+"""The handoff queue service: what the console and the JSON API do, in one place.
+
+Claims are compare-and-set on the handoff row, so exactly one agent wins a race. A claim is
+a lease: if the agent neither replies nor renews it in time, the conversation returns to the
+head of the queue with a priority boost and a note of who dropped it. Every message to the
+customer is sent only while the conversation's owner and version still match.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.handoff.events import EventBus
+from bot.handoff.hours import CHINA, ServiceHours
+from bot.handoff.waiting import meaningful_move, wait_minutes
+from bot.privacy.masking import STARS, mask_text, mask_user_id
+from bot.texts import Texts, as_lang
+from storage.models import Agent, AuditEntry, CannedReply, Conversation, Handoff, Message
+
+log = logging.getLogger(__name__)
+
+
+class HandoffError(Exception):
+    """A refused action, with the HTTP status to answer and plain words for the agent."""
+
+    def __init__(self, status: int, zh: str, en: str) -> None:
+        super().__init__(f"{zh} / {en}")
+        self.status = status
+        self.zh = zh
+        self.en = en
+
+
+class MessageSender(Protocol):
+    """Sends a text to a customer through WeChat's customer-service message API."""
+
+    async def send_text(self, openid: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AgentView:
+    id: int
+    name: str
+    role: str  # "agent" | "admin"
+    must_change_password: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    at: datetime
+    sender: str  # "customer" | "bot" | "agent:<name>" | "note:<name>"
+    text: str
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    ref: str
+    status: str  # waiting | claimed | waiting_customer | resolved | returned | cancelled | expired
+    reason: str  # asked | verify_failed | order_not_found | not_understood | no_contact | …
+    priority: int
+    created_at: datetime
+    waiting_seconds: int
+    order: str | None  # masked: "****3456"
+    amount_confirmed: bool
+    failures: int
+    customer: str  # masked OpenID
+    channel: str
+    claimed_by: str | None  # agent name
+    dropped_by: str | None  # agent name whose lease lapsed
+    last_messages: list[TranscriptLine]  # the last few, masked
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    item: QueueItem
+    transcript: list[TranscriptLine]
+    masked: bool
+    window_open_until: datetime | None  # WeChat's 48 h reply window
+    replies_left: int  # of the 5 allowed per customer message
+
+
+@dataclass(frozen=True)
+class TodayFigures:
+    waiting: int
+    handled_today: int
+    avg_wait_seconds: float | None
+    avg_first_response_seconds: float | None
+    avg_resolution_seconds: float | None
+
+
+@dataclass(frozen=True)
+class CannedView:
+    id: int
+    title: str
+    text: str
+
+
+# ---------------------------------------------------------------------------------------------
+# The service
+
+REPLY_WINDOW = timedelta(hours=48)  # WeChat: replies within 48 h of the customer's last message
+REPLIES_PER_MESSAGE = 5  # WeChat: at most 5 customer-service messages per customer message
+LAST_MESSAGES = 3
+OPEN = ("waiting", "claimed", "waiting_customer")
+HELD = ("claimed", "waiting_customer")
+
+
+def _not_found() -> HandoffError:
+    return HandoffError(404, "找不到这个会话。", "No such conversation.")
+
+
+def _not_yours() -> HandoffError:
+    return HandoffError(403, "这个会话不在您名下。", "This conversation is not assigned to you.")
+
+
+def _admins_only() -> HandoffError:
+    return HandoffError(403, "只有管理员可以这样做。", "Only an admin can do that.")
+
+
+class HandoffService:
+    """Claim, reply, transfer, hand back, resolve — and the leases that keep the queue moving."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        sender: MessageSender | None,
+        events: EventBus,
+        *,
+        lease: timedelta = timedelta(minutes=2),
+        hours: ServiceHours | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._sender = sender
+        self._events = events
+        self._lease = lease
+        self.hours = hours or ServiceHours()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def queue(self, agent: AgentView) -> list[QueueItem]:
+        await self.release_expired_leases()
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(Handoff)
+                .where(Handoff.status == "waiting")
+                .order_by(Handoff.priority.desc(), Handoff.created_at, Handoff.id)
+            )
+            return [await self._item(s, h) for h in rows]
+
+    async def mine(self, agent: AgentView) -> list[QueueItem]:
+        await self.release_expired_leases()
+        async with self._sessions() as s:
+            query = select(Handoff).where(Handoff.status.in_(HELD))
+            if not agent.is_admin:
+                query = query.where(Handoff.claimed_by == agent.id)
+            rows = await s.scalars(query.order_by(Handoff.claimed_at, Handoff.id))
+            return [await self._item(s, h) for h in rows]
+
+    async def view(
+        self, agent: AgentView, handoff_id: int, unmask_reason: str | None = None
+    ) -> ConversationView:
+        await self.release_expired_leases()
+        unmask = unmask_reason is not None
+        if unmask and not agent.is_admin:
+            raise _admins_only()
+        if unmask and not (unmask_reason or "").strip():
+            raise HandoffError(
+                422, "显示原文需要填写原因。", "Say why you need to see the unmasked text."
+            )
+        async with self._sessions() as s, s.begin():
+            handoff = await self._get(s, handoff_id)
+            self._may_read(agent, handoff)
+            if unmask:
+                s.add(
+                    AuditEntry(
+                        agent_id=agent.id,
+                        action="unmask",
+                        target=f"handoff:{handoff.ref}",
+                        reason=(unmask_reason or "").strip(),
+                        created_at=self._clock.now(),
+                    )
+                )
+            return await self._view(s, handoff, masked=not unmask)
+
+    async def today(self) -> TodayFigures:
+        now = self._clock.now()
+        start = now.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+        async with self._sessions() as s:
+            waiting = await s.scalar(
+                select(func.count()).select_from(Handoff).where(Handoff.status == "waiting")
+            )
+            rows = list(await s.scalars(select(Handoff).where(Handoff.created_at >= start)))
+
+        def avg(pairs: list[tuple[datetime | None, datetime]]) -> float | None:
+            spans = [(end - begin).total_seconds() for end, begin in pairs if end is not None]
+            return sum(spans) / len(spans) if spans else None
+
+        return TodayFigures(
+            waiting=int(waiting or 0),
+            handled_today=sum(1 for h in rows if h.resolved_at is not None),
+            avg_wait_seconds=avg([(h.claimed_at, h.created_at) for h in rows]),
+            avg_first_response_seconds=avg([(h.first_response_at, h.created_at) for h in rows]),
+            avg_resolution_seconds=avg([(h.resolved_at, h.created_at) for h in rows]),
+        )
+
+    async def list_agents(self) -> list[AgentView]:
+        async with self._sessions() as s:
+            rows = await s.scalars(select(Agent).order_by(Agent.name))
+            return [AgentView(a.id, a.name, a.role, a.must_change_password) for a in rows]
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def claim(self, agent: AgentView, handoff_id: int) -> QueueItem:
+        await self.release_expired_leases()
+        now = self._clock.now()
+        async with self._sessions() as s, s.begin():
+            # compare-and-set: only a waiting handoff can be claimed, so one click wins
+            won = await s.execute(
+                update(Handoff)
+                .where(Handoff.id == handoff_id, Handoff.status == "waiting")
+                .values(
+                    status="claimed",
+                    claimed_by=agent.id,
+                    claimed_at=func.coalesce(Handoff.claimed_at, now),
+                    lease_until=now + self._lease,
+                )
+            )
+            handoff = await s.get(Handoff, handoff_id)
+            if handoff is None:
+                raise _not_found()
+            if not won.rowcount:  # type: ignore[attr-defined]
+                holder = await self._agent_name(s, handoff.claimed_by)
+                raise HandoffError(
+                    409,
+                    f"这个会话已被{holder or '其他客服'}认领。",
+                    f"{holder or 'Another agent'} already took this conversation.",
+                )
+            await self._set_owner(s, handoff.conversation_id, f"agent:{agent.id}")
+            item = await self._item(s, handoff)
+        self._events.publish({"type": "queue"})
+        await self._notify_positions()
+        return item
+
+    async def claim_next(self, agent: AgentView) -> QueueItem | None:
+        for item in await self.queue(agent):
+            try:
+                return await self.claim(agent, item.id)
+            except HandoffError as exc:
+                if exc.status != 409:
+                    raise
+        return None
+
+    async def release_expired_leases(self) -> int:
+        """Claims whose agent stopped answering go back to the head of the queue."""
+        now = self._clock.now()
+        released = 0
+        async with self._sessions() as s, s.begin():
+            rows = list(
+                await s.scalars(
+                    select(Handoff)
+                    .where(Handoff.status == "claimed", Handoff.lease_until < now)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for h in rows:
+                h.dropped_by = await self._agent_name(s, h.claimed_by)
+                h.status, h.claimed_by, h.lease_until = "waiting", None, None
+                h.priority += 1
+                await self._set_owner(s, h.conversation_id, "queue")
+                released += 1
+        if released:
+            log.info("%d claim(s) lapsed and returned to the queue", released)
+            self._events.publish({"type": "queue"})
+        return released
+
+    # -- working a conversation ------------------------------------------------------------
+
+    async def reply(self, agent: AgentView, handoff_id: int, text: str) -> ConversationView:
+        text = text.strip()
+        if not text:
+            raise HandoffError(422, "回复内容不能为空。", "The reply is empty.")
+        if len(text) > 2000:
+            raise HandoffError(
+                422, "回复太长（最多 2000 字）。", "The reply is too long (2000 max)."
+            )
+        if self._sender is None:
+            raise HandoffError(
+                503,
+                "未配置微信接口，无法发送。",
+                "The WeChat API is not configured, so nothing can be sent.",
+            )
+        now = self._clock.now()
+        async with self._sessions() as s, s.begin():
+            handoff = await self._get(s, handoff_id, lock=True)
+            self._must_hold(agent, handoff)
+            conv = await self._conversation(s, handoff.conversation_id, lock=True)
+            if conv.owner != f"agent:{agent.id}":
+                raise _not_yours()
+            closes, left = await self._window(s, conv, now)
+            if closes is None or closes <= now:
+                handoff.status = "waiting_customer"
+                raise HandoffError(
+                    409,
+                    "客户已超过 48 小时没有发消息，微信不允许回复；会话已标记为“等待客户”。",
+                    "The customer hasn't written in 48 hours, so WeChat won't deliver a reply;"
+                    " the conversation is parked as waiting for the customer.",
+                )
+            if left <= 0:
+                handoff.status = "waiting_customer"
+                raise HandoffError(
+                    409,
+                    "这条客户消息之后可回复的 5 条已用完，请等待客户再次发消息。",
+                    "The 5 replies allowed per customer message are used up; wait for the"
+                    " customer to write again.",
+                )
+            # sent while the conversation row is locked: owner and version cannot change
+            # between this check and the send (compare-and-set at send time)
+            try:
+                await self._sender.send_text(conv.user_id, text)
+            except Exception as exc:
+                failure = _plain_failure(exc)
+                if failure.status == 409:
+                    handoff.status = "waiting_customer"
+                    await s.commit()
+                raise failure from None
+            s.add(
+                Message(
+                    conversation_id=conv.id,
+                    direction="out",
+                    sender=f"agent:{agent.id}",
+                    text=text,
+                    created_at=now,
+                )
+            )
+            handoff.status = "claimed"
+            handoff.first_response_at = handoff.first_response_at or now
+            handoff.lease_until = None  # answered: the agent owes nothing until the customer writes
+            conv.version += 1
+            view = await self._view(s, handoff, masked=True)
+        self._events.publish({"type": "message", "handoff_id": handoff_id})
+        return view
+
+    async def note(self, agent: AgentView, handoff_id: int, text: str) -> ConversationView:
+        if not text.strip():
+            raise HandoffError(422, "备注不能为空。", "The note is empty.")
+        async with self._sessions() as s, s.begin():
+            handoff = await self._get(s, handoff_id)
+            self._may_read(agent, handoff)
+            s.add(
+                Message(
+                    conversation_id=handoff.conversation_id,
+                    direction="note",
+                    sender=f"agent:{agent.id}",
+                    text=text.strip(),
+                    created_at=self._clock.now(),
+                )
+            )
+            await s.flush()
+            return await self._view(s, handoff, masked=True)
+
+    async def transfer(self, agent: AgentView, handoff_id: int, to_agent_id: int) -> QueueItem:
+        now = self._clock.now()
+        async with self._sessions() as s, s.begin():
+            handoff = await self._get(s, handoff_id, lock=True)
+            if not agent.is_admin:
+                self._must_hold(agent, handoff)
+            target = await s.get(Agent, to_agent_id)
+            if target is None:
+                raise HandoffError(404, "找不到这位客服。", "No such agent.")
+            handoff.status, handoff.claimed_by = "claimed", target.id
+            handoff.lease_until = now + self._lease
+            await self._set_owner(s, handoff.conversation_id, f"agent:{target.id}")
+            item = await self._item(s, handoff)
+        self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": "claimed"})
+        return item
+
+    async def hand_back(self, agent: AgentView, handoff_id: int) -> QueueItem:
+        """The bot takes over again at the step where it left off."""
+        return await self._close(agent, handoff_id, "returned")
+
+    async def resolve(self, agent: AgentView, handoff_id: int) -> QueueItem:
+        """Done; a customer writing afterwards starts again with the bot, not this agent."""
+        return await self._close(agent, handoff_id, "resolved")
+
+    async def _close(self, agent: AgentView, handoff_id: int, status: str) -> QueueItem:
+        now = self._clock.now()
+        async with self._sessions() as s, s.begin():
+            handoff = await self._get(s, handoff_id, lock=True)
+            if not agent.is_admin:
+                self._must_hold(agent, handoff)
+            elif handoff.status not in OPEN:
+                raise HandoffError(409, "这个会话已经结束。", "This conversation is closed.")
+            conv = await self._conversation(s, handoff.conversation_id, lock=True)
+            data = dict(conv.data or {})
+            if status == "returned":
+                conv.state = str(data.pop("before_handoff", "ask_order"))
+                data.pop("verify_failures", None)  # a person vouched for the customer
+            else:
+                conv.state = "ask_order"
+                for key in ("order_no", "verified", "before_handoff", "not_found"):
+                    data.pop(key, None)
+            data.pop("handoff_ref", None)
+            conv.data, conv.owner, conv.version = data, "bot", conv.version + 1
+            handoff.status, handoff.lease_until, handoff.closed_at = status, None, now
+            if status == "resolved":
+                handoff.resolved_at = now
+            item = await self._item(s, handoff)
+        self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": status})
+        return item
+
+    # -- the customer's side ---------------------------------------------------------------
+
+    async def customer_wrote(self, session: AsyncSession, conversation_id: int) -> int | None:
+        """Called by the engine, in its transaction, when an agent-owned customer writes.
+
+        The agent owes a reply again (the lease restarts) and a parked conversation wakes up.
+        Returns the handoff id, for the console's live update.
+        """
+        handoff = await session.scalar(
+            select(Handoff).where(
+                Handoff.conversation_id == conversation_id, Handoff.status.in_(HELD)
+            )
+        )
+        if handoff is None:
+            return None
+        handoff.status = "claimed"
+        handoff.lease_until = self._clock.now() + self._lease
+        return handoff.id
+
+    def notify_message(self, handoff_id: int | None) -> None:
+        self._events.publish({"type": "message", "handoff_id": handoff_id})
+
+    def notify_queue(self) -> None:
+        self._events.publish({"type": "queue"})
+
+    async def _notify_positions(self) -> None:
+        """Tell waiting customers their new place, only when it moved meaningfully."""
+        if self._sender is None:
+            return
+        updates: list[tuple[str, int, str]] = []
+        async with self._sessions() as s, s.begin():
+            rows = list(
+                await s.scalars(
+                    select(Handoff)
+                    .where(Handoff.status == "waiting")
+                    .order_by(Handoff.priority.desc(), Handoff.created_at, Handoff.id)
+                )
+            )
+            for position, h in enumerate(rows, start=1):
+                told = h.notified_position
+                if told is None or not meaningful_move(told, position):
+                    continue
+                conv = await self._conversation(s, h.conversation_id)
+                if conv.owner != "queue":
+                    continue
+                h.notified_position = position
+                lang = as_lang(conv.lang)
+                text = Texts(lang).say(
+                    "queue_update", position=position, minutes=wait_minutes(position)
+                )
+                updates.append((conv.user_id, h.id, text))
+        for openid, _, text in updates:
+            try:
+                await self._sender.send_text(openid, text)
+            except Exception as exc:  # a courtesy message: log, never fail the claim
+                log.warning("queue position update to a customer failed: %s", exc)
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _get(self, s: AsyncSession, handoff_id: int, lock: bool = False) -> Handoff:
+        query = select(Handoff).where(Handoff.id == handoff_id)
+        if lock:
+            query = query.with_for_update()
+        handoff = await s.scalar(query)
+        if handoff is None:
+            raise _not_found()
+        return handoff
+
+    async def _conversation(
+        self, s: AsyncSession, conversation_id: int, lock: bool = False
+    ) -> Conversation:
+        query = select(Conversation).where(Conversation.id == conversation_id)
+        if lock:
+            query = query.with_for_update()
+        conv = await s.scalar(query)
+        assert conv is not None  # handoffs reference conversations
+        return conv
+
+    async def _set_owner(self, s: AsyncSession, conversation_id: int, owner: str) -> None:
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(owner=owner, version=Conversation.version + 1)
+        )
+
+    async def _agent_name(self, s: AsyncSession, agent_id: int | None) -> str | None:
+        if agent_id is None:
+            return None
+        return await s.scalar(select(Agent.name).where(Agent.id == agent_id))
+
+    def _may_read(self, agent: AgentView, handoff: Handoff) -> None:
+        if agent.is_admin or handoff.status == "waiting":
+            return
+        if handoff.claimed_by != agent.id or handoff.status not in HELD:
+            raise _not_yours()
+
+    def _must_hold(self, agent: AgentView, handoff: Handoff) -> None:
+        if handoff.status not in HELD:
+            if handoff.status == "waiting":
+                raise HandoffError(409, "请先认领这个会话。", "Claim this conversation first.")
+            raise HandoffError(409, "这个会话已经结束。", "This conversation is closed.")
+        if handoff.claimed_by != agent.id:
+            raise _not_yours()
+
+    async def _window(
+        self, s: AsyncSession, conv: Conversation, now: datetime
+    ) -> tuple[datetime | None, int]:
+        """When WeChat's reply window closes, and how many replies are left in it."""
+        if conv.last_inbound_at is None:
+            return None, 0
+        sent = await s.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.conversation_id == conv.id,
+                Message.direction == "out",
+                Message.sender.like("agent:%"),
+                Message.created_at >= conv.last_inbound_at,
+            )
+        )
+        return conv.last_inbound_at + REPLY_WINDOW, max(0, REPLIES_PER_MESSAGE - int(sent or 0))
+
+    async def _lines(
+        self, s: AsyncSession, conversation_id: int, masked: bool, limit: int | None = None
+    ) -> list[TranscriptLine]:
+        query = select(Message).where(Message.conversation_id == conversation_id)
+        if limit is not None:
+            query = (
+                query.where(Message.direction != "note").order_by(Message.id.desc()).limit(limit)
+            )
+        else:
+            query = query.order_by(Message.id)
+        rows = list(await s.scalars(query))
+        if limit is not None:
+            rows.reverse()
+        names: dict[str, str] = {}
+        lines = []
+        for m in rows:
+            sender = m.sender
+            if sender.startswith("agent:"):
+                if sender not in names:
+                    names[sender] = await self._agent_name(s, int(sender[6:])) or sender
+                kind = "note" if m.direction == "note" else "agent"
+                sender = f"{kind}:{names[sender]}"
+            text = mask_text(m.text) if masked and m.sender in ("customer", "bot") else m.text
+            lines.append(TranscriptLine(m.created_at, sender, text))
+        return lines
+
+    async def _item(self, s: AsyncSession, h: Handoff) -> QueueItem:
+        conv = await self._conversation(s, h.conversation_id)
+        now = self._clock.now()
+        return QueueItem(
+            id=h.id,
+            ref=h.ref,
+            status=h.status,
+            reason=h.reason,
+            priority=h.priority,
+            created_at=h.created_at,
+            waiting_seconds=int((now - h.created_at).total_seconds()),
+            order=f"{STARS}{h.order_tail}" if h.order_tail else None,
+            amount_confirmed=h.amount_confirmed,
+            failures=h.failures,
+            customer=mask_user_id(conv.user_id),
+            channel=conv.channel,
+            claimed_by=await self._agent_name(s, h.claimed_by),
+            dropped_by=h.dropped_by,
+            last_messages=await self._lines(s, conv.id, masked=True, limit=LAST_MESSAGES),
+        )
+
+    async def _view(self, s: AsyncSession, h: Handoff, masked: bool) -> ConversationView:
+        conv = await self._conversation(s, h.conversation_id)
+        closes, left = await self._window(s, conv, self._clock.now())
+        return ConversationView(
+            item=await self._item(s, h),
+            transcript=await self._lines(s, conv.id, masked=masked),
+            masked=masked,
+            window_open_until=closes,
+            replies_left=left,
+        )
+
+    # -- canned replies ----------------------------------------------------------------------
+
+    async def list_canned(self) -> list[CannedView]:
+        async with self._sessions() as s:
+            rows = await s.scalars(select(CannedReply).order_by(CannedReply.title))
+            return [CannedView(c.id, c.title, c.text) for c in rows]
+
+    async def add_canned(self, agent: AgentView, title: str, text: str) -> CannedView:
+        if not agent.is_admin:
+            raise _admins_only()
+        if not title.strip() or not text.strip():
+            raise HandoffError(422, "标题和内容都要填写。", "Give both a title and a text.")
+        async with self._sessions() as s, s.begin():
+            row = CannedReply(
+                title=title.strip()[:64], text=text.strip(), created_at=self._clock.now()
+            )
+            s.add(row)
+            await s.flush()
+            return CannedView(row.id, row.title, row.text)
+
+    async def delete_canned(self, agent: AgentView, canned_id: int) -> None:
+        if not agent.is_admin:
+            raise _admins_only()
+        async with self._sessions() as s, s.begin():
+            row = await s.get(CannedReply, canned_id)
+            if row is None:
+                raise HandoffError(404, "找不到这条快捷回复。", "No such canned reply.")
+            await s.delete(row)
+
+
+def _plain_failure(exc: Exception) -> HandoffError:
+    """WeChat's refusal in an agent's words; 45015/45047 park the conversation (409)."""
+    errcode = getattr(exc, "errcode", None)
+    plain = getattr(exc, "plain", None)
+    if isinstance(plain, str) and "\n" in plain:
+        zh, en = plain.split("\n", 1)
+    elif isinstance(plain, str):
+        zh = en = plain
+    else:
+        zh, en = "发送失败，请稍后重试。", "Sending failed; please retry."
+    return HandoffError(409 if errcode in (45015, 45047) else 502, zh, en)
