@@ -157,7 +157,7 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
-    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    direction: Mapped[str] = mapped_column(String(8))  # "in" | "out" | "note" (agents only)
     sender: Mapped[str] = mapped_column(String(64))  # customer | bot | agent:<id>
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]

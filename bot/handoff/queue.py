@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -303,6 +303,10 @@ class HandoffService:
                 "The WeChat API is not configured, so nothing can be sent.",
             )
         now = self._clock.now()
+        # 1. check and reserve, atomically: the owner and version are compared under the row
+        #    lock and the message is recorded (taking its place in the quota) before it is
+        #    sent, so a hand-back or a transfer racing with this send sees it. Nothing is
+        #    held locked across the call to WeChat.
         async with self._sessions() as s, s.begin():
             handoff = await self._get(s, handoff_id, lock=True)
             self._must_hold(agent, handoff)
@@ -310,47 +314,59 @@ class HandoffService:
             if conv.owner != f"agent:{agent.id}":
                 raise _not_yours()
             closes, left = await self._window(s, conv, now)
+            refusal = None
             if closes is None or closes <= now:
-                handoff.status = "waiting_customer"
-                raise HandoffError(
+                refusal = HandoffError(
                     409,
                     "客户已超过 48 小时没有发消息，微信不允许回复；会话已标记为“等待客户”。",
                     "The customer hasn't written in 48 hours, so WeChat won't deliver a reply;"
                     " the conversation is parked as waiting for the customer.",
                 )
-            if left <= 0:
-                handoff.status = "waiting_customer"
-                raise HandoffError(
+            elif left <= 0:
+                refusal = HandoffError(
                     409,
                     "这条客户消息之后可回复的 5 条已用完，请等待客户再次发消息。",
                     "The 5 replies allowed per customer message are used up; wait for the"
                     " customer to write again.",
                 )
-            # sent while the conversation row is locked: owner and version cannot change
-            # between this check and the send (compare-and-set at send time)
-            try:
-                await self._sender.send_text(conv.user_id, text)
-            except Exception as exc:
-                failure = _plain_failure(exc)
-                if failure.status == 409:
-                    handoff.status = "waiting_customer"
-                    await s.commit()
-                raise failure from None
-            s.add(
-                Message(
+            if refusal is not None:
+                handoff.status = "waiting_customer"
+            else:
+                message = Message(
                     conversation_id=conv.id,
                     direction="out",
                     sender=f"agent:{agent.id}",
                     text=text,
                     created_at=now,
                 )
-            )
-            handoff.status = "claimed"
-            handoff.first_response_at = handoff.first_response_at or now
-            handoff.lease_until = None  # answered: the agent owes nothing until the customer writes
-            conv.version += 1
+                s.add(message)
+                conv.version += 1
+                await s.flush()
+                message_id, openid = message.id, conv.user_id
+        if refusal is not None:
+            self._events.publish({"type": "handoff", "handoff_id": handoff_id})
+            raise refusal
+        # 2. send
+        failure: HandoffError | None = None
+        try:
+            await self._sender.send_text(openid, text)
+        except Exception as exc:
+            failure = _plain_failure(exc)
+            log.warning("reply on handoff %s refused: %s", handoff_id, exc)
+        # 3. settle: keep the message and restart nothing, or take it back and maybe park
+        async with self._sessions() as s, s.begin():
+            handoff = await self._get(s, handoff_id, lock=True)
+            if failure is None:
+                handoff.first_response_at = handoff.first_response_at or now
+                handoff.lease_until = None  # answered: nothing owed until the customer writes
+            else:
+                await s.execute(delete(Message).where(Message.id == message_id))
+                if failure.status == 409:
+                    handoff.status = "waiting_customer"
             view = await self._view(s, handoff, masked=True)
         self._events.publish({"type": "message", "handoff_id": handoff_id})
+        if failure is not None:
+            raise failure
         return view
 
     async def note(self, agent: AgentView, handoff_id: int, text: str) -> ConversationView:
@@ -531,14 +547,19 @@ class HandoffService:
         """When WeChat's reply window closes, and how many replies are left in it."""
         if conv.last_inbound_at is None:
             return None, 0
-        sent = await s.scalar(
+        last_in = (
+            select(func.coalesce(func.max(Message.id), 0))
+            .where(Message.conversation_id == conv.id, Message.direction == "in")
+            .scalar_subquery()
+        )
+        sent = await s.scalar(  # replies since the customer's last message, in arrival order
             select(func.count())
             .select_from(Message)
             .where(
                 Message.conversation_id == conv.id,
                 Message.direction == "out",
                 Message.sender.like("agent:%"),
-                Message.created_at >= conv.last_inbound_at,
+                Message.id > last_in,
             )
         )
         return conv.last_inbound_at + REPLY_WINDOW, max(0, REPLIES_PER_MESSAGE - int(sent or 0))

@@ -83,6 +83,11 @@ def upgrade() -> None:
             batch_op.f("ix_console_sessions_agent_id"), ["agent_id"], unique=False
         )
 
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.alter_column(
+            "direction", existing_type=sa.String(length=3), type_=sa.String(length=8)
+        )
+
     with op.batch_alter_table("handoffs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("claimed_by", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("claimed_at", sa.DateTime(), nullable=True))
@@ -113,6 +118,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_console_sessions_agent_id"))
 
     op.drop_table("console_sessions")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.alter_column(
+            "direction", existing_type=sa.String(length=8), type_=sa.String(length=3)
+        )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_agent_id"))
 

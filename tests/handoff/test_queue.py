@@ -1,0 +1,308 @@
+"""The handoff queue on a real database, talking to the fake WeChat API over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.wechat_api import TokenManager, WeChatApi
+from bot.clock import FakeClock
+from bot.config import Secret
+from bot.engine.dispatcher import Dispatcher
+from bot.engine.inbound import Inbound, InboundKind
+from bot.handoff.events import EventBus
+from bot.handoff.hours import ServiceHours
+from bot.handoff.queue import AgentView, HandoffError, HandoffService
+from bot.privacy.card_links import SignedCardLinks
+from bot.privacy.links import LinkSigner
+from storage.models import Agent, AuditEntry
+from storage.repositories import ConversationRepository
+from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
+
+Sessions = async_sessionmaker[AsyncSession]
+ORDER = "DD20250503123456"
+APP_ID, SECRET = "wxfake0000000001", "fake-secret-000000"
+
+
+@dataclass
+class Desk:
+    """A help desk: the bot, the queue service, agents, and WeChat's fake servers."""
+
+    sessions: Sessions
+    clock: FakeClock
+    service: HandoffService
+    bot: Dispatcher
+    wechat: FakeWeChatState
+    events: EventBus
+    agents: list[AgentView]
+    msg_id: int = 0
+
+    async def say(self, user: str, text: str) -> str:
+        self.msg_id += 1
+        self.wechat.customer_wrote(user, self.clock.now())
+        inbound = Inbound("wechat", user, InboundKind.TEXT, text, f"msg:{self.msg_id}")
+        return (await self.bot.handle(inbound)).reply
+
+    async def queued(self, user: str, *before: str) -> int:
+        """Drives a customer into the queue; returns the handoff id."""
+        for text in ("你好", "同意", *before, "转人工"):
+            await self.say(user, text)
+        [item] = [i for i in await self.service.queue(self.agents[0]) if i.customer[:4] == user[:4]]
+        return item.id
+
+
+@pytest.fixture
+async def desk(
+    sessions: Sessions,
+    clock: FakeClock,
+    seeded: None,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> AsyncIterator[Desk]:
+    fake = fake_wechat_app(clock, APP_ID, SECRET)
+    server = await aiohttp_server(fake, access_log=None)
+    base = str(server.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as http:
+        tokens = TokenManager(http, sessions, base, APP_ID, Secret(SECRET), clock)
+        events = EventBus()
+        service = HandoffService(sessions, clock, WeChatApi(http, tokens, base), events)
+        links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], clock), "http://t")
+        agents = []
+        async with sessions() as s, s.begin():
+            for i, (name, role) in enumerate(
+                [("admin", "admin")] + [(f"a{i}", "agent") for i in range(20)]
+            ):
+                row = Agent(
+                    name=name,
+                    role=role,
+                    password_hash="-",
+                    must_change_password=False,
+                    failed_logins=0,
+                    created_at=clock.now(),
+                )
+                s.add(row)
+                await s.flush()
+                agents.append(AgentView(row.id, name, role))
+                del i
+        yield Desk(
+            sessions,
+            clock,
+            service,
+            Dispatcher(sessions, clock, links, handoffs=service),
+            fake[FAKE_STATE],
+            events,
+            agents,
+        )
+
+
+def user(n: int) -> str:
+    return f"u{n:03d}Customer000000000000000{n:03d}"
+
+
+async def test_twenty_concurrent_claims_have_exactly_one_winner(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+
+    async def claim(agent: AgentView) -> int:
+        try:
+            await desk.service.claim(agent, handoff)
+        except HandoffError as exc:
+            return exc.status
+        return 200
+
+    statuses = await asyncio.gather(*(claim(a) for a in desk.agents[1:21]))
+    assert sorted(statuses) == [200] + [409] * 19
+    [mine] = [i for a in desk.agents[1:] for i in await desk.service.mine(a)]
+    assert mine.id == handoff and mine.status == "claimed"
+
+
+async def test_bot_is_silent_while_an_agent_owns_the_conversation(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    async with desk.events.listen() as events:
+        assert await desk.say(user(1), "在吗？我的快递呢") == ""
+        assert (await events.get())["handoff_id"] == handoff
+    view = await desk.service.view(agent, handoff)
+    assert view.transcript[-1].sender == "customer"
+    assert view.transcript[-1].text == "在吗？我的快递呢"
+
+
+async def test_reply_reaches_the_customer_through_wechat(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    view = await desk.service.reply(agent, handoff, "您好，我是客服小王")
+    assert desk.wechat.sent[-1] == (user(1), "您好，我是客服小王")
+    assert view.replies_left == 4 and view.transcript[-1].sender == "agent:a0"
+
+
+async def test_hand_back_resumes_at_the_step_the_bot_left(desk: Desk) -> None:
+    handoff = await desk.queued(user(1), ORDER)  # asked for a person while verifying
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    await desk.service.hand_back(agent, handoff)
+    assert "wx_ab****89" in await desk.say(user(1), "128.50")
+
+
+async def test_after_resolve_the_customer_is_back_with_the_bot(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    await desk.service.resolve(agent, handoff)
+    reply = await desk.say(user(1), ORDER)
+    assert "金额" in reply  # the bot answers, not a stale agent
+    async with desk.sessions() as s:
+        conv = await ConversationRepository(s).get("wechat", user(1))
+    assert conv is not None and conv.owner == "bot"
+
+
+async def test_a_lapsed_lease_returns_the_conversation_to_the_head_of_the_queue(
+    desk: Desk,
+) -> None:
+    first = await desk.queued(user(1))
+    await desk.queued(user(2))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, first)
+    desk.clock.advance(timedelta(minutes=2, seconds=1))
+    queue = await desk.service.queue(desk.agents[2])
+    assert queue[0].id == first and queue[0].dropped_by == "a0" and queue[0].priority == 1
+    with pytest.raises(HandoffError) as refused:
+        await desk.service.reply(agent, first, "sorry, I was away")
+    assert refused.value.status == 409
+    async with desk.sessions() as s:
+        conv = await ConversationRepository(s).get("wechat", user(1))
+    assert conv is not None and conv.owner == "queue"
+
+
+async def test_a_reply_ends_the_lease_and_a_customer_message_restarts_it(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    await desk.service.reply(agent, handoff, "稍等，我查一下")
+    desk.clock.advance(timedelta(minutes=30))  # waiting for the customer is not dropping them
+    assert [i.id for i in await desk.service.mine(agent)] == [handoff]
+    await desk.say(user(1), "好的")
+    desk.clock.advance(timedelta(minutes=3))  # now the agent owes an answer, and didn't give it
+    assert [i.id for i in await desk.service.queue(agent)] == [handoff]
+
+
+async def test_after_hours_the_customer_hears_the_opening_time(desk: Desk) -> None:
+    desk.clock.set(datetime(2026, 5, 3, 15, 0, tzinfo=UTC))  # 23:00 in China
+    desk.bot._hours = ServiceHours.parse("09:00-21:00")  # type: ignore[attr-defined]
+    for text in ("你好", "同意"):
+        await desk.say(user(1), text)
+    reply = await desk.say(user(1), "转人工")
+    assert "05-04 09:00" in reply and "服务单号" in reply
+
+
+async def test_waiting_customers_hear_only_meaningful_moves(desk: Desk) -> None:
+    ids = [await desk.queued(user(n)) for n in range(1, 5)]
+    first_reply_count = len(desk.wechat.sent)
+    await desk.service.claim(desk.agents[1], ids[0])  # 4th: 4 → 3, not worth a message
+    assert len(desk.wechat.sent) == first_reply_count + 1  # only the 2nd, now next in line
+    assert desk.wechat.sent[-1][0] == user(2) and "第 1 位" in desk.wechat.sent[-1][1]
+    await desk.service.claim(desk.agents[2], ids[1])  # 4th: 3 → 2, halved since told 4
+    assert {u for u, _ in desk.wechat.sent[first_reply_count:]} == {user(2), user(3), user(4)}
+
+
+async def test_wechat_refusals_park_the_conversation_with_plain_words(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    desk.wechat.fail_next(45015)
+    with pytest.raises(HandoffError) as refused:
+        await desk.service.reply(agent, handoff, "在吗")
+    assert refused.value.status == 409 and "48" in refused.value.zh
+    [parked] = await desk.service.mine(agent)
+    assert parked.status == "waiting_customer"
+    await desk.say(user(1), "我在")  # the customer writes: the conversation wakes up
+    [woken] = await desk.service.mine(agent)
+    assert woken.status == "claimed"
+
+
+async def test_five_replies_per_customer_message_then_refused_without_calling_wechat(
+    desk: Desk,
+) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    for i in range(5):
+        await desk.service.reply(agent, handoff, f"第{i + 1}条")
+    calls = desk.wechat.send_requests
+    with pytest.raises(HandoffError) as refused:
+        await desk.service.reply(agent, handoff, "第6条")
+    assert refused.value.status == 409 and "5" in refused.value.zh
+    assert desk.wechat.send_requests == calls
+    await desk.say(user(1), "还有问题")
+    await desk.service.reply(agent, handoff, "请讲")  # the quota is back
+
+
+async def test_outside_the_48_hour_window_nothing_is_sent(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    await desk.service.reply(agent, handoff, "稍等")
+    desk.clock.advance(timedelta(hours=49))
+    calls = desk.wechat.send_requests
+    with pytest.raises(HandoffError) as refused:
+        await desk.service.reply(agent, handoff, "还在吗")
+    assert refused.value.status == 409 and desk.wechat.send_requests == calls
+
+
+async def test_agents_read_only_their_own_conversations_and_admins_unmask_with_a_reason(
+    desk: Desk,
+) -> None:
+    handoff = await desk.queued(user(1), ORDER)
+    owner, other, admin = desk.agents[1], desk.agents[2], desk.agents[0]
+    await desk.service.claim(owner, handoff)
+    with pytest.raises(HandoffError) as refused:
+        await desk.service.view(other, handoff)
+    assert refused.value.status == 403
+    masked = await desk.service.view(owner, handoff)
+    assert all(ORDER not in line.text for line in masked.transcript)
+    assert any("****3456" in line.text for line in masked.transcript)
+    with pytest.raises(HandoffError):
+        await desk.service.view(owner, handoff, unmask_reason="curious")
+    with pytest.raises(HandoffError):
+        await desk.service.view(admin, handoff, unmask_reason="  ")
+    clear = await desk.service.view(admin, handoff, unmask_reason="客户投诉核实")
+    assert any(ORDER in line.text for line in clear.transcript)
+    async with desk.sessions() as s:
+        audits = await s.scalar(select(func.count()).select_from(AuditEntry))
+    assert audits == 1
+
+
+async def test_transfer_moves_ownership_and_notes_stay_private(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    a, b = desk.agents[1], desk.agents[2]
+    await desk.service.claim(a, handoff)
+    await desk.service.note(a, handoff, "客户很着急")
+    await desk.service.transfer(a, handoff, b.id)
+    with pytest.raises(HandoffError):
+        await desk.service.reply(a, handoff, "hi")
+    view = await desk.service.reply(b, handoff, "我来接手")
+    assert any(line.sender == "note:a0" for line in view.transcript)
+    assert all("着急" not in text for _, text in desk.wechat.sent)
+
+
+async def test_today_figures_count_from_the_handoff(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    desk.clock.advance(timedelta(minutes=4))
+    agent = desk.agents[1]
+    await desk.service.claim(agent, handoff)
+    desk.clock.advance(timedelta(minutes=1))
+    await desk.service.reply(agent, handoff, "您好")
+    desk.clock.advance(timedelta(minutes=5))
+    await desk.service.resolve(agent, handoff)
+    today = await desk.service.today()
+    assert today.handled_today == 1 and today.waiting == 0
+    assert today.avg_wait_seconds == 240
+    assert today.avg_first_response_seconds == 300
+    assert today.avg_resolution_seconds == 600
