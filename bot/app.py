@@ -15,15 +15,19 @@ from bot.channels.wechat_api import TokenManager, WeChatApi
 from bot.channels.wechat_oa import MAX_BODY, OfficialAccount
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.console.auth import AgentDirectory
 from bot.engine.dispatcher import Dispatcher
 from bot.handlers.card import CardContact, card_routes
+from bot.handlers.console import close_console_sockets, console_api, console_routes
 from bot.handlers.health import health_routes
 from bot.handlers.webhook import receive_wechat, verify_wechat_url
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import HandoffService
 from bot.keys import (
+    AGENTS,
     CLOCK,
+    CONSOLE_SOCKETS,
     DISPATCHER,
     ENGINE,
     EVENTS,
@@ -80,6 +84,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     await migrate(engine)
     app[ENGINE] = engine
     app[SESSIONS] = session_factory(engine)
+    app[AGENTS] = AgentDirectory(app[SESSIONS], app[CLOCK])
     async with aiohttp.ClientSession() as http:
         app[HTTP] = http
         tokens = TokenManager(
@@ -136,12 +141,14 @@ def app_signer(app: web.Application) -> LinkSigner:
 def create_app(
     settings: Settings, clock: Clock | None = None, *, background_jobs: bool = False
 ) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[no_tracebacks])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[no_tracebacks, console_api])
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, app[CLOCK])
     app[EVENTS] = EventBus()
+    app[CONSOLE_SOCKETS] = set()
+    app.on_shutdown.append(close_console_sockets)
     app.cleanup_ctx.append(database)
     if background_jobs:
         app.cleanup_ctx.append(purge_job)
@@ -151,6 +158,7 @@ def create_app(
             web.post("/wechat", receive_wechat),
             *health_routes(),
             *card_routes(app_signer(app), DatabaseContacts(app)),
+            *console_routes(),
         ]
     )
     return app

@@ -9,7 +9,7 @@ import logging
 import multiprocessing
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     listing = handoffs.add_parser("list", help="list waiting handoffs")
     listing.add_argument("--json", action="store_true")
 
+    agents = sub.add_parser("agents", help="console logins").add_subparsers(
+        dest="action", required=True
+    )
+    add_agent = agents.add_parser("add", help="create a console login; prints a one-time password")
+    add_agent.add_argument("name")
+    add_agent.add_argument("--role", choices=("agent", "admin"), default="agent")
+
+    report = sub.add_parser("report", help="figures").add_subparsers(dest="action", required=True)
+    queue_report = report.add_parser("queue", help="today's handoff queue figures")
+    queue_report.add_argument("--json", action="store_true")
+
     sub.add_parser("purge", help="run the retention job once")
     sub.add_parser("migrate", help="apply database migrations")
     return p
@@ -88,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(import_file(settings, command, args.file))
     if command == "handoffs":
         return asyncio.run(list_handoffs(settings, as_json=args.json))
+    if command == "agents":
+        return asyncio.run(add_agent(settings, args.name, args.role))
+    if command == "report":
+        return asyncio.run(report_queue(settings, as_json=args.json))
     if command == "purge":
         return asyncio.run(purge(settings))
     if command == "migrate":
@@ -243,4 +258,71 @@ async def purge(settings: Settings) -> int:
     finally:
         await engine.dispose()
     print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    return 0
+
+
+async def add_agent(settings: Settings, name: str, role: str) -> int:
+    from bot.console.auth import AgentDirectory, AuthError
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        try:
+            agent, password = await AgentDirectory(session_factory(engine), SystemClock()).create(
+                name, role
+            )
+        except AuthError as exc:
+            print(f"billbot: {exc.zh} / {exc.en}", file=sys.stderr)
+            return 1
+    finally:
+        await engine.dispose()
+    print(f"Created {agent.role} login {agent.name!r} (id {agent.id}).")
+    print(f"One-time password: {password}")
+    print(
+        "它只显示这一次；首次登录 /console 时必须修改。"
+        " / It is shown only once and must be changed at the first login at /console."
+    )
+    return 0
+
+
+async def report_queue(settings: Settings, *, as_json: bool) -> int:
+    from datetime import timedelta
+
+    from bot.handoff.events import EventBus
+    from bot.handoff.hours import ServiceHours
+    from bot.handoff.queue import HandoffService
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        service = HandoffService(
+            session_factory(engine),
+            SystemClock(),
+            None,
+            EventBus(),
+            lease=timedelta(seconds=settings.claim_lease_seconds),
+            hours=ServiceHours.parse(settings.service_hours),
+        )
+        figures = await service.today()
+    finally:
+        await engine.dispose()
+    if as_json:
+        print(json.dumps(asdict(figures), ensure_ascii=False, indent=2))
+        return 0
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value / 60:.1f} min"
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="今日人工队列 / Handoff queue today (China time)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("waiting now / 等待中", str(figures.waiting))
+    table.add_row("handled today / 今日已解决", str(figures.handled_today))
+    table.add_row("avg wait / 平均等待", seconds(figures.avg_wait_seconds))
+    table.add_row("avg first response / 平均首次回复", seconds(figures.avg_first_response_seconds))
+    table.add_row("avg resolution / 平均解决", seconds(figures.avg_resolution_seconds))
+    Console().print(table)
     return 0

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.channels.wechat_oa import OfficialAccount
 from bot.clock import Clock
 from bot.config import Settings
+from bot.console.auth import AgentDirectory
 from bot.engine.dispatcher import Dispatcher
 from bot.handoff.events import EventBus
 from bot.handoff.queue import HandoffService
@@ -23,4 +24,6 @@ OFFICIAL_ACCOUNT = web.AppKey("official_account", OfficialAccount)
 METRICS = web.AppKey("metrics", Metrics)
 EVENTS = web.AppKey("events", EventBus)
 HANDOFFS = web.AppKey("handoffs", HandoffService)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
+HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls (the WeChat API)
+AGENTS = web.AppKey("agents", AgentDirectory)
+CONSOLE_SOCKETS = web.AppKey("console_sockets", set[web.WebSocketResponse])

@@ -1,0 +1,276 @@
+"""Console logins: argon2id passwords, per-account lockout, and browser sessions.
+
+A session token lives only in the agent's cookie; the database keeps its SHA-256, so a leaked
+table opens no browser. Unknown names and wrong passwords get the same answer after the same
+work (a dummy hash is verified), so the login form does not tell which names exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import unicodedata
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.handoff.queue import AgentView
+from storage.repositories.agents import AgentRecord, AgentRepository
+
+SESSION_TTL = timedelta(hours=12)
+MAX_FAILURES = 5  # wrong passwords in a row before the account locks
+LOCK_FOR = timedelta(minutes=15)
+MIN_PASSWORD = 10
+MAX_PASSWORD = 256  # long enough for any passphrase, short enough not to be a hashing DoS
+MAX_NAME = 64
+ROLES = ("agent", "admin")
+TOUCH_EVERY_SECONDS = 15  # requests refresh last_seen_at at most this often: fewer writes
+# No 0/O, 1/l/I: a one-time password is read off a terminal and typed by hand.
+PASSWORD_ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ"
+ONE_TIME_PASSWORD_LENGTH = 18  # ~104 bits
+
+
+class AuthError(Exception):
+    """A refused login or account change: the HTTP status, and plain words in both languages."""
+
+    def __init__(self, status: int, zh: str, en: str) -> None:
+        super().__init__(f"{zh} / {en}")
+        self.status = status
+        self.zh = zh
+        self.en = en
+
+
+def _wrong_login() -> AuthError:
+    return AuthError(401, "用户名或密码不正确。", "Wrong name or password.")
+
+
+def _locked(minutes: int) -> AuthError:
+    return AuthError(
+        429,
+        f"密码错误次数过多，此账号已锁定，请 {minutes} 分钟后再试，或请管理员帮忙。",
+        f"Too many wrong passwords: this login is locked; try again in {minutes} min"
+        " or ask an admin.",
+    )
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_one_time_password() -> str:
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(ONE_TIME_PASSWORD_LENGTH))
+
+
+def clean_name(name: str) -> str:
+    """An agent name as stored: trimmed, NFC, printable, at most 64 characters."""
+    cleaned = unicodedata.normalize("NFC", name.strip())
+    if not cleaned or len(cleaned) > MAX_NAME:
+        raise AuthError(
+            422,
+            f"名字不能为空，且最多 {MAX_NAME} 个字符。",
+            f"A name must be 1 to {MAX_NAME} characters.",
+        )
+    if any(not ch.isprintable() for ch in cleaned):
+        raise AuthError(422, "名字里不能有控制字符。", "A name cannot hold control characters.")
+    return cleaned
+
+
+def view_of(record: AgentRecord) -> AgentView:
+    return AgentView(
+        id=record.id,
+        name=record.name,
+        role=record.role,
+        must_change_password=record.must_change_password,
+    )
+
+
+class AgentDirectory:
+    """Creates logins, checks passwords, and holds the console's browser sessions."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106's second recommendation
+        self._dummy_hash: str | None = None
+
+    async def create(self, name: str, role: str = "agent") -> tuple[AgentView, str]:
+        """A new login and its one-time password (to be changed at first login)."""
+        name = clean_name(name)
+        if role not in ROLES:
+            raise AuthError(
+                422, "角色只能是 agent 或 admin。", "The role must be 'agent' or 'admin'."
+            )
+        password = new_one_time_password()
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        async with self._sessions.begin() as session:
+            record = await AgentRepository(session).create(
+                name, role, password_hash, self._clock.now()
+            )
+        if record is None:
+            raise AuthError(
+                409, f"已经有名为「{name}」的账号。", f"There is already a login named {name!r}."
+            )
+        return view_of(record), password
+
+    async def login(self, name: str, password: str) -> tuple[str, str, AgentView]:
+        """A new session: ``(session token, CSRF token, agent)``; AuthError 401 or 429."""
+        try:
+            name = clean_name(name)
+        except AuthError:
+            name = ""
+        if len(password) > MAX_PASSWORD:
+            raise _wrong_login()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            record = await repo.by_name(name) if name else None
+            # Counted before the (slow) check, so parallel guesses cannot pass the limit.
+            attempts, locked = await self._count_attempt(repo, record) if record else (0, None)
+        if record is None:
+            await self._verify(await self._dummy(), password)
+            raise _wrong_login()
+        if locked is not None:
+            raise locked
+        if not await self._verify(record.password_hash, password):
+            await self._refuse_attempt(record.id, attempts)
+            raise _wrong_login()
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        rehash = self._needs_rehash(record.password_hash)
+        new_hash = await asyncio.to_thread(self._hasher.hash, password) if rehash else None
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            await repo.login_succeeded(record.id, now)
+            if new_hash is not None:
+                await repo.set_password(
+                    record.id, new_hash, must_change=record.must_change_password
+                )
+            await repo.delete_sessions(record.id, expired_before=now)
+            await repo.add_session(hash_token(token), record.id, csrf, now, now + SESSION_TTL)
+        return token, csrf, view_of(record)
+
+    async def session(self, token: str, *, touch: bool = False) -> tuple[AgentView, str] | None:
+        """The agent and CSRF token behind a session cookie, or None if unknown or expired.
+
+        With ``touch``, the agent is also marked as seen (every API request and live ping).
+        """
+        if not token or len(token) > 128:
+            return None
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            found = await repo.session(hash_token(token), now)
+            if found is None:
+                return None
+            record, csrf = found
+            if touch:
+                await repo.touch(record.id, now, every_seconds=TOUCH_EVERY_SECONDS)
+        return view_of(record), csrf
+
+    async def change_password(
+        self, agent: AgentView, old: str, new: str, *, keep_session: str | None = None
+    ) -> AgentView:
+        """Sets a new password (clears must_change_password) and ends the agent's other sessions.
+
+        A wrong old password counts towards the lockout, so a stolen session cannot be used to
+        guess the password either.
+        """
+        if not MIN_PASSWORD <= len(new) <= MAX_PASSWORD:
+            raise AuthError(
+                422,
+                f"新密码需要 {MIN_PASSWORD} 到 {MAX_PASSWORD} 个字符。",
+                f"The new password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters.",
+            )
+        if new == old:
+            raise AuthError(
+                422, "新密码不能与旧密码相同。", "The new password must differ from the old one."
+            )
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            record = await repo.get(agent.id)
+            if record is None:
+                raise AuthError(401, "请重新登录。", "Please log in again.")
+            attempts, locked = await self._count_attempt(repo, record)
+        if locked is not None:
+            raise locked
+        if len(old) > MAX_PASSWORD or not await self._verify(record.password_hash, old):
+            await self._refuse_attempt(record.id, attempts)
+            raise AuthError(422, "当前密码不正确。", "The current password is wrong.")
+        new_hash = await asyncio.to_thread(self._hasher.hash, new)
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            await repo.login_succeeded(record.id, now)
+            await repo.set_password(record.id, new_hash, must_change=False)
+            keep = hash_token(keep_session) if keep_session else None
+            await repo.delete_sessions(record.id, keep=keep)
+            updated = await repo.get(record.id)
+        assert updated is not None
+        return view_of(updated)
+
+    async def logout(self, token: str) -> None:
+        if not token or len(token) > 128:
+            return
+        async with self._sessions.begin() as session:
+            await AgentRepository(session).delete_session(hash_token(token))
+
+    async def touch(self, agent_id: int) -> None:
+        """Marks the agent as seen now (``last_seen_at``: who is at their desk)."""
+        async with self._sessions.begin() as session:
+            await AgentRepository(session).touch(agent_id, self._clock.now())
+
+    async def _count_attempt(
+        self, repo: AgentRepository, record: AgentRecord
+    ) -> tuple[int, AuthError | None]:
+        """Counts an attempt; with the 429 to answer if the account is (or now becomes) locked.
+
+        The refusal is returned, not raised, so the transaction still commits the count.
+        """
+        now = self._clock.now()
+        attempts, locked_until = await repo.count_attempt(record.id, now)
+        if locked_until is None and attempts > MAX_FAILURES:  # parallel guesses got here
+            locked_until = now + LOCK_FOR
+            await repo.lock(record.id, locked_until)
+        if locked_until is not None:
+            return attempts, _locked(self._minutes(locked_until - now))
+        return attempts, None
+
+    async def _refuse_attempt(self, agent_id: int, attempts: int) -> None:
+        """After a wrong password: the last allowed one locks the account (AuthError 429)."""
+        if attempts >= MAX_FAILURES:
+            async with self._sessions.begin() as session:
+                await AgentRepository(session).lock(agent_id, self._clock.now() + LOCK_FOR)
+            raise _locked(self._minutes(LOCK_FOR))
+
+    @staticmethod
+    def _minutes(left: timedelta) -> int:
+        return max(1, -(-int(left.total_seconds()) // 60))
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        def check() -> bool:
+            try:
+                return self._hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(check)
+
+    def _needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return False
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
+        return self._dummy_hash

@@ -1,0 +1,234 @@
+"""Console logins on a real database: argon2id hashes, lockout, sessions, password changes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.cli import main
+from bot.clock import FakeClock
+from bot.console.auth import AgentDirectory, AuthError
+from storage.db import create_engine, session_factory
+from storage.models import Agent, ConsoleSession
+
+# Cheap parameters keep the suite quick; the app itself uses argon2-cffi's defaults.
+FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+NEW_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def directory(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> AgentDirectory:
+    return AgentDirectory(sessions, clock, hasher=FAST)
+
+
+async def stored_agent(sessions: async_sessionmaker[AsyncSession], name: str) -> Agent:
+    async with sessions() as session:
+        return (await session.execute(select(Agent).where(Agent.name == name))).scalar_one()
+
+
+async def test_a_new_login_has_a_strong_one_time_password_stored_as_argon2id(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    agent, password = await directory.create("王芳", "admin")
+    assert agent.name == "王芳" and agent.role == "admin" and agent.must_change_password
+    assert len(password) >= 16
+    row = await stored_agent(sessions, "王芳")
+    assert row.password_hash.startswith("$argon2id$") and password not in row.password_hash
+    _, other = await directory.create("李雷")
+    assert other != password
+
+
+async def test_a_taken_name_or_a_bad_role_is_refused(directory: AgentDirectory) -> None:
+    await directory.create("alice")
+    with pytest.raises(AuthError) as taken:
+        await directory.create(" alice ")
+    assert taken.value.status == 409 and "alice" in taken.value.en
+    with pytest.raises(AuthError) as role:
+        await directory.create("bob", "root")
+    assert role.value.status == 422
+    with pytest.raises(AuthError) as empty:
+        await directory.create("   ")
+    assert empty.value.status == 422
+
+
+async def test_login_gives_a_session_whose_token_is_stored_only_as_a_hash(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    created, password = await directory.create("alice")
+    token, csrf, agent = await directory.login("alice", password)
+    assert agent == created and len(token) >= 32 and len(csrf) >= 32 and token != csrf
+    assert await directory.session(token) == (agent, csrf)
+    async with sessions() as session:
+        rows = list(await session.scalars(select(ConsoleSession)))
+    assert [r.token_hash for r in rows] == [hashlib.sha256(token.encode()).hexdigest()]
+    assert token not in {r.token_hash for r in rows}
+    assert await directory.session(token + "x") is None
+    assert await directory.session("") is None
+
+    clock.advance(timedelta(hours=11, minutes=59))
+    assert await directory.session(token) is not None
+    clock.advance(timedelta(minutes=2))  # 12 h after login
+    assert await directory.session(token) is None
+
+
+async def test_unknown_name_and_wrong_password_get_the_same_answer(
+    directory: AgentDirectory,
+) -> None:
+    _, password = await directory.create("alice")
+    with pytest.raises(AuthError) as wrong:
+        await directory.login("alice", password + "x")
+    with pytest.raises(AuthError) as unknown:
+        await directory.login("nobody", password)
+    assert wrong.value.status == unknown.value.status == 401
+    assert (wrong.value.zh, wrong.value.en) == (unknown.value.zh, unknown.value.en)
+
+
+async def test_unknown_names_cost_a_hash_check_too(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    """Timing must not tell which names exist: both paths verify one (real-cost) hash."""
+    directory = AgentDirectory(sessions, clock)  # the default, memory-hard parameters
+    await directory.create("alice")
+
+    async def fastest(name: str) -> float:
+        spans = []
+        for _ in range(3):
+            started = time.perf_counter()
+            with pytest.raises(AuthError):
+                await directory.login(name, "not the password")
+            spans.append(time.perf_counter() - started)
+        return min(spans)
+
+    await fastest("nobody")  # the dummy hash is made on first use
+    known, unknown = await fastest("alice"), await fastest("nobody")
+    assert unknown > 0.5 * known, (known, unknown)
+
+
+async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
+    directory: AgentDirectory, clock: FakeClock
+) -> None:
+    _, password = await directory.create("alice")
+    for _ in range(4):
+        with pytest.raises(AuthError) as wrong:
+            await directory.login("alice", "guess-guess")
+        assert wrong.value.status == 401
+    with pytest.raises(AuthError) as fifth:
+        await directory.login("alice", "guess-guess")
+    assert fifth.value.status == 429 and "15" in fifth.value.en
+    with pytest.raises(AuthError) as locked:
+        await directory.login("alice", password)  # even the right password waits
+    assert locked.value.status == 429
+
+    clock.advance(timedelta(minutes=14))
+    with pytest.raises(AuthError) as still:
+        await directory.login("alice", password)
+    assert still.value.status == 429 and "1 min" in still.value.en
+    clock.advance(timedelta(minutes=1, seconds=1))
+    await directory.login("alice", password)
+
+
+async def test_a_right_password_resets_the_count(directory: AgentDirectory) -> None:
+    _, password = await directory.create("alice")
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            await directory.login("alice", "guess-guess")
+    await directory.login("alice", password)
+    for _ in range(4):
+        with pytest.raises(AuthError) as wrong:
+            await directory.login("alice", "guess-guess")
+        assert wrong.value.status == 401
+
+
+async def test_parallel_guesses_cannot_pass_the_limit(directory: AgentDirectory) -> None:
+    await directory.create("alice")
+    answers = await asyncio.gather(
+        *(directory.login("alice", f"guess-{i}") for i in range(12)), return_exceptions=True
+    )
+    statuses = sorted(a.status for a in answers if isinstance(a, AuthError))
+    assert len(statuses) == 12
+    assert statuses.count(401) <= 4  # never more than 4 plain refusals before the lock
+
+
+async def test_changing_the_password_clears_the_flag_and_ends_other_sessions(
+    directory: AgentDirectory,
+) -> None:
+    _, password = await directory.create("alice")
+    here, _, agent = await directory.login("alice", password)
+    elsewhere, _, _ = await directory.login("alice", password)
+
+    with pytest.raises(AuthError) as short:
+        await directory.change_password(agent, password, "short")
+    assert short.value.status == 422 and "10" in short.value.en
+    with pytest.raises(AuthError) as wrong_old:
+        await directory.change_password(agent, "not-the-password", NEW_PASSWORD)
+    assert wrong_old.value.status == 422
+    with pytest.raises(AuthError) as same:
+        await directory.change_password(agent, password, password)
+    assert same.value.status == 422
+
+    updated = await directory.change_password(agent, password, NEW_PASSWORD, keep_session=here)
+    assert not updated.must_change_password
+    assert await directory.session(here) is not None
+    assert await directory.session(elsewhere) is None
+    with pytest.raises(AuthError):
+        await directory.login("alice", password)
+    *_, again = await directory.login("alice", NEW_PASSWORD)
+    assert not again.must_change_password
+
+
+async def test_logout_ends_the_session(directory: AgentDirectory) -> None:
+    _, password = await directory.create("alice")
+    token, _, _ = await directory.login("alice", password)
+    await directory.logout(token)
+    assert await directory.session(token) is None
+    await directory.logout(token)  # twice is harmless
+
+
+async def test_touch_marks_the_agent_as_seen(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    agent, _ = await directory.create("alice")
+    assert (await stored_agent(sessions, "alice")).last_seen_at is None
+    clock.advance(timedelta(minutes=3))
+    await directory.touch(agent.id)
+    assert (await stored_agent(sessions, "alice")).last_seen_at == clock.now()
+
+
+# -- the operator's command -------------------------------------------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no stray .env from the repository
+    monkeypatch.setenv("BILLBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    return tmp_path
+
+
+def test_agents_add_prints_a_one_time_password_that_logs_in(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["agents", "add", "小王", "--role", "admin"]) == 0
+    out = capsys.readouterr().out
+    assert "must be changed" in out and "admin" in out
+    password = out.split("One-time password:")[1].split()[0]
+
+    async def log_in() -> bool:
+        engine = create_engine(f"sqlite+aiosqlite:///{workdir}/cli.db")
+        try:
+            directory = AgentDirectory(session_factory(engine), FakeClock())
+            *_, agent = await directory.login("小王", password)
+        finally:
+            await engine.dispose()
+        return agent.role == "admin" and agent.must_change_password
+
+    assert asyncio.run(log_in())
+    assert main(["agents", "add", "小王"]) == 1
+    assert "小王" in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""The agent console in a real browser: Debian's chromium, driven by Playwright.
+
+The app and a fake WeChat API each listen on a real local port. An agent logs in with the
+one-time password, chooses a new one, and watches the queue; a customer says "转人工" over
+the Official Account protocol; the handoff appears on the page without a reload; the agent
+claims it and replies, and the fake WeChat API receives the reply for that customer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.app import create_app
+from bot.channels.wechat_oa import OAClientCodec
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.keys import SESSIONS
+from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
+
+try:
+    from playwright.async_api import Page, async_playwright, expect
+except ImportError:  # pragma: no cover - depends on the machine
+    PLAYWRIGHT = False
+else:
+    PLAYWRIGHT = True
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+OPENID = "oBrowserCustomer000000000001"
+AGENT = "小王"
+NEW_PASSWORD = "a-new-long-password-42"
+REPLY = "您好，我是客服小王，马上为您处理。"
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium: apt-get install chromium",
+    ),
+    pytest.mark.skipif(
+        not PLAYWRIGHT,
+        reason="needs Playwright's Python package: pip install playwright"
+        " (no `playwright install`: the test drives /usr/bin/chromium)",
+    ),
+]
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """The app on a free port of 127.0.0.1; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)  # the fake's request lines carry the secret
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+class Customer:
+    """A customer on WeChat, posting signed, encrypted callbacks to the app's real port."""
+
+    def __init__(
+        self, http: aiohttp.ClientSession, base: str, settings: Settings, clock: FakeClock
+    ) -> None:
+        self.http = http
+        self.url = f"{base}/wechat"
+        self.codec = OAClientCodec(settings.wechat, clock, "safe")
+        self.msg_id = 5000
+
+    async def say(self, text: str) -> str:
+        self.msg_id += 1
+        query, body = self.codec.build_text(OPENID, text, self.msg_id)
+        async with self.http.post(self.url, params=query, data=body) as resp:
+            payload = await resp.read()
+            assert resp.status == 200, payload
+        return self.codec.read_reply(payload)
+
+
+async def log_in(page: Page, base: str, one_time_password: str) -> None:
+    await page.goto(f"{base}/console")
+    await page.get_by_test_id("login-name").fill(AGENT)
+    await page.get_by_test_id("login-password").fill(one_time_password)
+    await page.get_by_test_id("login-submit").click()
+    # First sign-in: the page asks for a new password (it remembers the one-time one).
+    await page.get_by_test_id("password-new").fill(NEW_PASSWORD)
+    await page.get_by_test_id("password-confirm").fill(NEW_PASSWORD)
+    await page.get_by_test_id("password-submit").click()
+    await expect(page.get_by_test_id("claim-next")).to_be_visible()
+    await expect(page.get_by_test_id("live")).to_have_attribute("data-state", "live")
+
+
+async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.console.auth import AgentDirectory
+
+    started = time.monotonic()
+    clock = FakeClock(datetime.now(UTC))  # the browser's clock is real: stay close to it
+    base_settings = Settings.from_env({})
+    fake = fake_wechat_app(
+        clock, base_settings.wechat.app_id, base_settings.wechat.app_secret.reveal()
+    )
+    sent = fake[FAKE_STATE].sent
+    async with serving(fake) as wechat_api:
+        settings = Settings.from_env(
+            {
+                "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/billbot.db",
+                "WECHAT_API_BASE": wechat_api,
+            }
+        )
+        app = create_app(settings, clock)
+        async with (
+            serving(app) as base,
+            aiohttp.ClientSession() as http,
+            async_playwright() as pw,
+        ):
+            _, one_time_password = await AgentDirectory(app[SESSIONS], clock).create(AGENT, "agent")
+            browser = await pw.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 800})
+                page.set_default_timeout(TIMEOUT_MS)
+                expect.set_options(timeout=TIMEOUT_MS)
+                problems: list[str] = []
+                page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+                await log_in(page, base, one_time_password)
+                await expect(page.get_by_test_id("queue-item")).to_have_count(0)
+
+                customer = Customer(http, base, settings, clock)
+                await customer.say("你好")
+                await customer.say("同意")
+                answer = await customer.say("转人工")
+                fake[FAKE_STATE].customer_wrote(OPENID, clock.now())
+
+                # It arrives over the WebSocket: no reload, no polling from the test.
+                item = page.get_by_test_id("queue-item")
+                await expect(item).to_have_count(1)
+                ref = await item.get_attribute("data-ref")
+                assert ref and ref in answer, (ref, answer)
+                await expect(item).to_contain_text("客户要求人工")
+
+                await item.get_by_test_id("claim-button").click()
+                transcript = page.get_by_test_id("transcript")
+                await expect(transcript).to_contain_text("转人工")
+                await expect(page.get_by_test_id("window-status")).to_contain_text(
+                    "剩余可回复 5 条"
+                )
+                await expect(page.get_by_test_id("queue-item")).to_have_count(0)
+
+                await page.get_by_test_id("reply-text").fill(REPLY)
+                await page.get_by_test_id("reply-send").click()
+                await expect(transcript.locator('[data-sender="agent"]')).to_contain_text(REPLY)
+                await expect(page.get_by_test_id("window-status")).to_contain_text(
+                    "剩余可回复 4 条"
+                )
+                assert (OPENID, REPLY) in sent
+                assert problems == []
+            finally:
+                await browser.close()
+
+    elapsed = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\nconsole browser test: {elapsed:.1f} s")

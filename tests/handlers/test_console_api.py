@@ -1,0 +1,510 @@
+"""The console's JSON API and live feed over real HTTP, on a real database, with a customer
+speaking WeChat's protocol and a fake WeChat API receiving the agents' replies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pytest_aiohttp import AiohttpClient
+
+from bot.app import create_app
+from bot.cli import main
+from bot.clock import FakeClock
+from bot.config import DEMO_APP_ID, DEMO_APP_SECRET, Settings
+from bot.demo import seed_demo
+from bot.keys import AGENTS, SESSIONS
+from tests.conftest import Customer
+from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
+
+Client = TestClient[web.Request, web.Application]
+PASSWORD = "a long enough password"
+JSON_ERROR = {"zh", "en"}
+
+
+@pytest.fixture
+async def wechat(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FakeClock
+) -> TestServer:
+    """The fake WeChat API, on its own local server."""
+    return await aiohttp_server(
+        fake_wechat_app(clock, DEMO_APP_ID, DEMO_APP_SECRET), access_log=None
+    )
+
+
+@pytest.fixture
+def wechat_state(wechat: TestServer) -> FakeWeChatState:
+    state = wechat.app[FAKE_STATE]
+    assert isinstance(state, FakeWeChatState)
+    return state
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, clock: FakeClock, wechat: TestServer, aiohttp_client: AiohttpClient
+) -> Client:
+    """The whole app on a real local server, seeded, sending to the fake WeChat API."""
+    base = str(wechat.make_url("")).rstrip("/")
+    app = create_app(replace(settings, wechat_api_base=base), clock)
+    client = await aiohttp_client(app)
+    await seed_demo(app[SESSIONS], clock.now())
+    return client
+
+
+class Browser:
+    """One agent's browser: its own cookie jar, and the CSRF token the page would keep."""
+
+    def __init__(self, api: Client) -> None:
+        self.api = api
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    def url(self, path: str) -> str:
+        return str(self.api.make_url(path))
+
+    async def login(self, name: str, password: str = PASSWORD) -> aiohttp.ClientResponse:
+        resp = await self.http.post(
+            self.url("/api/login"), json={"name": name, "password": password}
+        )
+        if resp.status == 200:
+            self.csrf = (await resp.json())["csrf_token"]
+        return resp
+
+    async def get(self, path: str) -> aiohttp.ClientResponse:
+        return await self.http.get(self.url(path))
+
+    async def send(
+        self, method: str, path: str, body: Any = None, *, csrf: bool = True, raw: bytes = b""
+    ) -> aiohttp.ClientResponse:
+        headers = {"X-CSRF-Token": self.csrf} if csrf else {}
+        if raw:
+            return await self.http.request(method, self.url(path), data=raw, headers=headers)
+        return await self.http.request(method, self.url(path), json=body, headers=headers)
+
+    async def post(
+        self, path: str, body: Any = None, *, csrf: bool = True
+    ) -> aiohttp.ClientResponse:
+        return await self.send("POST", path, body if body is not None else {}, csrf=csrf)
+
+
+@pytest.fixture
+async def browsers(api: Client) -> AsyncIterator[Callable[[], Browser]]:
+    opened: list[Browser] = []
+
+    def open_browser() -> Browser:
+        opened.append(Browser(api))
+        return opened[-1]
+
+    yield open_browser
+    for browser in opened:
+        await browser.http.close()
+
+
+async def new_agent(api: Client, name: str, role: str = "agent") -> str:
+    """A login as `billbot agents add` makes it; returns the one-time password."""
+    _, one_time = await api.app[AGENTS].create(name, role)
+    return one_time
+
+
+async def ready_agent(api: Client, browser: Browser, name: str, role: str = "agent") -> Browser:
+    """An agent who has logged in and replaced the one-time password."""
+    one_time = await new_agent(api, name, role)
+    assert (await browser.login(name, one_time)).status == 200
+    resp = await browser.post("/api/password", {"old_password": one_time, "new_password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return browser
+
+
+async def assert_error(resp: aiohttp.ClientResponse, status: int) -> dict[str, str]:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    error = (await resp.json())["error"]
+    assert set(error) == JSON_ERROR and all(error.values())
+    return dict(error)
+
+
+async def queued_customer(api: Client, settings: Settings, clock: FakeClock) -> Customer:
+    customer = Customer(api, settings, clock)
+    for text in ("你好", "同意", "转人工"):
+        await customer.say(text)
+    return customer
+
+
+# -- logging in -------------------------------------------------------------------------------
+
+
+async def test_login_sets_a_strict_http_only_cookie_and_returns_the_csrf_token(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    one_time = await new_agent(api, "alice")
+    resp = await browsers().login("alice", one_time)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["agent"]["name"] == "alice" and body["agent"]["role"] == "agent"
+    assert body["agent"]["must_change_password"] is True
+    assert set(body["agent"]) == {"id", "name", "role", "must_change_password"}
+    assert len(body["csrf_token"]) >= 32
+    cookie = resp.headers["Set-Cookie"]
+    assert cookie.startswith("billbot_session=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # served over plain http in this test
+    token = cookie.split("=", 1)[1].split(";", 1)[0]
+    assert token not in json.dumps(body)
+
+
+async def test_the_cookie_is_secure_when_the_console_is_served_over_https(
+    settings: Settings, clock: FakeClock, aiohttp_client: AiohttpClient
+) -> None:
+    app = create_app(replace(settings, public_url="https://bot.example.com"), clock)
+    client = await aiohttp_client(app)
+    _, one_time = await app[AGENTS].create("alice")
+    resp = await client.post("/api/login", json={"name": "alice", "password": one_time})
+    assert resp.status == 200
+    assert "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_a_wrong_password_and_an_unknown_name_get_the_same_401(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    await new_agent(api, "alice")
+    wrong = await assert_error(await browsers().login("alice", "not-it-at-all"), 401)
+    unknown = await assert_error(await browsers().login("nobody", "not-it-at-all"), 401)
+    assert wrong == unknown
+
+
+async def test_five_wrong_passwords_lock_the_login_for_fifteen_minutes(
+    api: Client, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    one_time = await new_agent(api, "alice")
+    browser = browsers()
+    for _ in range(4):
+        await assert_error(await browser.login("alice", "guess-guess"), 401)
+    locked = await assert_error(await browser.login("alice", "guess-guess"), 429)
+    assert "15" in locked["en"]
+    await assert_error(await browser.login("alice", one_time), 429)
+    clock.advance(timedelta(minutes=15, seconds=1))
+    assert (await browser.login("alice", one_time)).status == 200
+
+
+async def test_a_one_time_password_must_be_changed_before_anything_else(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    one_time = await new_agent(api, "alice")
+    browser = browsers()
+    await browser.login("alice", one_time)
+    refused = await assert_error(await browser.get("/api/queue"), 403)
+    assert "password" in refused["en"]
+    await assert_error(await browser.post("/api/handoffs/claim-next"), 403)
+    me = await (await browser.get("/api/me")).json()
+    assert me["agent"]["must_change_password"] is True and me["csrf_token"] == browser.csrf
+
+    short = await browser.post("/api/password", {"old_password": one_time, "new_password": "short"})
+    await assert_error(short, 422)
+    resp = await browser.post("/api/password", {"old_password": one_time, "new_password": PASSWORD})
+    assert resp.status == 200
+    assert (await resp.json())["agent"]["must_change_password"] is False
+    assert (await browser.get("/api/queue")).status == 200
+
+
+async def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    one_time = await new_agent(api, "alice")
+    browser = browsers()
+    await browser.login("alice", one_time)
+    body = {"old_password": one_time, "new_password": PASSWORD}
+    await assert_error(await browser.post("/api/password", body, csrf=False), 403)
+    browser.csrf = "forged"
+    await assert_error(await browser.post("/api/password", body), 403)
+    assert (await browsers().login("alice", one_time)).status == 200  # password unchanged
+
+    admin = await ready_agent(api, browsers(), "boss", "admin")
+    canned = {"title": "问候", "text": "您好，我是客服。"}
+    await assert_error(await admin.post("/api/canned", canned, csrf=False), 403)
+    await assert_error(await admin.send("DELETE", "/api/canned/1", csrf=False), 403)
+    await assert_error(await admin.post("/api/logout", csrf=False), 403)
+    assert (await (await admin.get("/api/canned")).json())["items"] == []
+    assert (await admin.get("/api/me")).status == 200  # still logged in
+
+
+async def test_a_page_from_another_site_cannot_use_the_api(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    one_time = await new_agent(api, "alice")
+    resp = await api.post(
+        "/api/login",
+        json={"name": "alice", "password": one_time},
+        headers={"Origin": "https://evil.example"},
+    )
+    await assert_error(resp, 403)
+    own = await api.post(
+        "/api/login",
+        json={"name": "alice", "password": one_time},
+        headers={"Origin": str(api.make_url("")).rstrip("/")},
+    )
+    assert own.status == 200
+
+
+async def test_without_a_session_the_api_answers_401(api: Client) -> None:
+    for path in ("/api/me", "/api/queue", "/api/handoffs/1", "/api/report/today", "/api/ws"):
+        await assert_error(await api.get(path), 401)
+    await assert_error(await api.post("/api/handoffs/claim-next"), 401)
+    api.session.cookie_jar.update_cookies({"billbot_session": "made-up"})
+    await assert_error(await api.get("/api/me"), 401)
+
+
+async def test_logout_ends_the_session_and_clears_the_cookie(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    browser = await ready_agent(api, browsers(), "alice")
+    resp = await browser.post("/api/logout")
+    assert resp.status == 200
+    assert 'billbot_session=""' in resp.headers["Set-Cookie"]
+    await assert_error(await browser.get("/api/me"), 401)
+
+
+async def test_a_session_lasts_twelve_hours(
+    api: Client, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    browser = await ready_agent(api, browsers(), "alice")
+    clock.advance(timedelta(hours=11, minutes=59))
+    assert (await browser.get("/api/me")).status == 200
+    clock.advance(timedelta(minutes=2))
+    await assert_error(await browser.get("/api/me"), 401)
+
+
+# -- bodies and paths -------------------------------------------------------------------------
+
+
+async def test_bad_json_is_a_400_with_plain_words(
+    api: Client, settings: Settings, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    await new_agent(api, "alice")
+    for raw in (b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe", b""):
+        error = await assert_error(await api.post("/api/login", data=raw), 400)
+        assert "JSON" in error["en"]
+    missing = await assert_error(await api.post("/api/login", json={"name": "alice"}), 400)
+    assert "password" in missing["en"]
+    wrong_type = await api.post("/api/login", json={"name": "alice", "password": 12345})
+    await assert_error(wrong_type, 400)
+
+    browser = await ready_agent(api, browsers(), "bob")
+    await queued_customer(api, settings, clock)
+    [item] = (await (await browser.get("/api/queue")).json())["items"]
+    await browser.post(f"/api/handoffs/{item['id']}/claim")
+    await assert_error(
+        await browser.send("POST", f"/api/handoffs/{item['id']}/note", raw=b"{"), 400
+    )
+    await assert_error(await browser.post(f"/api/handoffs/{item['id']}/note", {"txt": "x"}), 400)
+    transfer = await browser.post(f"/api/handoffs/{item['id']}/transfer", {"agent_id": "2"})
+    await assert_error(transfer, 400)
+    too_big = await browser.send("POST", f"/api/handoffs/{item['id']}/note", raw=b" " * 70_000)
+    await assert_error(too_big, 413)
+
+
+async def test_unknown_api_paths_and_methods_answer_in_json(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    browser = await ready_agent(api, browsers(), "alice")
+    await assert_error(await browser.get("/api/nothing-here"), 404)
+    await assert_error(await browser.get("/api/handoffs/abc"), 404)
+    await assert_error(await browser.get("/api/handoffs/999999"), 404)
+    resp = await browser.send("PUT", "/api/queue", {})
+    await assert_error(resp, 405)
+
+
+async def test_openapi_describes_every_api_route(api: Client) -> None:
+    resp = await api.get("/api/openapi.json")
+    assert resp.status == 200
+    doc = await resp.json()
+    assert doc["openapi"].startswith("3.1")
+    routed: set[tuple[str, str]] = set()
+    for route in api.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter", "")
+        if path.startswith("/api/") and route.method != "HEAD":
+            routed.add((re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", path), route.method.lower()))
+    described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert routed, "no /api routes found"
+    assert routed <= described, routed - described
+    assert described <= routed, described - routed  # and nothing that does not exist
+    for path, method in routed:
+        if method != "get" and path != "/api/login":
+            names = [p.get("$ref", p.get("name")) for p in doc["paths"][path][method]["parameters"]]
+            assert "#/components/parameters/CsrfToken" in names, (path, method)
+
+
+# -- the console page -------------------------------------------------------------------------
+
+
+async def test_the_console_page_and_its_assets_are_served(api: Client) -> None:
+    page = await api.get("/console")
+    assert page.status == 200 and page.content_type == "text/html"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    html = await page.text()
+    for asset in re.findall(r'(?:src|href)="(/console/static/[^"]+)"', html):
+        assert (await api.get(asset)).status == 200, asset
+    for sneaky in ("/console/static/..%2Fauth.py", "/console/static/.hidden", "/console/static/x"):
+        assert (await api.get(sneaky)).status == 404, sneaky
+
+
+# -- working the queue ------------------------------------------------------------------------
+
+
+async def test_an_agent_cannot_read_another_agents_conversation(
+    api: Client, settings: Settings, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    alice = await ready_agent(api, browsers(), "alice")
+    bob = await ready_agent(api, browsers(), "bob")
+    admin = await ready_agent(api, browsers(), "boss", "admin")
+    await queued_customer(api, settings, clock)
+
+    [item] = (await (await bob.get("/api/queue")).json())["items"]
+    assert item["reason"] == "asked" and item["status"] == "waiting"
+    claimed = await alice.post(f"/api/handoffs/{item['id']}/claim")
+    assert claimed.status == 200
+    assert (await claimed.json())["item"]["claimed_by"] == "alice"
+    await assert_error(await bob.post(f"/api/handoffs/{item['id']}/claim"), 409)
+
+    await assert_error(await bob.get(f"/api/handoffs/{item['id']}"), 403)
+    own = await alice.get(f"/api/handoffs/{item['id']}")
+    assert own.status == 200
+    conversation = await own.json()
+    assert conversation["masked"] is True
+    assert any(line["text"] == "转人工" for line in conversation["transcript"])
+    await assert_error(await alice.get(f"/api/handoffs/{item['id']}?unmask_reason=curious"), 403)
+
+    assert (await admin.get(f"/api/handoffs/{item['id']}")).status == 200
+    await assert_error(await admin.get(f"/api/handoffs/{item['id']}?unmask_reason=%20"), 422)
+    unmasked = await admin.get(f"/api/handoffs/{item['id']}?unmask_reason=customer%20complaint")
+    assert unmasked.status == 200 and (await unmasked.json())["masked"] is False
+
+
+async def test_claim_reply_note_and_resolve_through_the_api(
+    api: Client,
+    settings: Settings,
+    clock: FakeClock,
+    wechat_state: FakeWeChatState,
+    browsers: Callable[[], Browser],
+) -> None:
+    alice = await ready_agent(api, browsers(), "alice")
+    customer = await queued_customer(api, settings, clock)
+    wechat_state.customer_wrote(customer.openid, clock.now())
+
+    taken = await (await alice.post("/api/handoffs/claim-next")).json()
+    handoff = taken["item"]["id"]
+    assert taken["item"]["status"] == "claimed"
+    assert (await (await alice.post("/api/handoffs/claim-next")).json()) == {"item": None}
+    assert [i["id"] for i in (await (await alice.get("/api/mine")).json())["items"]] == [handoff]
+
+    replied = await alice.post(f"/api/handoffs/{handoff}/reply", {"text": "您好，我来帮您查。"})
+    assert replied.status == 200, await replied.text()
+    view = await replied.json()
+    assert view["replies_left"] == 4 and view["window_open_until"] is not None
+    assert wechat_state.sent == [(customer.openid, "您好，我来帮您查。")]
+
+    noted = await alice.post(f"/api/handoffs/{handoff}/note", {"text": "客户很着急"})
+    assert any(line["text"] == "客户很着急" for line in (await noted.json())["transcript"])
+    assert len(wechat_state.sent) == 1  # a note never reaches the customer
+
+    resolved = await (await alice.post(f"/api/handoffs/{handoff}/resolve")).json()
+    assert resolved["item"]["status"] == "resolved"
+    figures = await (await alice.get("/api/report/today")).json()
+    assert figures["handled_today"] == 1 and figures["waiting"] == 0
+
+
+async def test_transfer_and_hand_back_through_the_api(
+    api: Client, settings: Settings, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    alice = await ready_agent(api, browsers(), "alice")
+    bob = await ready_agent(api, browsers(), "bob")
+    await queued_customer(api, settings, clock)
+    agents = (await (await alice.get("/api/agents")).json())["agents"]
+    bob_id = next(a["id"] for a in agents if a["name"] == "bob")
+    handoff = (await (await alice.post("/api/handoffs/claim-next")).json())["item"]["id"]
+
+    moved = await alice.post(f"/api/handoffs/{handoff}/transfer", {"agent_id": bob_id})
+    assert (await moved.json())["item"]["claimed_by"] == "bob"
+    await assert_error(await alice.get(f"/api/handoffs/{handoff}"), 403)
+    back = await (await bob.post(f"/api/handoffs/{handoff}/handback")).json()
+    assert back["item"]["status"] == "returned"
+
+
+async def test_canned_replies_are_managed_by_admins(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    agent = await ready_agent(api, browsers(), "alice")
+    admin = await ready_agent(api, browsers(), "boss", "admin")
+    canned = {"title": "问候", "text": "您好，我是客服。"}
+    await assert_error(await agent.post("/api/canned", canned), 403)
+    created = await admin.post("/api/canned", canned)
+    assert created.status == 201
+    item = (await created.json())["item"]
+    assert (await (await agent.get("/api/canned")).json())["items"] == [item]
+    await assert_error(await agent.send("DELETE", f"/api/canned/{item['id']}"), 403)
+    deleted = await admin.send("DELETE", f"/api/canned/{item['id']}")
+    assert (await deleted.json()) == {"deleted": item["id"]}
+    assert (await (await agent.get("/api/canned")).json())["items"] == []
+
+
+# -- the live feed ----------------------------------------------------------------------------
+
+
+async def test_a_customer_asking_for_a_person_reaches_a_connected_console(
+    api: Client, settings: Settings, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    browser = await ready_agent(api, browsers(), "alice")
+    async with browser.http.ws_connect(browser.url("/api/ws")) as ws:
+        await ws.send_json({"type": "ping"})
+        assert await asyncio.wait_for(ws.receive_json(), 5) == {"type": "pong"}
+
+        customer = Customer(api, settings, clock)
+        for text in ("你好", "同意"):
+            await customer.say(text)
+        await customer.say("转人工")
+        event = await asyncio.wait_for(ws.receive_json(), 5)
+        assert event["type"] in {"queue", "handoff"}
+    assert len((await (await browser.get("/api/queue")).json())["items"]) == 1
+
+
+async def test_a_console_whose_session_ended_is_closed(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    browser = await ready_agent(api, browsers(), "alice")
+    async with browser.http.ws_connect(browser.url("/api/ws")) as ws:
+        await browser.post("/api/logout")
+        await ws.send_json({"type": "ping"})
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4401
+
+
+# -- the operator's report --------------------------------------------------------------------
+
+
+def test_report_queue_prints_the_figures_the_console_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BILLBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    assert main(["report", "queue", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures == {
+        "waiting": 0,
+        "handled_today": 0,
+        "avg_wait_seconds": None,
+        "avg_first_response_seconds": None,
+        "avg_resolution_seconds": None,
+    }
+    assert main(["report", "queue"]) == 0
+    assert "waiting" in capsys.readouterr().out
