@@ -48,6 +48,7 @@ from storage.retention import purge_expired
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 600
+LEASE_CHECK_SECONDS = 15
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -115,17 +116,23 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def purge_job(app: web.Application) -> AsyncIterator[None]:
-    """The retention job, every few minutes while the server runs (`billbot purge` runs it once)."""
+    """Background upkeep while the server runs: lapsed claims go back to the queue (every
+    few seconds, so a dropped conversation does not wait for an agent to look), and the
+    retention job runs every few minutes (`billbot purge` runs it once)."""
 
     async def loop() -> None:
+        ticks = 0
         while True:
             try:
-                counts = await purge_expired(app[SESSIONS], app[CLOCK].now())
-                if any(counts.values()):
-                    log.info("retention: %s", counts)
+                await app[HANDOFFS].release_expired_leases()
+                if ticks % (PURGE_EVERY_SECONDS // LEASE_CHECK_SECONDS) == 0:
+                    counts = await purge_expired(app[SESSIONS], app[CLOCK].now())
+                    if any(counts.values()):
+                        log.info("retention: %s", counts)
             except Exception:
-                log.exception("retention job failed; it will run again")
-            await asyncio.sleep(PURGE_EVERY_SECONDS)
+                log.exception("background upkeep failed; it will run again")
+            ticks += 1
+            await asyncio.sleep(LEASE_CHECK_SECONDS)
 
     task = asyncio.create_task(loop())
     yield

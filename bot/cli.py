@@ -120,17 +120,29 @@ async def run_migrate(settings: Settings) -> int:
     return 0
 
 
-async def prepare(settings: Settings, demo: bool) -> None:
+async def prepare(settings: Settings, demo: bool) -> str | None:
+    """Migrates; for the demo, seeds data and an admin login, returning its one-time password."""
+    from bot.console.auth import AgentDirectory
+
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
-        if demo and await seed_demo(session_factory(engine), SystemClock().now()):
+        sessions = session_factory(engine)
+        if demo and await seed_demo(sessions, SystemClock().now()):
             print("Seeded demo orders and contacts.")
+            _, password = await AgentDirectory(sessions, SystemClock()).create("demo", "admin")
+            return password
     finally:
         await engine.dispose()
+    return None
 
 
-def demo_banner(settings: Settings) -> str:
+def demo_banner(settings: Settings, password: str | None) -> str:
+    login = (
+        f"log in as  demo  with the one-time password  {password}  (you then choose your own)"
+        if password
+        else "log in with your agent account (new ones: ./run agents add NAME --role admin)"
+    )
     return f"""
 billbot is listening on http://{settings.host}:{settings.port}  (database: {settings.database_url})
 
@@ -139,6 +151,9 @@ Next, in a second terminal, be a customer:
 and try:   DD20250503123456   →  同意  →  128.5
 (other demo orders: 2025050322001456781234567890 paid 56.80; 4200001234202505031234567890 paid 99)
 Type 转人工 at any point to reach the handoff queue; see it with `./run handoffs list`.
+
+Agents work the queue at http://{settings.host}:{settings.port}/console :
+{login}
 """
 
 
@@ -156,9 +171,9 @@ def _run_worker(settings: Settings) -> None:
 
 
 def serve(settings: Settings, *, demo: bool, workers: int) -> int:
-    asyncio.run(prepare(settings, demo))
+    password = asyncio.run(prepare(settings, demo))
     if demo:
-        print(demo_banner(settings), flush=True)
+        print(demo_banner(settings, password), flush=True)
     if workers == 1:
         web.run_app(
             create_app(settings, background_jobs=True), host=settings.host, port=settings.port

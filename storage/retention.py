@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import Conversation, Handoff, Message, ProcessedMessage
+from storage.models import ConsoleSession, Conversation, Handoff, Message, ProcessedMessage
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
 DELIVERY_KEYS_KEPT = timedelta(hours=72)
@@ -52,4 +52,12 @@ async def purge_expired(
                 )
             )
         ).rowcount  # type: ignore[attr-defined]
-    return {"conversations": len(expired), "messages": int(messages), "delivery_keys": int(keys)}
+        logins = (
+            await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
+        ).rowcount  # type: ignore[attr-defined]
+    return {
+        "conversations": len(expired),
+        "messages": int(messages),
+        "delivery_keys": int(keys),
+        "console_sessions": int(logins),
+    }

@@ -148,7 +148,12 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         await repos.inbox.claim("wechat:msg:old", now)
     assert (await purge_expired(sessions, now + timedelta(hours=1)))["conversations"] == 0
     counts = await purge_expired(sessions, now + timedelta(hours=73))
-    assert counts == {"conversations": 1, "messages": 1, "delivery_keys": 1}
+    assert counts == {
+        "conversations": 1,
+        "messages": 1,
+        "delivery_keys": 1,
+        "console_sessions": 0,
+    }
     async with sessions() as s:
         repos = Repositories.on(s)
         left = await repos.conversations.get("wechat", "u1")
@@ -157,3 +162,32 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
     # purged once: the next run finds nothing more to do
     again = await purge_expired(sessions, now + timedelta(hours=74))
     assert again["conversations"] == 0
+
+
+async def test_retention_drops_expired_console_logins(sessions: Sessions, clock: FakeClock) -> None:
+    from storage.models import Agent, ConsoleSession
+
+    now = clock.now()
+    async with sessions() as s, s.begin():
+        agent = Agent(
+            name="a",
+            role="agent",
+            password_hash="-",
+            must_change_password=False,
+            failed_logins=0,
+            created_at=now,
+        )
+        s.add(agent)
+        await s.flush()
+        for token, hours in (("old", -1), ("live", 5)):
+            s.add(
+                ConsoleSession(
+                    token_hash=token,
+                    agent_id=agent.id,
+                    csrf_token="c",
+                    created_at=now,
+                    expires_at=now + timedelta(hours=hours),
+                )
+            )
+    assert (await purge_expired(sessions, now))["console_sessions"] == 1
+    assert (await purge_expired(sessions, now))["console_sessions"] == 0
