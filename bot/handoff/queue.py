@@ -20,7 +20,7 @@ from bot.clock import Clock
 from bot.handoff.events import EventBus
 from bot.handoff.hours import CHINA, ServiceHours
 from bot.handoff.waiting import meaningful_move, wait_minutes
-from bot.privacy.masking import STARS, mask_text, mask_user_id
+from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
 from storage.models import Agent, AuditEntry, CannedReply, Conversation, Handoff, Message
 
@@ -586,7 +586,11 @@ class HandoffService:
                     names[sender] = await self._agent_name(s, int(sender[6:])) or sender
                 kind = "note" if m.direction == "note" else "agent"
                 sender = f"{kind}:{names[sender]}"
-            text = mask_text(m.text) if masked and m.sender in ("customer", "bot") else m.text
+            text = m.text
+            if masked and m.sender == "customer":
+                text = mask_text(text)
+            elif masked and m.sender == "bot":
+                text = mask_links(text)
             lines.append(TranscriptLine(m.created_at, sender, text))
         return lines
 

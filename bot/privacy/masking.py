@@ -75,6 +75,11 @@ def _mask_number(match: re.Match[str]) -> str:
     return STARS + compact[-4:]
 
 
+def mask_links(text: str) -> str:
+    """The bot's own words already mask what they show; only the card link is hidden."""
+    return _CARD_LINK.sub("[名片链接 card link]", text)
+
+
 def mask_text(text: str) -> str:
     """A transcript line as an agent sees it by default: numbers that identify, masked.
 

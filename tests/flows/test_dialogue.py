@@ -121,7 +121,7 @@ async def test_asking_for_a_person_works_at_any_step(customer: Customer, phrase:
 async def test_unknown_input_gets_guidance_with_an_example(customer: Customer) -> None:
     await agree(customer)
     reply = await customer.say("你们这个怎么回事")
-    assert "DD20250503123456" in reply  # an example, not an error code
+    assert "DD20251231000123" in reply  # an example, not an error code
     assert "error" not in reply.lower()
 
 
