@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -17,6 +18,8 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.console.auth import AgentDirectory
 from bot.engine.dispatcher import Dispatcher
+from bot.engine.late import DEADLINE_SECONDS, LateReplies
+from bot.flows.base import OrderLookup
 from bot.handlers.card import CardContact, card_routes
 from bot.handlers.console import close_console_sockets, console_api, console_routes
 from bot.handlers.health import health_routes
@@ -33,6 +36,7 @@ from bot.keys import (
     EVENTS,
     HANDOFFS,
     HTTP,
+    LATE_REPLIES,
     METRICS,
     OFFICIAL_ACCOUNT,
     SESSIONS,
@@ -79,7 +83,7 @@ class DatabaseContacts:
         return None if found is None else CardContact(found.name, found.wechat_id, found.qr_url)
 
 
-async def database(app: web.Application) -> AsyncIterator[None]:
+async def database(app: web.Application, orders: OrderLookup | None = None) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = create_engine(settings.database_url)
     await migrate(engine)
@@ -96,10 +100,12 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             settings.wechat.app_secret,
             app[CLOCK],
         )
+        wechat = WeChatApi(http, tokens, settings.wechat_api_base)
+        app[LATE_REPLIES].sender = wechat
         app[HANDOFFS] = HandoffService(
             app[SESSIONS],
             app[CLOCK],
-            WeChatApi(http, tokens, settings.wechat_api_base),
+            wechat,
             app[EVENTS],
             lease=timedelta(seconds=settings.claim_lease_seconds),
             hours=ServiceHours.parse(settings.service_hours),
@@ -109,9 +115,13 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             app[CLOCK],
             SignedCardLinks(app_signer(app), settings.public_url),
             verify_mode=settings.verify_mode,
+            orders=orders,
             handoffs=app[HANDOFFS],
         )
         yield
+        late = app[LATE_REPLIES].tasks
+        if late:  # replies still on their way to WeChat get a few seconds to finish
+            await asyncio.wait(late, timeout=5)
     await engine.dispose()
 
 
@@ -146,17 +156,24 @@ def app_signer(app: web.Application) -> LinkSigner:
 
 
 def create_app(
-    settings: Settings, clock: Clock | None = None, *, background_jobs: bool = False
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    background_jobs: bool = False,
+    reply_deadline: float = DEADLINE_SECONDS,
+    orders: OrderLookup | None = None,
 ) -> web.Application:
+    """The whole server. ``orders`` replaces the local orders table as the order source."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[no_tracebacks, console_api])
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, app[CLOCK])
     app[EVENTS] = EventBus()
+    app[LATE_REPLIES] = LateReplies(reply_deadline)
     app[CONSOLE_SOCKETS] = set()
     app.on_shutdown.append(close_console_sockets)
-    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(functools.partial(database, orders=orders))
     if background_jobs:
         app.cleanup_ctx.append(purge_job)
     app.add_routes(

@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.console.auth import AgentDirectory
 from bot.engine.dispatcher import Dispatcher
+from bot.engine.late import LateReplies
 from bot.handoff.events import EventBus
 from bot.handoff.queue import HandoffService
 from bot.metrics import Metrics
@@ -27,3 +28,4 @@ HANDOFFS = web.AppKey("handoffs", HandoffService)
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls (the WeChat API)
 AGENTS = web.AppKey("agents", AgentDirectory)
 CONSOLE_SOCKETS = web.AppKey("console_sockets", set[web.WebSocketResponse])
+LATE_REPLIES = web.AppKey("late_replies", LateReplies)

@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 
 from bot.channels.wechat_oa import MAX_BODY, ChannelError, OARequest
-from bot.keys import DISPATCHER, METRICS, OFFICIAL_ACCOUNT
+from bot.keys import DISPATCHER, LATE_REPLIES, METRICS, OFFICIAL_ACCOUNT
 from bot.texts import Texts
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,18 @@ async def receive_wechat(request: web.Request) -> web.Response:
         metrics.deliveries.labels("wechat", "rejected").inc()
         log.warning("POST /wechat refused (%s): %s", exc.status, exc.reason)
         return web.Response(status=exc.status, text=exc.reason)
+    late = request.app[LATE_REPLIES]
+    key = call.inbound.dedup_key
     try:
-        outcome = await request.app[DISPATCHER].handle(call.inbound)
-        reply, result = outcome.reply, "duplicate" if outcome.duplicate else "ok"
+        outcome = await late.within_deadline(
+            key, call.inbound.user_id, request.app[DISPATCHER].handle(call.inbound)
+        )
+        if outcome is None:
+            reply, result = "", "late"
+        elif outcome.duplicate and late.answered_late(key):
+            reply, result = "", "duplicate"  # the answer went out through the API already
+        else:
+            reply, result = outcome.reply, "duplicate" if outcome.duplicate else "ok"
     except Exception:
         log.exception("turn failed for %s; the customer is asked to resend", call.inbound.dedup_key)
         reply, result = Texts("zh").say("busy"), "error"
