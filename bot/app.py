@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.wechat_api import TokenManager, WeChatApi
 from bot.channels.wechat_oa import MAX_BODY, OfficialAccount
@@ -46,7 +47,7 @@ from bot.metrics import Metrics
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
 from storage.db import create_engine, migrate, session_factory
-from storage.repositories import ContactRepository
+from storage.repositories import ContactRepository, ConversationRepository
 from storage.retention import purge_expired
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,12 @@ class DatabaseContacts:
         return None if found is None else CardContact(found.name, found.wechat_id, found.qr_url)
 
 
+async def bot_owns(sessions: async_sessionmaker[AsyncSession], openid: str) -> bool:
+    async with sessions() as session:
+        conv = await ConversationRepository(session).get("wechat", openid)
+    return conv is None or not conv.owner.startswith("agent:")
+
+
 async def database(app: web.Application, orders: OrderLookup | None = None) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = create_engine(settings.database_url)
@@ -102,6 +109,7 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
         )
         wechat = WeChatApi(http, tokens, settings.wechat_api_base)
         app[LATE_REPLIES].sender = wechat
+        app[LATE_REPLIES].bot_may_speak = functools.partial(bot_owns, app[SESSIONS])
         app[HANDOFFS] = HandoffService(
             app[SESSIONS],
             app[CLOCK],

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import ConsoleSession, Conversation, Handoff, Message, ProcessedMessage
+from storage.repositories.handoffs import OPEN_STATUSES
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
 DELIVERY_KEYS_KEPT = timedelta(hours=72)
@@ -36,7 +37,7 @@ async def purge_expired(
                 update(Handoff)
                 .where(
                     Handoff.conversation_id.in_(expired),
-                    Handoff.status.in_(("waiting", "claimed")),
+                    Handoff.status.in_(OPEN_STATUSES),
                 )
                 .values(status="expired", closed_at=now)
             )

@@ -17,7 +17,7 @@ from bot.clock import Clock
 from bot.config import VerifyMode
 from bot.engine.inbound import Inbound, InboundKind
 from bot.engine.locks import KeyedLocks
-from bot.engine.understanding import detect_language
+from bot.engine.understanding import Intent, detect_intent, detect_language
 from bot.flows.base import CardLinks, OrderLookup, Step, StepContext
 from bot.flows.dialogue import run_step
 from bot.handoff.hours import ServiceHours
@@ -112,8 +112,22 @@ class Dispatcher:
                 None,
             )
         if conv.owner.startswith("agent:"):
-            # a person owns the conversation: the bot listens and stays silent
-            return await self._to_agent(repos, conv, inbound, notices)
+            if inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
+                return ""  # housekeeping: not a message for the agent
+            withdrawing = detect_intent(inbound.text) is Intent.WITHDRAW_CONSENT
+            if not withdrawing:
+                held = None
+                if self._handoffs is not None:
+                    held = await self._handoffs.customer_wrote(repos.session, conv.id)
+                if held is not None:
+                    # a person owns the conversation: the bot listens and stays silent
+                    return await self._to_agent(repos, conv, inbound, held, notices)
+                # nobody actually holds it any more: the bot takes the customer back
+                conv.state = str(conv.data.pop("before_handoff", Step.ASK_ORDER.value))
+            # a withdrawal of consent is the customer's right, whoever owns the chat: the
+            # bot handles it (leaving the queue, forgetting the conversation)
+            conv.owner = "bot"
+            notices.append(("queue", None))
         try:
             state = Step(conv.state)
         except ValueError:
@@ -166,17 +180,13 @@ class Dispatcher:
         repos: Repositories,
         conv: ConversationRecord,
         inbound: Inbound,
+        handoff_id: int,
         notices: list[Notice],
     ) -> str:
         now = self._clock.now()
-        if inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
-            return ""
         conv.last_inbound_at = now  # reopens WeChat's 48 h window and the 5-reply quota
         conv.expires_at = now + SESSION_TTL
         text = inbound.text or f"[{inbound.raw_type or inbound.kind.value}]"
         await repos.transcript.add(conv.id, "in", "customer", text, now)
-        handoff_id = None
-        if self._handoffs is not None:
-            handoff_id = await self._handoffs.customer_wrote(repos.session, conv.id)
         notices.append(("message", handoff_id))
         return ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from bot.engine.dispatcher import Outcome
 from bot.handoff.queue import MessageSender
@@ -24,6 +24,8 @@ class LateReplies:
     def __init__(self, deadline: float = DEADLINE_SECONDS) -> None:
         self.deadline = deadline
         self.sender: MessageSender | None = None  # set once the HTTP client is open
+        # True while the bot may still speak to this customer (no agent took over meanwhile)
+        self.bot_may_speak: Callable[[str], Awaitable[bool]] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self._sent_late: set[str] = set()  # delivery keys answered through the API
 
@@ -56,6 +58,9 @@ class LateReplies:
             return
         if self.sender is None:
             log.error("late reply for %s dropped: no WeChat API client", key)
+            return
+        if self.bot_may_speak is not None and not await self.bot_may_speak(openid):
+            log.info("late reply for %s dropped: an agent owns the conversation now", key)
             return
         try:
             await self.sender.send_text(openid, outcome.reply)

@@ -31,7 +31,12 @@ async def queue_notice(ctx: StepContext, handoff_id: int) -> str:
     """The reference, and either the place in line and the wait, or when the service opens."""
     ref = ctx.data.get("handoff_ref", "-")
     if not ctx.hours.is_open(ctx.now):
-        opens = ctx.hours.next_opening(ctx.now).strftime("%m-%d %H:%M")
+        when = ctx.hours.next_opening(ctx.now)
+        opens = (
+            f"{when.month}月{when.day}日 {when:%H:%M}（北京时间）"
+            if ctx.texts.lang == "zh"
+            else f"{when.day} {when:%B}, {when:%H:%M} Beijing time"
+        )
         return ctx.say("handoff_after_hours", ref=ref, opens=opens)
     position = max(1, await ctx.handoffs.position(handoff_id))
     await ctx.handoffs.mark_notified(handoff_id, position)

@@ -46,7 +46,7 @@ PUBLIC = frozenset({("POST", "/api/login"), ("GET", "/api/openapi.json")})
 PASSWORD_GATE = frozenset({"/api/me", "/api/password", "/api/logout"})
 WS_HEARTBEAT = 30.0  # seconds; aiohttp pings and drops consoles that stop answering
 
-_ID = r"{id:\d{1,18}}"
+_ID = r"{id:\d{1,9}}"  # fits PostgreSQL integer ids; a longer one is no route (404)
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
 PAGE_HEADERS: dict[str, str] = {
@@ -293,7 +293,7 @@ def text_field(body: Mapping[str, Any], name: str) -> str:
 
 def int_field(body: Mapping[str, Any], name: str) -> int:
     value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
         raise ApiError(
             400, f"请求需要整数字段「{name}」。", f"The body needs a whole-number field {name!r}."
         )

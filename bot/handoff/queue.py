@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -111,6 +111,7 @@ class CannedView:
 
 REPLY_WINDOW = timedelta(hours=48)  # WeChat: replies within 48 h of the customer's last message
 REPLIES_PER_MESSAGE = 5  # WeChat: at most 5 customer-service messages per customer message
+API_BOT = "bot-api"  # the bot's own customer-service messages: they use the quota too
 LAST_MESSAGES = 3
 OPEN = ("waiting", "claimed", "waiting_customer")
 HELD = ("claimed", "waiting_customer")
@@ -122,6 +123,12 @@ def _not_found() -> HandoffError:
 
 def _not_yours() -> HandoffError:
     return HandoffError(403, "这个会话不在您名下。", "This conversation is not assigned to you.")
+
+
+def _closed() -> HandoffError:
+    return HandoffError(
+        409, "这个会话已经结束或已取消。", "This conversation has ended or was cancelled."
+    )
 
 
 def _admins_only() -> HandoffError:
@@ -227,28 +234,23 @@ class HandoffService:
         await self.release_expired_leases()
         now = self._clock.now()
         async with self._sessions() as s, s.begin():
-            # compare-and-set: only a waiting handoff can be claimed, so one click wins
-            won = await s.execute(
-                update(Handoff)
-                .where(Handoff.id == handoff_id, Handoff.status == "waiting")
-                .values(
-                    status="claimed",
-                    claimed_by=agent.id,
-                    claimed_at=func.coalesce(Handoff.claimed_at, now),
-                    lease_until=now + self._lease,
-                )
-            )
-            handoff = await s.get(Handoff, handoff_id)
-            if handoff is None:
-                raise _not_found()
-            if not won.rowcount:  # type: ignore[attr-defined]
+            # compare-and-set under the row locks: only a waiting handoff can be claimed,
+            # so when several agents click at once exactly one wins
+            handoff, conv = await self._lock(s, handoff_id)
+            if handoff.status in HELD:
                 holder = await self._agent_name(s, handoff.claimed_by)
                 raise HandoffError(
                     409,
                     f"这个会话已被{holder or '其他客服'}认领。",
                     f"{holder or 'Another agent'} already took this conversation.",
                 )
-            await self._set_owner(s, handoff.conversation_id, f"agent:{agent.id}")
+            if handoff.status != "waiting":
+                raise _closed()
+            handoff.status, handoff.claimed_by = "claimed", agent.id
+            handoff.claimed_at = handoff.claimed_at or now
+            handoff.lease_until = now + self._lease
+            conv.owner, conv.version = f"agent:{agent.id}", conv.version + 1
+            await s.flush()
             item = await self._item(s, handoff)
         self._events.publish({"type": "queue"})
         await self._notify_positions()
@@ -267,19 +269,18 @@ class HandoffService:
         """Claims whose agent stopped answering go back to the head of the queue."""
         now = self._clock.now()
         released = 0
-        async with self._sessions() as s, s.begin():
-            rows = list(
-                await s.scalars(
-                    select(Handoff)
-                    .where(Handoff.status == "claimed", Handoff.lease_until < now)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            for h in rows:
+        lapsed = (Handoff.status == "claimed") & (Handoff.lease_until < now)
+        async with self._sessions() as s:
+            candidates = list(await s.scalars(select(Handoff.id).where(lapsed)))
+        for handoff_id in candidates:
+            async with self._sessions() as s, s.begin():
+                h, conv = await self._lock(s, handoff_id)
+                if h.status != "claimed" or h.lease_until is None or h.lease_until >= now:
+                    continue  # renewed or closed meanwhile
                 h.dropped_by = await self._agent_name(s, h.claimed_by)
                 h.status, h.claimed_by, h.lease_until = "waiting", None, None
                 h.priority += 1
-                await self._set_owner(s, h.conversation_id, "queue")
+                conv.owner, conv.version = "queue", conv.version + 1
                 released += 1
         if released:
             log.info("%d claim(s) lapsed and returned to the queue", released)
@@ -308,9 +309,8 @@ class HandoffService:
         #    sent, so a hand-back or a transfer racing with this send sees it. Nothing is
         #    held locked across the call to WeChat.
         async with self._sessions() as s, s.begin():
-            handoff = await self._get(s, handoff_id, lock=True)
+            handoff, conv = await self._lock(s, handoff_id)
             self._must_hold(agent, handoff)
-            conv = await self._conversation(s, handoff.conversation_id, lock=True)
             if conv.owner != f"agent:{agent.id}":
                 raise _not_yours()
             closes, left = await self._window(s, conv, now)
@@ -341,6 +341,8 @@ class HandoffService:
                 )
                 s.add(message)
                 conv.version += 1
+                if handoff.lease_until is not None:  # no lapse while the send is under way
+                    handoff.lease_until = max(handoff.lease_until, now + self._lease)
                 await s.flush()
                 message_id, openid = message.id, conv.user_id
         if refusal is not None:
@@ -355,14 +357,15 @@ class HandoffService:
             log.warning("reply on handoff %s refused: %s", handoff_id, exc)
         # 3. settle: keep the message and restart nothing, or take it back and maybe park
         async with self._sessions() as s, s.begin():
-            handoff = await self._get(s, handoff_id, lock=True)
-            if failure is None:
+            handoff, _ = await self._lock(s, handoff_id)
+            still_mine = handoff.status in HELD and handoff.claimed_by == agent.id
+            if failure is not None:
+                await s.execute(delete(Message).where(Message.id == message_id))
+            if still_mine and failure is None:
                 handoff.first_response_at = handoff.first_response_at or now
                 handoff.lease_until = None  # answered: nothing owed until the customer writes
-            else:
-                await s.execute(delete(Message).where(Message.id == message_id))
-                if failure.status == 409:
-                    handoff.status = "waiting_customer"
+            elif still_mine and failure is not None and failure.status == 409:
+                handoff.status = "waiting_customer"
             view = await self._view(s, handoff, masked=True)
         self._events.publish({"type": "message", "handoff_id": handoff_id})
         if failure is not None:
@@ -390,15 +393,18 @@ class HandoffService:
     async def transfer(self, agent: AgentView, handoff_id: int, to_agent_id: int) -> QueueItem:
         now = self._clock.now()
         async with self._sessions() as s, s.begin():
-            handoff = await self._get(s, handoff_id, lock=True)
+            handoff, conv = await self._lock(s, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
+            elif handoff.status not in OPEN:
+                raise _closed()
             target = await s.get(Agent, to_agent_id)
             if target is None:
                 raise HandoffError(404, "找不到这位客服。", "No such agent.")
             handoff.status, handoff.claimed_by = "claimed", target.id
+            handoff.claimed_at = handoff.claimed_at or now
             handoff.lease_until = now + self._lease
-            await self._set_owner(s, handoff.conversation_id, f"agent:{target.id}")
+            conv.owner, conv.version = f"agent:{target.id}", conv.version + 1
             item = await self._item(s, handoff)
         self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": "claimed"})
         return item
@@ -414,12 +420,11 @@ class HandoffService:
     async def _close(self, agent: AgentView, handoff_id: int, status: str) -> QueueItem:
         now = self._clock.now()
         async with self._sessions() as s, s.begin():
-            handoff = await self._get(s, handoff_id, lock=True)
+            handoff, conv = await self._lock(s, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
             elif handoff.status not in OPEN:
-                raise HandoffError(409, "这个会话已经结束。", "This conversation is closed.")
-            conv = await self._conversation(s, handoff.conversation_id, lock=True)
+                raise _closed()
             data = dict(conv.data or {})
             if status == "returned":
                 conv.state = str(data.pop("before_handoff", "ask_order"))
@@ -487,20 +492,46 @@ class HandoffService:
                 text = Texts(lang).say(
                     "queue_update", position=position, minutes=wait_minutes(position)
                 )
-                updates.append((conv.user_id, h.id, text))
-        for openid, _, text in updates:
+                updates.append((conv.user_id, conv.id, text))
+        for openid, conversation_id, text in updates:
             try:
                 await self._sender.send_text(openid, text)
             except Exception as exc:  # a courtesy message: log, never fail the claim
                 log.warning("queue position update to a customer failed: %s", exc)
+                continue
+            async with self._sessions() as s, s.begin():
+                s.add(
+                    Message(
+                        conversation_id=conversation_id,
+                        direction="out",
+                        sender=API_BOT,
+                        text=text,
+                        created_at=self._clock.now(),
+                    )
+                )
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _get(self, s: AsyncSession, handoff_id: int, lock: bool = False) -> Handoff:
-        query = select(Handoff).where(Handoff.id == handoff_id)
-        if lock:
-            query = query.with_for_update()
-        handoff = await s.scalar(query)
+    async def _lock(self, s: AsyncSession, handoff_id: int) -> tuple[Handoff, Conversation]:
+        """Both rows, locked in the engine's order — conversation, then handoff — so an
+        agent's action and a customer's message never wait on each other in a cycle."""
+        conversation_id = await s.scalar(
+            select(Handoff.conversation_id).where(Handoff.id == handoff_id)
+        )
+        if conversation_id is None:
+            raise _not_found()
+        conv = await self._conversation(s, conversation_id, lock=True)
+        handoff = await s.scalar(
+            select(Handoff)
+            .where(Handoff.id == handoff_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert handoff is not None  # handoffs are never deleted
+        return handoff, conv
+
+    async def _get(self, s: AsyncSession, handoff_id: int) -> Handoff:
+        handoff = await s.scalar(select(Handoff).where(Handoff.id == handoff_id))
         if handoff is None:
             raise _not_found()
         return handoff
@@ -515,20 +546,15 @@ class HandoffService:
         assert conv is not None  # handoffs reference conversations
         return conv
 
-    async def _set_owner(self, s: AsyncSession, conversation_id: int, owner: str) -> None:
-        await s.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(owner=owner, version=Conversation.version + 1)
-        )
-
     async def _agent_name(self, s: AsyncSession, agent_id: int | None) -> str | None:
         if agent_id is None:
             return None
         return await s.scalar(select(Agent.name).where(Agent.id == agent_id))
 
     def _may_read(self, agent: AgentView, handoff: Handoff) -> None:
-        if agent.is_admin or handoff.status == "waiting":
+        """Admins read everything; an agent only the conversations they hold (the queue
+        itself shows a masked summary of the waiting ones)."""
+        if agent.is_admin:
             return
         if handoff.claimed_by != agent.id or handoff.status not in HELD:
             raise _not_yours()
@@ -537,7 +563,7 @@ class HandoffService:
         if handoff.status not in HELD:
             if handoff.status == "waiting":
                 raise HandoffError(409, "请先认领这个会话。", "Claim this conversation first.")
-            raise HandoffError(409, "这个会话已经结束。", "This conversation is closed.")
+            raise _closed()
         if handoff.claimed_by != agent.id:
             raise _not_yours()
 
@@ -558,7 +584,7 @@ class HandoffService:
             .where(
                 Message.conversation_id == conv.id,
                 Message.direction == "out",
-                Message.sender.like("agent:%"),
+                Message.sender.like("agent:%") | (Message.sender == API_BOT),
                 Message.id > last_in,
             )
         )
@@ -589,8 +615,10 @@ class HandoffService:
             text = m.text
             if masked and m.sender == "customer":
                 text = mask_text(text)
-            elif masked and m.sender == "bot":
+            elif masked and m.sender in ("bot", API_BOT):
                 text = mask_links(text)
+            if sender == API_BOT:
+                sender = "bot"
             lines.append(TranscriptLine(m.created_at, sender, text))
         return lines
 

@@ -319,6 +319,7 @@ async def test_unknown_api_paths_and_methods_answer_in_json(
     await assert_error(await browser.get("/api/nothing-here"), 404)
     await assert_error(await browser.get("/api/handoffs/abc"), 404)
     await assert_error(await browser.get("/api/handoffs/999999"), 404)
+    await assert_error(await browser.get("/api/handoffs/99999999999"), 404)  # > PG integer
     resp = await browser.send("PUT", "/api/queue", {})
     await assert_error(resp, 405)
 
@@ -378,6 +379,7 @@ async def test_an_agent_cannot_read_another_agents_conversation(
     await assert_error(await bob.post(f"/api/handoffs/{item['id']}/claim"), 409)
 
     await assert_error(await bob.get(f"/api/handoffs/{item['id']}"), 403)
+    await assert_error(await bob.post(f"/api/handoffs/{item['id']}/note", {"text": "x"}), 403)
     own = await alice.get(f"/api/handoffs/{item['id']}")
     assert own.status == 200
     conversation = await own.json()

@@ -195,11 +195,15 @@ async def test_a_reply_ends_the_lease_and_a_customer_message_restarts_it(desk: D
 
 async def test_after_hours_the_customer_hears_the_opening_time(desk: Desk) -> None:
     desk.clock.set(datetime(2026, 5, 3, 15, 0, tzinfo=UTC))  # 23:00 in China
-    desk.bot._hours = ServiceHours.parse("09:00-21:00")  # type: ignore[attr-defined]
+    closed = HandoffService(
+        desk.sessions, desk.clock, None, EventBus(), hours=ServiceHours.parse("09:00-21:00")
+    )
+    links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], desk.clock), "http://t")
+    desk.bot = Dispatcher(desk.sessions, desk.clock, links, handoffs=closed)
     for text in ("你好", "同意"):
         await desk.say(user(1), text)
     reply = await desk.say(user(1), "转人工")
-    assert "05-04 09:00" in reply and "服务单号" in reply
+    assert "5月4日 09:00（北京时间）" in reply and "服务单号" in reply
 
 
 async def test_waiting_customers_hear_only_meaningful_moves(desk: Desk) -> None:
@@ -306,3 +310,80 @@ async def test_today_figures_count_from_the_handoff(desk: Desk) -> None:
     assert today.avg_wait_seconds == 240
     assert today.avg_first_response_seconds == 300
     assert today.avg_resolution_seconds == 600
+
+
+async def test_claim_next_takes_the_highest_priority_then_the_oldest(desk: Desk) -> None:
+    older, newer = await desk.queued(user(1)), await desk.queued(user(2))
+    await desk.service.claim(desk.agents[1], older)
+    desk.clock.advance(timedelta(minutes=3))  # older's lease lapses: it comes back boosted
+    third = await desk.queued(user(3))
+    first = await desk.service.claim_next(desk.agents[2])
+    second = await desk.service.claim_next(desk.agents[3])
+    last = await desk.service.claim_next(desk.agents[4])
+    assert [i.id if i else None for i in (first, second, last)] == [older, newer, third]
+    assert await desk.service.claim_next(desk.agents[5]) is None
+
+
+async def test_closed_conversations_cannot_be_claimed_or_transferred(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    await desk.service.claim(desk.agents[1], handoff)
+    await desk.service.resolve(desk.agents[1], handoff)
+    for action in (
+        desk.service.claim(desk.agents[2], handoff),
+        desk.service.transfer(desk.agents[0], handoff, desk.agents[2].id),
+        desk.service.resolve(desk.agents[0], handoff),
+    ):
+        with pytest.raises(HandoffError) as refused:
+            await action
+        assert refused.value.status == 409 and "结束" in refused.value.zh
+    assert "金额" in await desk.say(user(1), ORDER)  # the bot, not a silent owner
+
+
+async def test_a_failed_send_does_not_reopen_a_conversation_resolved_meanwhile(
+    desk: Desk,
+) -> None:
+    handoff = await desk.queued(user(1))
+    agent, admin = desk.agents[1], desk.agents[0]
+    await desk.service.claim(agent, handoff)
+    real = desk.service._sender  # type: ignore[attr-defined]
+
+    class ResolvedDuringSend:
+        """WeChat answers 45015 while an admin resolves the conversation."""
+
+        async def send_text(self, openid: str, text: str) -> None:
+            await desk.service.resolve(admin, handoff)
+            desk.wechat.fail_next(45015)
+            await real.send_text(openid, text)
+
+    desk.service._sender = ResolvedDuringSend()  # type: ignore[attr-defined]
+    with pytest.raises(HandoffError):
+        await desk.service.reply(agent, handoff, "在吗")
+    assert await desk.service.mine(admin) == []  # not parked: it stays resolved
+    assert "服务单号" in await desk.say(user(1), "转人工")  # a fresh handoff, a fresh ref
+    assert len(await desk.service.queue(admin)) == 1
+
+
+async def test_queue_updates_count_against_the_reply_quota(desk: Desk) -> None:
+    ids = [await desk.queued(user(n)) for n in (1, 2)]
+    await desk.service.claim(desk.agents[1], ids[0])  # user 2 is told they are next
+    await desk.service.claim(desk.agents[2], ids[1])
+    view = await desk.service.view(desk.agents[2], ids[1])
+    assert view.replies_left == 4
+    for i in range(4):
+        await desk.service.reply(desk.agents[2], ids[1], f"第{i + 1}条")
+    with pytest.raises(HandoffError) as refused:
+        await desk.service.reply(desk.agents[2], ids[1], "第5条")
+    assert refused.value.status == 409  # refused by us, before WeChat's 45047
+
+
+async def test_withdrawing_consent_works_while_an_agent_owns_the_conversation(
+    desk: Desk,
+) -> None:
+    handoff = await desk.queued(user(1))
+    await desk.service.claim(desk.agents[1], handoff)
+    reply = await desk.say(user(1), "撤回同意")
+    assert "撤回" in reply
+    assert await desk.service.mine(desk.agents[1]) == []
+    async with desk.sessions() as s:
+        conv = await ConversationRepository(s).get("wechat", user(1))
+    assert conv is not None and conv.owner == "bot"
