@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.clock import SystemClock
-from bot.config import Settings, SettingsError
+from bot.config import DEMO_SECRET_KEY, DEMO_TOKEN, Settings, SettingsError
 from bot.demo import seed_demo
 from storage.db import create_engine, migrate, session_factory
 from storage.repositories import HandoffRepository
@@ -170,7 +170,22 @@ def _run_worker(settings: Settings) -> None:
     )
 
 
+def warn_about_demo_credentials(settings: Settings) -> None:
+    """The demo keys are public: fine on a laptop, dangerous anywhere reachable."""
+    demo_keys = any(k.reveal() == DEMO_SECRET_KEY for k in settings.secret_keys)
+    demo_wechat = settings.wechat.token.reveal() == DEMO_TOKEN
+    local = settings.public_url.startswith(("http://127.", "http://localhost"))
+    if (demo_keys or demo_wechat) and not local:
+        log.warning(
+            "BILLBOT_PUBLIC_URL is %s but %s still has the public demo value: set your own"
+            " in .env (see .env.example) before customers use this server",
+            settings.public_url,
+            "BILLBOT_SECRET_KEYS" if demo_keys else "WECHAT_TOKEN",
+        )
+
+
 def serve(settings: Settings, *, demo: bool, workers: int) -> int:
+    warn_about_demo_credentials(settings)
     password = asyncio.run(prepare(settings, demo))
     if demo:
         print(demo_banner(settings, password), flush=True)

@@ -78,3 +78,15 @@ def test_migrate_and_purge_run(workdir: Path, capsys: pytest.CaptureFixture[str]
     assert main(["migrate"]) == 0
     assert main(["purge"]) == 0
     assert "conversations: 0" in capsys.readouterr().out
+
+
+def test_serving_the_public_with_demo_keys_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.cli import warn_about_demo_credentials
+    from bot.config import Settings
+
+    warn_about_demo_credentials(Settings.from_env({}))
+    assert not caplog.records  # a laptop demo: fine
+    warn_about_demo_credentials(Settings.from_env({"BILLBOT_PUBLIC_URL": "https://shop.example"}))
+    assert "BILLBOT_SECRET_KEYS" in caplog.text

@@ -111,6 +111,7 @@ class CannedView:
 
 REPLY_WINDOW = timedelta(hours=48)  # WeChat: replies within 48 h of the customer's last message
 REPLIES_PER_MESSAGE = 5  # WeChat: at most 5 customer-service messages per customer message
+UNMASK_AUDIT_WINDOW = timedelta(minutes=10)
 API_BOT = "bot-api"  # the bot's own customer-service messages: they use the quota too
 LAST_MESSAGES = 3
 OPEN = ("waiting", "claimed", "waiting_customer")
@@ -191,16 +192,30 @@ class HandoffService:
             handoff = await self._get(s, handoff_id)
             self._may_read(agent, handoff)
             if unmask:
-                s.add(
-                    AuditEntry(
-                        agent_id=agent.id,
-                        action="unmask",
-                        target=f"handoff:{handoff.ref}",
-                        reason=(unmask_reason or "").strip(),
-                        created_at=self._clock.now(),
-                    )
-                )
+                await self._audit_unmask(s, agent, handoff, (unmask_reason or "").strip())
             return await self._view(s, handoff, masked=not unmask)
+
+    async def _audit_unmask(
+        self, s: AsyncSession, agent: AgentView, handoff: Handoff, reason: str
+    ) -> None:
+        """One audit row per unmasking: the console's live refreshes of the same unmasked
+        view, for the same reason, within a few minutes are the same act."""
+        now, target = self._clock.now(), f"handoff:{handoff.ref}"
+        seen = await s.scalar(
+            select(AuditEntry.id).where(
+                AuditEntry.agent_id == agent.id,
+                AuditEntry.action == "unmask",
+                AuditEntry.target == target,
+                AuditEntry.reason == reason,
+                AuditEntry.created_at >= now - UNMASK_AUDIT_WINDOW,
+            )
+        )
+        if seen is None:
+            s.add(
+                AuditEntry(
+                    agent_id=agent.id, action="unmask", target=target, reason=reason, created_at=now
+                )
+            )
 
     async def today(self) -> TodayFigures:
         now = self._clock.now()

@@ -278,9 +278,12 @@ async def test_agents_read_only_their_own_conversations_and_admins_unmask_with_a
         await desk.service.view(admin, handoff, unmask_reason="  ")
     clear = await desk.service.view(admin, handoff, unmask_reason="客户投诉核实")
     assert any(ORDER in line.text for line in clear.transcript)
+    await desk.service.view(admin, handoff, unmask_reason="客户投诉核实")  # a live refresh
+    desk.clock.advance(timedelta(minutes=11))
+    await desk.service.view(admin, handoff, unmask_reason="客户投诉核实")  # a new look
     async with desk.sessions() as s:
         audits = await s.scalar(select(func.count()).select_from(AuditEntry))
-    assert audits == 1
+    assert audits == 2
 
 
 async def test_transfer_moves_ownership_and_notes_stay_private(desk: Desk) -> None:
