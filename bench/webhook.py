@@ -29,6 +29,7 @@ from bot.channels.wechat_oa import OAClientCodec  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 
+RUN = f"{int(time.time()) % 10**8:08d}"  # fresh customers on every run, whatever the database
 DRAINS: set[asyncio.Future[bytes]] = set()
 DIALOGUE = ("你好", "同意", "DD20250503123456", "128.5")
 
@@ -69,7 +70,7 @@ async def run_load(
     async def customer(i: int, session: aiohttp.ClientSession) -> None:
         nonlocal msg_id
         async with sem:
-            openid = f"oBench{tag}{i:020d}"
+            openid = f"oBench{tag}{RUN}{i:012d}"
             for text in DIALOGUE:
                 msg_id += 1
                 query, body = codec.build_text(openid, text, msg_id)
@@ -96,6 +97,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=12)
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="billbot's database (default: a fresh SQLite file); e.g. a PostgreSQL database"
+        " of its own: postgresql+asyncpg://postgres@127.0.0.1:5432/billbot_bench",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="billbot-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLBOT_", "WECHAT_"))}
@@ -114,7 +121,10 @@ async def main() -> None:
         ),
         await start(
             ["-m", "bot", "demo", "--port", str(ports["billbot"])],
-            {**env, "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{work}/bench.db"},
+            {
+                **env,
+                "BILLBOT_DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{work}/bench.db",
+            },
             work,
         ),
     ]
