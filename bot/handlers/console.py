@@ -476,6 +476,8 @@ async def live_events(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sockets = request.app[CONSOLE_SOCKETS]
     sockets.add(ws)
+    agent_id = current_agent(request).id
+    _service(request).console_opened(agent_id)
     try:
         async with request.app[EVENTS].listen() as events:
             forward = asyncio.create_task(_forward(events, ws))
@@ -491,6 +493,7 @@ async def live_events(request: web.Request) -> web.WebSocketResponse:
                     await forward
     finally:
         sockets.discard(ws)
+        await _service(request).console_closed(agent_id)
     return ws
 
 

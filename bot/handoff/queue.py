@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -155,6 +155,7 @@ class HandoffService:
         self._events = events
         self._lease = lease
         self.hours = hours or ServiceHours()
+        self._consoles: dict[int, int] = {}  # open live consoles per agent, in this process
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -456,6 +457,31 @@ class HandoffService:
             item = await self._item(s, handoff)
         self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": status})
         return item
+
+    # -- agents coming and going -------------------------------------------------------------
+
+    def console_opened(self, agent_id: int) -> None:
+        self._consoles[agent_id] = self._consoles.get(agent_id, 0) + 1
+
+    async def console_closed(self, agent_id: int) -> None:
+        """The agent's last console closed: what they hold without a running lease gets one,
+        so conversations don't sit with someone who went away."""
+        left = self._consoles.get(agent_id, 1) - 1
+        if left > 0:
+            self._consoles[agent_id] = left
+            return
+        self._consoles.pop(agent_id, None)
+        now = self._clock.now()
+        async with self._sessions() as s, s.begin():
+            await s.execute(
+                update(Handoff)
+                .where(
+                    Handoff.claimed_by == agent_id,
+                    Handoff.status.in_(HELD),
+                    Handoff.lease_until.is_(None),
+                )
+                .values(lease_until=now + self._lease)
+            )
 
     # -- the customer's side ---------------------------------------------------------------
 

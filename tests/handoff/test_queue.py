@@ -390,3 +390,19 @@ async def test_withdrawing_consent_works_while_an_agent_owns_the_conversation(
     async with desk.sessions() as s:
         conv = await ConversationRepository(s).get("wechat", user(1))
     assert conv is not None and conv.owner == "bot"
+
+
+async def test_an_agent_who_closes_the_console_does_not_keep_conversations(desk: Desk) -> None:
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    desk.service.console_opened(agent.id)
+    desk.service.console_opened(agent.id)  # two tabs
+    await desk.service.claim(agent, handoff)
+    await desk.service.reply(agent, handoff, "稍等")  # nothing owed now: no lease running
+    await desk.service.console_closed(agent.id)  # one tab closed: still there
+    desk.clock.advance(timedelta(minutes=10))
+    assert [i.id for i in await desk.service.mine(agent)] == [handoff]
+    await desk.service.console_closed(agent.id)  # gone
+    desk.clock.advance(timedelta(minutes=2, seconds=1))
+    [back] = await desk.service.queue(desk.agents[2])
+    assert back.id == handoff and back.dropped_by == "a0"
