@@ -47,12 +47,14 @@ _PLAIN: Mapping[int, tuple[str, str]] = {
         "to write again.",
     ),
     40001: (
-        "微信拒绝了访问令牌（已自动刷新），请重试。",
-        "WeChat refused the access token (it was refreshed automatically); please retry.",
+        "与微信的连接刚刚失效，已自动重连，请再发一次；多次失败请联系管理员。",
+        "The connection to WeChat lapsed and was renewed; send again, and tell an admin if"
+        " it keeps failing.",
     ),
     40003: (
-        "客户的 OpenID 无效。",
-        "The customer's OpenID is not valid for this account.",
+        "微信找不到这位客户（可能已取消关注），消息无法送达。",
+        "WeChat can't find this customer (they may have unfollowed the account); the message"
+        " can't be delivered.",
     ),
     -1: (
         "微信繁忙或暂时无法连接，请稍后重试。",
@@ -92,8 +94,9 @@ class WeChatApiError(Exception):
         words = _PLAIN.get(_PLAIN_ALIASES.get(self.errcode, self.errcode))
         if words is None:
             words = (
-                f"微信拒绝了这条消息（错误码 {self.errcode}：{self.errmsg}）。",
-                f"WeChat refused the message (errcode {self.errcode}: {self.errmsg}).",
+                f"微信没有接受这条消息（代码 {self.errcode}），请稍后再试；多次失败请联系管理员。",
+                f"WeChat did not accept the message (code {self.errcode}); try again later,"
+                " and tell an admin if it keeps failing.",
             )
         return "\n".join(words)
 

@@ -206,8 +206,8 @@ async def test_token_refused_every_time_gives_up_after_one_retry(
     assert fake.send_requests == 2
     assert fake.token_requests == 2
     assert fake.sent == []
-    assert "retry" in caught.value.plain
-    assert "令牌" in caught.value.plain
+    assert "send again" in caught.value.plain
+    assert "重连" in caught.value.plain
 
 
 async def test_expired_token_at_wechat_gets_42001_then_a_fresh_one(
@@ -276,7 +276,7 @@ async def test_unknown_openid(api: WeChatApi, fake: FakeWeChatState) -> None:
     with pytest.raises(WeChatApiError) as caught:
         await api.send_text("oNobody", "hello")
     assert caught.value.errcode == 40003
-    assert "OpenID" in caught.value.plain
+    assert "can't find this customer" in caught.value.plain
 
 
 @pytest.mark.parametrize(
@@ -284,7 +284,7 @@ async def test_unknown_openid(api: WeChatApi, fake: FakeWeChatState) -> None:
     [
         (-1, "WeChat is busy"),
         (48001, "customer-service message permission"),
-        (45009, "WeChat refused the message (errcode 45009: error)"),
+        (45009, "WeChat did not accept the message (code 45009)"),
     ],
 )
 async def test_other_refusals_are_raised_without_retry(
