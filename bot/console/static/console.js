@@ -26,7 +26,10 @@
     expired: ["已过期", "Expired"],
   };
   var PING_EVERY_MS = 25000;
-  var POLL_EVERY_MS = 15000; // only while the WebSocket is down
+  var POLL_EVERY_MS = 15000; // while the WebSocket is down
+  // While it is up, a slow backstop: with several server processes, a console is pushed
+  // only the events of the process it is connected to.
+  var BACKSTOP_EVERY_MS = 60000;
   var FIGURES_EVERY_MS = 60000;
   var MIN_PASSWORD = 10; // as the server's login directory requires
 
@@ -50,6 +53,7 @@
     wsTimer: null,
     pingTimer: null,
     pollTimer: null,
+    pollMs: 0,
     figuresTimer: null,
     refreshTimer: null,
     seq: { queue: 0, mine: 0, view: 0 },
@@ -456,11 +460,10 @@
 
   function stopMain() {
     clearInterval(state.figuresTimer);
-    clearInterval(state.pollTimer);
+    stopPolling();
     clearInterval(state.pingTimer);
     clearTimeout(state.wsTimer);
     clearTimeout(state.refreshTimer);
-    state.pollTimer = null;
     state.wsTries = 0;
     if (state.ws) {
       var ws = state.ws;
@@ -1158,7 +1161,7 @@
       var again = state.wsTries > 0;
       state.wsTries = 0;
       setLive("live");
-      stopPolling();
+      pollEvery(BACKSTOP_EVERY_MS);
       clearInterval(state.pingTimer);
       state.pingTimer = setInterval(function () {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ping" }));
@@ -1180,7 +1183,7 @@
       state.ws = null;
       clearInterval(state.pingTimer);
       setLive("offline");
-      startPolling();
+      pollEvery(POLL_EVERY_MS);
       reconnectLater();
     };
     ws.onerror = function () {
@@ -1205,14 +1208,17 @@
     }, delay);
   }
 
-  function startPolling() {
-    if (state.pollTimer) return;
-    state.pollTimer = setInterval(refreshAll, POLL_EVERY_MS);
+  function pollEvery(ms) {
+    if (state.pollTimer && state.pollMs === ms) return;
+    clearInterval(state.pollTimer);
+    state.pollMs = ms;
+    state.pollTimer = setInterval(refreshAll, ms);
   }
 
   function stopPolling() {
     clearInterval(state.pollTimer);
     state.pollTimer = null;
+    state.pollMs = 0;
   }
 
   // ---------------------------------------------------------------- wiring
