@@ -169,10 +169,10 @@ class Dispatcher:
         if result.forget:
             await repos.transcript.delete_for_conversation(conv.id)
             return reply
-        if inbound.text:
-            await repos.transcript.add(conv.id, "in", "customer", inbound.text, now)
+        lines = [("in", "customer", inbound.text)] if inbound.text else []
         if reply:
-            await repos.transcript.add(conv.id, "out", "bot", reply, now)
+            lines.append(("out", "bot", reply))
+        await repos.transcript.add_turn(conv.id, lines, now)
         return reply
 
     async def _to_agent(
@@ -187,6 +187,6 @@ class Dispatcher:
         conv.last_inbound_at = now  # reopens WeChat's 48 h window and the 5-reply quota
         conv.expires_at = now + SESSION_TTL
         text = inbound.text or f"[{inbound.raw_type or inbound.kind.value}]"
-        await repos.transcript.add(conv.id, "in", "customer", text, now)
+        await repos.transcript.add_turn(conv.id, [("in", "customer", text)], now)
         notices.append(("message", handoff_id))
         return ""

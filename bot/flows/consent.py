@@ -10,7 +10,14 @@ POLICY_VERSION = "2026-05-01"
 
 
 async def has_consented(ctx: StepContext) -> bool:
-    return await ctx.consents.active_version(ctx.channel, ctx.user_id) == POLICY_VERSION
+    """Asked of the consent log once per conversation; the answer is kept in its data
+    (which a withdrawal or the 72-hour expiry clears)."""
+    if ctx.data.get("consent") == POLICY_VERSION:
+        return True
+    if await ctx.consents.active_version(ctx.channel, ctx.user_id) != POLICY_VERSION:
+        return False
+    ctx.data["consent"] = POLICY_VERSION
+    return True
 
 
 def consent_notice(ctx: StepContext) -> str:
@@ -31,6 +38,7 @@ async def on_consent(ctx: StepContext, text: str, understood: Understood) -> Ste
     """Returns the held text to continue with when the customer agrees (maybe ""), else a result."""
     if understood.intent is Intent.YES and not understood.order_no:
         await ctx.consents.record(ctx.channel, ctx.user_id, POLICY_VERSION, ctx.now)
+        ctx.data["consent"] = POLICY_VERSION
         return str(ctx.data.pop("held_text", ""))
     if understood.intent is Intent.NO:
         ctx.data.pop("held_text", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
@@ -34,7 +34,20 @@ class ConversationRepository:
     async def load_for_update(
         self, channel: str, user_id: str, initial_state: str, now: datetime, ttl_expires: datetime
     ) -> ConversationRecord:
-        """The user's conversation, created if new, locked for the rest of the transaction."""
+        """The user's conversation, created if new, locked for the rest of the transaction.
+
+        Most turns find it (one statement); a first message inserts it, tolerating a
+        concurrent insert of the same user, and reads it back.
+        """
+        locked = (
+            select(Conversation)
+            .where(Conversation.channel == channel, Conversation.user_id == user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        row = await self._s.scalar(locked)
+        if row is not None:
+            return _record(row)
         stmt = (
             dialect_insert(self._s, Conversation)
             .values(
@@ -52,13 +65,8 @@ class ConversationRepository:
             .on_conflict_do_nothing(index_elements=["channel", "user_id"])
         )
         await self._s.execute(stmt)
-        row = await self._s.scalar(
-            select(Conversation)
-            .where(Conversation.channel == channel, Conversation.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert row is not None  # just inserted or already there, and locked
+        row = await self._s.scalar(locked)
+        assert row is not None  # just inserted (by us or a concurrent turn), and locked
         return _record(row)
 
     async def save(self, conv: ConversationRecord, now: datetime) -> None:
@@ -91,18 +99,24 @@ class TranscriptRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def add(
-        self, conversation_id: int, direction: str, sender: str, text: str, now: datetime
+    async def add_turn(
+        self, conversation_id: int, lines: list[tuple[str, str, str]], now: datetime
     ) -> None:
-        self._s.add(
-            Message(
-                conversation_id=conversation_id,
-                direction=direction,
-                sender=sender,
-                text=text,
-                created_at=now,
+        """One turn's lines — (direction, sender, text) — in a single statement."""
+        if lines:
+            await self._s.execute(
+                insert(Message),
+                [
+                    {
+                        "conversation_id": conversation_id,
+                        "direction": direction,
+                        "sender": sender,
+                        "text": text,
+                        "created_at": now,
+                    }
+                    for direction, sender, text in lines
+                ],
             )
-        )
 
     async def for_conversation(self, conversation_id: int) -> list[tuple[str, str, str]]:
         rows = await self._s.execute(

@@ -144,7 +144,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         conv.state, conv.data = "verify", {"order_no": "DD1"}
         conv.last_inbound_at, conv.expires_at = now, now + timedelta(hours=72)
         await repos.conversations.save(conv, now)
-        await repos.transcript.add(conv.id, "in", "customer", "DD1", now)
+        await repos.transcript.add_turn(conv.id, [("in", "customer", "DD1")], now)
         await repos.inbox.claim("wechat:msg:old", now)
     assert (await purge_expired(sessions, now + timedelta(hours=1)))["conversations"] == 0
     counts = await purge_expired(sessions, now + timedelta(hours=73))
