@@ -83,6 +83,7 @@ class ConversationRepository:
                 last_inbound_at=conv.last_inbound_at,
                 expires_at=conv.expires_at,
             )
+            .execution_options(synchronize_session=False)  # the record is the state
         )
         conv.version += 1
 

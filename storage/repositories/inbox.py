@@ -39,6 +39,7 @@ class InboxRepository:
             update(ProcessedMessage)
             .where(ProcessedMessage.dedup_key == dedup_key)
             .values(reply=reply)
+            .execution_options(synchronize_session=False)  # no ORM objects to keep in step
         )
 
     async def purge_before(self, cutoff: datetime) -> int:
