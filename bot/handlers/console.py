@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -46,6 +47,8 @@ PUBLIC = frozenset({("POST", "/api/login"), ("GET", "/api/openapi.json")})
 PASSWORD_GATE = frozenset({"/api/me", "/api/password", "/api/logout"})
 WS_HEARTBEAT = 30.0  # seconds; aiohttp pings and drops consoles that stop answering
 
+# which login each live feed belongs to, so logging out ends that login's feeds
+_FEED_LOGINS: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = weakref.WeakKeyDictionary()
 _ID = r"{id:\d{1,9}}"  # fits PostgreSQL integer ids; a longer one is no route (404)
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
@@ -365,7 +368,12 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    await _directory(request).logout(admission().token)
+    token = admission().token
+    await _directory(request).logout(token)
+    sockets: set[web.WebSocketResponse] = request.app[CONSOLE_SOCKETS]
+    for ws in list(sockets):  # this login's live feeds end with it
+        if _FEED_LOGINS.get(ws) == token:
+            await ws.close(code=4401, message=b"session ended")
     resp = json_ok({"ok": True})
     resp.del_cookie(
         COOKIE, path="/", secure=_cookie_secure(request), httponly=True, samesite="Strict"
@@ -475,6 +483,7 @@ async def live_events(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=API_MAX_BODY)
     await ws.prepare(request)
     sockets = request.app[CONSOLE_SOCKETS]
+    _FEED_LOGINS[ws] = admission().token
     sockets.add(ws)
     agent_id = current_agent(request).id
     _service(request).console_opened(agent_id)
