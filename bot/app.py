@@ -27,7 +27,7 @@ from bot.handlers.health import health_routes
 from bot.handlers.webhook import receive_wechat, verify_wechat_url
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
-from bot.handoff.queue import HandoffService
+from bot.handoff.queue import API_BOT, HandoffService
 from bot.keys import (
     AGENTS,
     CLOCK,
@@ -47,7 +47,11 @@ from bot.metrics import Metrics
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
 from storage.db import create_engine, migrate, session_factory
-from storage.repositories import ContactRepository, ConversationRepository
+from storage.repositories import (
+    ContactRepository,
+    ConversationRepository,
+    TranscriptRepository,
+)
 from storage.retention import purge_expired
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,15 @@ async def bot_owns(sessions: async_sessionmaker[AsyncSession], openid: str) -> b
     return conv is None or not conv.owner.startswith("agent:")
 
 
+async def mark_sent_by_api(
+    sessions: async_sessionmaker[AsyncSession], openid: str, text: str
+) -> None:
+    async with sessions() as session, session.begin():
+        conv = await ConversationRepository(session).get("wechat", openid)
+        if conv is not None:
+            await TranscriptRepository(session).resend_as(conv.id, text, "bot", API_BOT)
+
+
 async def database(app: web.Application, orders: OrderLookup | None = None) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = create_engine(settings.database_url)
@@ -110,6 +123,7 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
         wechat = WeChatApi(http, tokens, settings.wechat_api_base)
         app[LATE_REPLIES].sender = wechat
         app[LATE_REPLIES].bot_may_speak = functools.partial(bot_owns, app[SESSIONS])
+        app[LATE_REPLIES].sent_through_api = functools.partial(mark_sent_by_api, app[SESSIONS])
         app[HANDOFFS] = HandoffService(
             app[SESSIONS],
             app[CLOCK],

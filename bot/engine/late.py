@@ -26,6 +26,8 @@ class LateReplies:
         self.sender: MessageSender | None = None  # set once the HTTP client is open
         # True while the bot may still speak to this customer (no agent took over meanwhile)
         self.bot_may_speak: Callable[[str], Awaitable[bool]] | None = None
+        # records that the reply went out through the API (it uses WeChat's reply quota)
+        self.sent_through_api: Callable[[str, str], Awaitable[None]] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self._sent_late: set[str] = set()  # delivery keys answered through the API
 
@@ -66,3 +68,6 @@ class LateReplies:
             await self.sender.send_text(openid, outcome.reply)
         except Exception as exc:
             log.warning("late reply for %s could not be sent: %s", key, exc)
+            return
+        if self.sent_through_api is not None:
+            await self.sent_through_api(openid, outcome.reply)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
@@ -118,6 +118,25 @@ class TranscriptRepository:
                     for direction, sender, text in lines
                 ],
             )
+
+    async def resend_as(self, conversation_id: int, text: str, sender: str, resent_by: str) -> None:
+        """Marks the newest ``sender`` line with this text as delivered by ``resent_by``."""
+        newest = (
+            select(func.max(Message.id))
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == "out",
+                Message.sender == sender,
+                Message.text == text,
+            )
+            .scalar_subquery()
+        )
+        await self._s.execute(
+            update(Message)
+            .where(Message.id == newest)
+            .values(sender=resent_by)
+            .execution_options(synchronize_session=False)
+        )
 
     async def for_conversation(self, conversation_id: int) -> list[tuple[str, str, str]]:
         rows = await self._s.execute(

@@ -8,12 +8,15 @@ from dataclasses import replace
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.demo import seed_demo
+from bot.engine.late import DEADLINE_SECONDS
 from bot.keys import LATE_REPLIES, SESSIONS
+from storage.models import Message
 from storage.records import OrderRecord
 from tests.conftest import Customer
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
@@ -44,7 +47,7 @@ async def test_a_slow_turn_is_answered_through_the_message_api_once(
     server = await aiohttp_server(fake, access_log=None)
     moded = replace(settings, wechat_api_base=str(server.make_url("")).rstrip("/"))
     orders = SlowOrders()
-    app = create_app(moded, clock, reply_deadline=0.05, orders=orders)
+    app = create_app(moded, clock, orders=orders)
     client = await aiohttp_client(app)
     await seed_demo(app[SESSIONS], clock.now())
     customer = Customer(client, moded, clock)
@@ -52,13 +55,18 @@ async def test_a_slow_turn_is_answered_through_the_message_api_once(
     await customer.say("你好")
     await customer.say("同意")
 
+    app[LATE_REPLIES].deadline = 0.01  # the gated lookup below cannot finish in time
     query, body = customer.codec.build_text(customer.openid, ORDER, 777)
     assert await customer.post(query, body) == ""  # "success": WeChat stops waiting
     orders.gate.set()
     await asyncio.gather(*app[LATE_REPLIES].tasks)
     [(to, text)] = fake[FAKE_STATE].sent
     assert to == customer.openid and "****3456" in text and "金额" in text
+    async with app[SESSIONS]() as s:  # recorded as an API message: it used WeChat's quota
+        senders = list(await s.scalars(select(Message.sender).where(Message.text == text)))
+    assert senders == ["bot-api"]
 
     assert await customer.post(query, body) == ""  # WeChat's retry: not answered twice
     assert len(fake[FAKE_STATE].sent) == 1
+    app[LATE_REPLIES].deadline = DEADLINE_SECONDS
     assert "wx_ab****89" in await customer.say("128.5")  # and the dialogue goes on
