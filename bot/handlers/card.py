@@ -18,6 +18,7 @@ from typing import Protocol
 import jinja2
 from aiohttp import web
 
+from bot.privacy.card_links import CONTACT_FIELD, ORDER_TAIL_FIELD, REMARK_FIELD, USER_FIELD
 from bot.privacy.links import EXPIRY_FIELD, LinkExpired, LinkPayload, LinkSigner, LinkTampered
 from bot.privacy.masking import mask_wechat_id
 from bot.privacy.watermark import render_qr_png
@@ -39,10 +40,6 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 # Payload fields of a card link (kept to one letter: the token travels in a chat message).
-CONTACT_FIELD = "c"  # contact id
-ORDER_TAIL_FIELD = "o"  # last four characters of the order number
-USER_FIELD = "u"  # the customer's masked id, for the watermark
-REMARK_FIELD = "r"  # the suggested remark, e.g. 订单尾号3456
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
 from storage.models import Agent, AuditEntry, CannedReply, Conversation, Handoff, Message
+from storage.repositories.handoffs import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,7 @@ REPLIES_PER_MESSAGE = 5  # WeChat: at most 5 customer-service messages per custo
 UNMASK_AUDIT_WINDOW = timedelta(minutes=10)
 API_BOT = "bot-api"  # the bot's own customer-service messages: they use the quota too
 LAST_MESSAGES = 3
-OPEN = ("waiting", "claimed", "waiting_customer")
-HELD = ("claimed", "waiting_customer")
+HELD = ("claimed", "waiting_customer")  # an agent has it (answering, or parked for the customer)
 
 
 def _not_found() -> HandoffError:
@@ -412,7 +412,7 @@ class HandoffService:
             handoff, conv = await self._lock(s, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
-            elif handoff.status not in OPEN:
+            elif handoff.status not in OPEN_STATUSES:
                 raise _closed()
             target = await s.get(Agent, to_agent_id)
             if target is None:
@@ -439,7 +439,7 @@ class HandoffService:
             handoff, conv = await self._lock(s, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
-            elif handoff.status not in OPEN:
+            elif handoff.status not in OPEN_STATUSES:
                 raise _closed()
             data = dict(conv.data or {})
             if status == "returned":

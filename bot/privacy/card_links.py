@@ -6,6 +6,12 @@ from bot.privacy.links import LinkSigner
 from bot.privacy.masking import mask_user_id, order_tail
 from storage.records import ContactRecord
 
+# What a card token carries: ids and masked values only (it is signed, not encrypted).
+CONTACT_FIELD = "c"  # contact id
+ORDER_TAIL_FIELD = "o"  # last four characters of the order number
+USER_FIELD = "u"  # the customer's masked id, for the watermark
+REMARK_FIELD = "r"  # the suggested remark, e.g. 订单尾号3456
+
 
 class SignedCardLinks:
     """Builds ``{public_url}/card/{token}``; the token carries only ids and masked values."""
@@ -16,6 +22,11 @@ class SignedCardLinks:
 
     def link_for(self, contact: ContactRecord, order_no: str, user_id: str, remark: str) -> str:
         token = self._signer.sign(
-            {"c": contact.id, "o": order_tail(order_no), "u": mask_user_id(user_id), "r": remark}
+            {
+                CONTACT_FIELD: contact.id,
+                ORDER_TAIL_FIELD: order_tail(order_no),
+                USER_FIELD: mask_user_id(user_id),
+                REMARK_FIELD: remark,
+            }
         )
         return f"{self._base}/card/{token}"
