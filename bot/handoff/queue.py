@@ -167,7 +167,7 @@ class HandoffService:
                 .where(Handoff.status == "waiting")
                 .order_by(Handoff.priority.desc(), Handoff.created_at, Handoff.id)
             )
-            return [await self._item(s, h) for h in rows]
+            return await self._items(s, list(rows))
 
     async def mine(self, agent: AgentView) -> list[QueueItem]:
         await self.release_expired_leases()
@@ -176,7 +176,7 @@ class HandoffService:
             if not agent.is_admin:
                 query = query.where(Handoff.claimed_by == agent.id)
             rows = await s.scalars(query.order_by(Handoff.claimed_at, Handoff.id))
-            return [await self._item(s, h) for h in rows]
+            return await self._items(s, list(rows))
 
     async def view(
         self, agent: AgentView, handoff_id: int, unmask_reason: str | None = None
@@ -631,58 +631,88 @@ class HandoffService:
         )
         return conv.last_inbound_at + REPLY_WINDOW, max(0, REPLIES_PER_MESSAGE - int(sent or 0))
 
+    async def _agent_names(self, s: AsyncSession) -> dict[int, str]:
+        return {i: n for i, n in await s.execute(select(Agent.id, Agent.name))}
+
+    @staticmethod
+    def _line(m: Message, masked: bool, names: dict[int, str]) -> TranscriptLine:
+        """One transcript line as the console shows it: who, in words, and masked text."""
+        sender, text = m.sender, m.text
+        if sender.startswith("agent:"):
+            kind = "note" if m.direction == "note" else "agent"
+            sender = f"{kind}:{names.get(int(sender[6:]), sender[6:])}"
+        elif sender == API_BOT:
+            sender = "bot"
+        if masked and m.sender == "customer":
+            text = mask_text(text)
+        elif masked and m.sender in ("bot", API_BOT):
+            text = mask_links(text)
+        return TranscriptLine(m.created_at, sender, text)
+
     async def _lines(
-        self, s: AsyncSession, conversation_id: int, masked: bool, limit: int | None = None
+        self, s: AsyncSession, conversation_id: int, masked: bool
     ) -> list[TranscriptLine]:
-        query = select(Message).where(Message.conversation_id == conversation_id)
-        if limit is not None:
-            query = (
-                query.where(Message.direction != "note").order_by(Message.id.desc()).limit(limit)
-            )
-        else:
-            query = query.order_by(Message.id)
-        rows = list(await s.scalars(query))
-        if limit is not None:
-            rows.reverse()
-        names: dict[str, str] = {}
-        lines = []
-        for m in rows:
-            sender = m.sender
-            if sender.startswith("agent:"):
-                if sender not in names:
-                    names[sender] = await self._agent_name(s, int(sender[6:])) or sender
-                kind = "note" if m.direction == "note" else "agent"
-                sender = f"{kind}:{names[sender]}"
-            text = m.text
-            if masked and m.sender == "customer":
-                text = mask_text(text)
-            elif masked and m.sender in ("bot", API_BOT):
-                text = mask_links(text)
-            if sender == API_BOT:
-                sender = "bot"
-            lines.append(TranscriptLine(m.created_at, sender, text))
-        return lines
+        names = await self._agent_names(s)
+        rows = await s.scalars(
+            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+        )
+        return [self._line(m, masked, names) for m in rows]
 
     async def _item(self, s: AsyncSession, h: Handoff) -> QueueItem:
-        conv = await self._conversation(s, h.conversation_id)
-        now = self._clock.now()
-        return QueueItem(
-            id=h.id,
-            ref=h.ref,
-            status=h.status,
-            reason=h.reason,
-            priority=h.priority,
-            created_at=h.created_at,
-            waiting_seconds=int((now - h.created_at).total_seconds()),
-            order=f"{STARS}{h.order_tail}" if h.order_tail else None,
-            amount_confirmed=h.amount_confirmed,
-            failures=h.failures,
-            customer=mask_user_id(conv.user_id),
-            channel=conv.channel,
-            claimed_by=await self._agent_name(s, h.claimed_by),
-            dropped_by=h.dropped_by,
-            last_messages=await self._lines(s, conv.id, masked=True, limit=LAST_MESSAGES),
+        [item] = await self._items(s, [h])
+        return item
+
+    async def _items(self, s: AsyncSession, handoffs: list[Handoff]) -> list[QueueItem]:
+        """Queue rows in three queries, however long the queue (the console asks often)."""
+        if not handoffs:
+            return []
+        conversation_ids = [h.conversation_id for h in handoffs]
+        convs = {
+            c.id: c
+            for c in await s.scalars(
+                select(Conversation).where(Conversation.id.in_(conversation_ids))
+            )
+        }
+        names = await self._agent_names(s)
+        newest_first = (
+            func.row_number()
+            .over(partition_by=Message.conversation_id, order_by=Message.id.desc())
+            .label("newest_first")
         )
+        recent = (
+            select(Message.id, newest_first)
+            .where(Message.conversation_id.in_(conversation_ids), Message.direction != "note")
+            .subquery()
+        )
+        last: dict[int, list[TranscriptLine]] = {cid: [] for cid in conversation_ids}
+        for m in await s.scalars(
+            select(Message)
+            .join(recent, recent.c.id == Message.id)
+            .where(recent.c.newest_first <= LAST_MESSAGES)
+            .order_by(Message.id)
+        ):
+            last[m.conversation_id].append(self._line(m, True, names))
+        now = self._clock.now()
+        return [
+            QueueItem(
+                id=h.id,
+                ref=h.ref,
+                status=h.status,
+                reason=h.reason,
+                priority=h.priority,
+                created_at=h.created_at,
+                waiting_seconds=int((now - h.created_at).total_seconds()),
+                order=f"{STARS}{h.order_tail}" if h.order_tail else None,
+                amount_confirmed=h.amount_confirmed,
+                failures=h.failures,
+                customer=mask_user_id(convs[h.conversation_id].user_id),
+                channel=convs[h.conversation_id].channel,
+                claimed_by=names.get(h.claimed_by) if h.claimed_by is not None else None,
+                dropped_by=h.dropped_by,
+                last_messages=last[h.conversation_id],
+            )
+            for h in handoffs
+        ]
 
     async def _view(self, s: AsyncSession, h: Handoff, masked: bool) -> ConversationView:
         conv = await self._conversation(s, h.conversation_id)

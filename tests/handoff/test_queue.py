@@ -296,6 +296,9 @@ async def test_transfer_moves_ownership_and_notes_stay_private(desk: Desk) -> No
         await desk.service.reply(a, handoff, "hi")
     view = await desk.service.reply(b, handoff, "我来接手")
     assert any(line.sender == "note:a0" for line in view.transcript)
+    [row] = await desk.service.mine(b)  # the row shows the newest three lines, never notes
+    assert [line.sender for line in row.last_messages] == ["customer", "bot", "agent:a1"]
+    assert row.last_messages[-1].text == "我来接手" and row.claimed_by == "a1"
     assert all("着急" not in text for _, text in desk.wechat.sent)
 
 
