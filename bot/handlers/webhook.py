@@ -13,8 +13,9 @@ import time
 from aiohttp import web
 
 from bot.channels.wechat_oa import MAX_BODY, ChannelError, OARequest
+from bot.engine.understanding import detect_language
 from bot.keys import DISPATCHER, LATE_REPLIES, METRICS, OFFICIAL_ACCOUNT
-from bot.texts import Texts
+from bot.texts import Texts, as_lang
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ async def receive_wechat(request: web.Request) -> web.Response:
             reply, result = outcome.reply, "duplicate" if outcome.duplicate else "ok"
     except Exception:
         log.exception("turn failed for %s; the customer is asked to resend", call.inbound.dedup_key)
-        reply, result = Texts("zh").say("busy"), "error"
+        lang = as_lang(detect_language(call.inbound.text) if call.inbound.text else None)
+        reply, result = Texts(lang).say("busy"), "error"
     metrics.deliveries.labels("wechat", result).inc()
     metrics.turn_seconds.labels("wechat").observe(time.perf_counter() - started)
     return web.Response(body=account.render_text(call, reply), content_type="application/xml")

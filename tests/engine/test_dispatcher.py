@@ -9,8 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
+from bot.config import VerifyMode
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.inbound import Inbound, InboundKind
+from bot.handoff.queue import HandoffService
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
 from storage.models import Message
@@ -19,9 +21,15 @@ from storage.repositories import ConversationRepository
 USER = "oEngineUser00000000000000001"
 
 
-def make_dispatcher(sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> Dispatcher:
+def make_dispatcher(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    verify_mode: VerifyMode = VerifyMode.AMOUNT,
+    handoffs: HandoffService | None = None,
+) -> Dispatcher:
+    """The engine as the app builds it, with card links signed by a test key."""
     links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], clock), "http://bot.test")
-    return Dispatcher(sessions, clock, links)
+    return Dispatcher(sessions, clock, links, verify_mode=verify_mode, handoffs=handoffs)
 
 
 def text(body: str, msg_id: int, user: str = USER) -> Inbound:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import defusedxml.ElementTree as safe_xml
@@ -9,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+from bot.app import create_app
 from bot.channels.wechat_oa import compute_signature
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -115,3 +117,21 @@ async def test_healthz_and_metrics(client: Client, customer: Customer) -> None:
     assert (await client.get("/healthz")).status == 200
     metrics = await (await client.get("/metrics")).text()
     assert 'billbot_deliveries_total{channel="wechat",outcome="ok"} 2.0' in metrics
+
+
+async def test_a_failing_turn_gets_friendly_words_in_the_customers_language(
+    settings: Settings,
+    clock: FakeClock,
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> None:
+    class OrdersDown:
+        async def find(self, order_no: str) -> None:
+            raise ConnectionError("order backend unreachable")
+
+    client = await aiohttp_client(create_app(settings, clock, orders=OrdersDown()))
+    customer = Customer(client, settings, clock)
+    await customer.say("hello there")
+    await customer.say("ok")
+    reply = await customer.say("my order is DD20250503123456")  # HTTP 200, checked in say()
+    assert "send your last message again" in reply
+    assert "Traceback" not in reply and "ConnectionError" not in reply

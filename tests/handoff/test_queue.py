@@ -21,10 +21,9 @@ from bot.engine.inbound import Inbound, InboundKind
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import AgentView, HandoffError, HandoffService
-from bot.privacy.card_links import SignedCardLinks
-from bot.privacy.links import LinkSigner
 from storage.models import Agent, AuditEntry
 from storage.repositories import ConversationRepository
+from tests.engine.test_dispatcher import make_dispatcher
 from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -73,7 +72,6 @@ async def desk(
         tokens = TokenManager(http, sessions, base, APP_ID, Secret(SECRET), clock)
         events = EventBus()
         service = HandoffService(sessions, clock, WeChatApi(http, tokens, base), events)
-        links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], clock), "http://t")
         agents = []
         async with sessions() as s, s.begin():
             for i, (name, role) in enumerate(
@@ -95,7 +93,7 @@ async def desk(
             sessions,
             clock,
             service,
-            Dispatcher(sessions, clock, links, handoffs=service),
+            make_dispatcher(sessions, clock, handoffs=service),
             fake[FAKE_STATE],
             events,
             agents,
@@ -198,8 +196,7 @@ async def test_after_hours_the_customer_hears_the_opening_time(desk: Desk) -> No
     closed = HandoffService(
         desk.sessions, desk.clock, None, EventBus(), hours=ServiceHours.parse("09:00-21:00")
     )
-    links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], desk.clock), "http://t")
-    desk.bot = Dispatcher(desk.sessions, desk.clock, links, handoffs=closed)
+    desk.bot = make_dispatcher(desk.sessions, desk.clock, handoffs=closed)
     for text in ("你好", "同意"):
         await desk.say(user(1), text)
     reply = await desk.say(user(1), "转人工")

@@ -15,8 +15,6 @@ from bot.config import Settings, VerifyMode
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.inbound import Inbound, InboundKind
 from bot.keys import SESSIONS
-from bot.privacy.card_links import SignedCardLinks
-from bot.privacy.links import LinkSigner
 from storage.models import Message
 from storage.records import OrderRecord
 from storage.repositories import ConversationRepository, Repositories
@@ -87,8 +85,7 @@ async def test_housekeeping_events_get_no_reply_and_do_not_prolong_the_session(
 async def test_consent_notice_names_the_fields_of_the_merchants_rule(
     sessions: Sessions, clock: FakeClock, seeded: None
 ) -> None:
-    links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], clock), "http://bot.test")
-    bot = Dispatcher(sessions, clock, links, verify_mode=VerifyMode.TRACKING_NO)
+    bot = make_dispatcher(sessions, clock, VerifyMode.TRACKING_NO)
     [notice] = await turns(bot, "你好")
     assert "快递单号" in notice and "支付金额" not in notice
 
@@ -100,8 +97,7 @@ async def test_order_missing_verification_data_goes_to_a_person_without_a_strike
         await Repositories.on(s).orders.upsert_many(
             [OrderRecord("DD20250101000001", 1000)], clock.now()
         )
-    links = SignedCardLinks(LinkSigner(["test-key-0123456789abcdef"], clock), "http://bot.test")
-    bot = Dispatcher(sessions, clock, links, verify_mode=VerifyMode.CARD_LAST4_DATE)
+    bot = make_dispatcher(sessions, clock, VerifyMode.CARD_LAST4_DATE)
     replies = await turns(bot, "你好", "同意", "DD20250101000001", "1234 5月3日")
     assert "无法自助核对" in replies[-1] and "服务单号" in replies[-1]
 
