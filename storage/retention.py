@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import ConsoleSession, Conversation, Handoff, Message, ProcessedMessage
-from storage.repositories.handoffs import OPEN_STATUSES
+from storage.models import ConsoleSession, Conversation, ProcessedMessage
+from storage.repositories.conversations import ConversationRepository
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
 DELIVERY_KEYS_KEPT = timedelta(hours=72)
@@ -19,33 +19,15 @@ async def purge_expired(
 ) -> dict[str, int]:
     """Clears expired conversations' data and transcripts, closes their handoffs, drops old keys."""
     async with sessions() as session, session.begin():
-        lapsed = Conversation.expires_at <= now
         # rows a turn holds right now are skipped (PostgreSQL): that turn ends them itself
         expired = list(
             await session.scalars(
                 select(Conversation.id)
-                .where(lapsed, Conversation.last_inbound_at.is_not(None))
+                .where(Conversation.expires_at <= now, Conversation.last_inbound_at.is_not(None))
                 .with_for_update(skip_locked=True)
             )
         )
-        messages = 0
-        if expired:
-            messages = (
-                await session.execute(delete(Message).where(Message.conversation_id.in_(expired)))
-            ).rowcount  # type: ignore[attr-defined]
-            await session.execute(
-                update(Handoff)
-                .where(
-                    Handoff.conversation_id.in_(expired),
-                    Handoff.status.in_(OPEN_STATUSES),
-                )
-                .values(status="expired", closed_at=now)
-            )
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id.in_(expired), lapsed)
-                .values(state="new", data={}, owner="bot", last_inbound_at=None, updated_at=now)
-            )
+        messages = await ConversationRepository(session).end(expired, now)
         keys = (
             await session.execute(
                 delete(ProcessedMessage).where(
@@ -58,7 +40,7 @@ async def purge_expired(
         ).rowcount  # type: ignore[attr-defined]
     return {
         "conversations": len(expired),
-        "messages": int(messages),
+        "messages": messages,
         "delivery_keys": int(keys),
         "console_sessions": int(logins),
     }

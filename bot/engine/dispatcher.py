@@ -103,8 +103,7 @@ class Dispatcher:
         now = self._clock.now()
         if conv.expires_at is not None and conv.expires_at <= now:
             # 72 h of silence: the old conversation is over, its data and transcript go
-            await repos.handoffs.close_open(conv.id, "expired", now)
-            await repos.transcript.delete_for_conversation(conv.id)
+            await repos.conversations.end([conv.id], now)
             conv.state, conv.data, conv.owner, conv.last_inbound_at = (
                 Step.NEW.value,
                 {},

@@ -8,8 +8,9 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
-from storage.models import Conversation, Message
+from storage.models import Conversation, Handoff, Message
 from storage.records import ConversationRecord
+from storage.repositories.handoffs import OPEN_STATUSES
 
 
 def _record(row: Conversation) -> ConversationRecord:
@@ -86,6 +87,28 @@ class ConversationRepository:
             .execution_options(synchronize_session=False)  # the record is the state
         )
         conv.version += 1
+
+    async def end(self, conversation_ids: list[int], now: datetime) -> int:
+        """Ends conversations whose 72 hours lapsed: the transcript is deleted, open handoffs
+        expire, the row starts afresh. The caller holds the rows. Returns lines deleted."""
+        if not conversation_ids:
+            return 0
+        deleted = await self._s.execute(
+            delete(Message).where(Message.conversation_id.in_(conversation_ids))
+        )
+        await self._s.execute(
+            update(Handoff)
+            .where(Handoff.conversation_id.in_(conversation_ids), Handoff.status.in_(OPEN_STATUSES))
+            .values(status="expired", closed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await self._s.execute(
+            update(Conversation)
+            .where(Conversation.id.in_(conversation_ids))
+            .values(state="new", data={}, owner="bot", last_inbound_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(deleted.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, channel: str, user_id: str) -> ConversationRecord | None:
         row = await self._s.scalar(
