@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import ConsoleSession, Conversation, ProcessedMessage
+from storage.models import ConsoleSession, Conversation
 from storage.repositories.conversations import ConversationRepository
+from storage.repositories.inbox import InboxRepository
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
 DELIVERY_KEYS_KEPT = timedelta(hours=72)
@@ -28,19 +29,13 @@ async def purge_expired(
             )
         )
         messages = await ConversationRepository(session).end(expired, now)
-        keys = (
-            await session.execute(
-                delete(ProcessedMessage).where(
-                    ProcessedMessage.created_at < now - DELIVERY_KEYS_KEPT
-                )
-            )
-        ).rowcount  # type: ignore[attr-defined]
+        keys = await InboxRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         logins = (
             await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
         ).rowcount  # type: ignore[attr-defined]
     return {
         "conversations": len(expired),
         "messages": messages,
-        "delivery_keys": int(keys),
+        "delivery_keys": keys,
         "console_sessions": int(logins),
     }

@@ -30,6 +30,3 @@ class EventBus:
             yield queue
         finally:
             self._listeners.discard(queue)
-
-    def __len__(self) -> int:
-        return len(self._listeners)
