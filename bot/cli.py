@@ -14,9 +14,17 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.access_log import AccessLog, access_logger_class
 from bot.app import create_app
 from bot.clock import SystemClock
-from bot.config import DEMO_SECRET_KEY, DEMO_TOKEN, Settings, SettingsError
+from bot.config import (
+    DEMO_SECRET_KEY,
+    DEMO_TOKEN,
+    Settings,
+    SettingsError,
+    fresh_secrets,
+    is_loopback,
+)
 from bot.demo import seed_demo
 from storage.db import create_engine, migrate, session_factory
 from storage.repositories import HandoffRepository
@@ -65,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue_report = report.add_parser("queue", help="today's handoff queue figures")
     queue_report.add_argument("--json", action="store_true")
 
+    keys = sub.add_parser("keys", help="secrets").add_subparsers(dest="action", required=True)
+    keys.add_parser("new", help="print fresh secrets to paste into .env")
+
     sub.add_parser("purge", help="run the retention job once")
     sub.add_parser("migrate", help="apply database migrations")
     return p
@@ -103,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(add_agent(settings, args.name, args.role))
     if command == "report":
         return asyncio.run(report_queue(settings, as_json=args.json))
+    if command == "keys":
+        return print_fresh_secrets()
     if command == "purge":
         return asyncio.run(purge(settings))
     if command == "migrate":
@@ -157,42 +170,68 @@ Agents work the queue at http://{settings.host}:{settings.port}/console :
 """
 
 
-def _run_worker(settings: Settings) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def run_server(settings: Settings, *, worker: bool = False) -> None:
+    """One server process; the access log never records query strings (see bot.access_log).
+
+    A worker of several shares the port (SO_REUSEPORT) and leaves the banner to the parent.
+    """
+    access = None if settings.access_log is AccessLog.OFF else logging.getLogger("billbot.access")
     web.run_app(
         create_app(settings, background_jobs=True),
         host=settings.host,
         port=settings.port,
-        reuse_port=True,
-        print=None,
+        reuse_port=worker or None,
+        print=None if worker else print,
+        access_log_class=access_logger_class(settings.access_log),
+        access_log=access,
+    )
+
+
+def _run_worker(settings: Settings) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_server(settings, worker=True)
+
+
+def refusal_to_serve(settings: Settings) -> str | None:
+    """Why this server must not start: public demo secrets on a reachable address."""
+    weak = settings.public_demo_secrets()
+    if not weak or is_loopback(settings.host):
+        return None
+    return (
+        f"billbot: refusing to listen on {settings.host} with {', '.join(weak)} empty or at the"
+        " public demo value: anyone could forge WeChat callbacks and card links. Run"
+        " `billbot keys new`, put the values in .env (and WECHAT_TOKEN / WECHAT_AES_KEY in the"
+        " Official Account's server settings too), or listen on 127.0.0.1."
     )
 
 
 def warn_about_demo_credentials(settings: Settings) -> None:
-    """The demo keys are public: fine on a laptop, dangerous anywhere reachable."""
+    """Behind a reverse proxy a loopback server is public too: say so, loudly."""
     demo_keys = any(k.reveal() == DEMO_SECRET_KEY for k in settings.secret_keys)
     demo_wechat = settings.wechat.token.reveal() == DEMO_TOKEN
     local = settings.public_url.startswith(("http://127.", "http://localhost"))
     if (demo_keys or demo_wechat) and not local:
         log.warning(
             "BILLBOT_PUBLIC_URL is %s but %s still has the public demo value: set your own"
-            " in .env (see .env.example) before customers use this server",
+            " in .env (`billbot keys new` prints fresh ones) before customers use this server",
             settings.public_url,
             "BILLBOT_SECRET_KEYS" if demo_keys else "WECHAT_TOKEN",
         )
 
 
 def serve(settings: Settings, *, demo: bool, workers: int) -> int:
+    refusal = refusal_to_serve(settings)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
     warn_about_demo_credentials(settings)
     password = asyncio.run(prepare(settings, demo))
     if demo:
         print(demo_banner(settings, password), flush=True)
     if workers == 1:
-        web.run_app(
-            create_app(settings, background_jobs=True), host=settings.host, port=settings.port
-        )
+        run_server(settings)
         return 0
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_run_worker, args=(settings,)) for _ in range(workers)]
@@ -204,6 +243,18 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
     except KeyboardInterrupt:
         for proc in procs:
             proc.terminate()
+    return 0
+
+
+def print_fresh_secrets() -> int:
+    print("# Fresh secrets: paste into .env (git ignores it). Never reuse the demo values.")
+    for name, value in fresh_secrets().items():
+        print(f"{name}={value}")
+    print(
+        "# WECHAT_TOKEN and WECHAT_AES_KEY must also be entered in the Official Account's"
+        " server settings (服务器配置: Token, EncodingAESKey); the WECOM_ pair in the WeCom"
+        " app's API receive settings, if you use WeCom."
+    )
     return 0
 
 

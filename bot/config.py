@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import os
+import secrets
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -10,6 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from bot.access_log import AccessLog
 from bot.handoff.hours import ServiceHours
 
 
@@ -46,6 +51,14 @@ class VerifyMode(StrEnum):
     TRACKING_NO = "tracking_no"
 
 
+class EncryptMode(StrEnum):
+    """Which Official Account callback bodies are accepted (WeChat's 消息加解密方式)."""
+
+    SAFE = "safe"  # encrypted only; msg_signature over the ciphertext is what counts
+    COMPAT = "compat"  # WeChat's transition mode: encrypted and plaintext bodies
+    PLAIN = "plain"  # plaintext only, for accounts without an EncodingAESKey
+
+
 class SettingsError(ValueError):
     """A setting has a value the bot cannot use; the message names the setting and the fix."""
 
@@ -59,6 +72,36 @@ DEMO_APP_SECRET = "demo-app-secret"
 DEMO_TOKEN = "billbotdemotoken"
 DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
+
+def fresh_secrets() -> dict[str, str]:
+    """New random values for every secret setting, in the formats WeChat and WeCom accept."""
+
+    def token() -> str:  # WeChat's Token: 3–32 letters and digits
+        alphabet = string.ascii_letters + string.digits
+        return "".join(secrets.choice(alphabet) for _ in range(32))
+
+    def aes_key() -> str:  # an EncodingAESKey: 32 random bytes, base64 without the "="
+        return base64.b64encode(secrets.token_bytes(32)).decode()[:43]
+
+    return {
+        "BILLBOT_SECRET_KEYS": secrets.token_urlsafe(32),
+        "WECHAT_TOKEN": token(),
+        "WECHAT_AES_KEY": aes_key(),
+        "WECOM_TOKEN": token(),
+        "WECOM_AES_KEY": aes_key(),
+    }
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/billbot.db"
 
 
@@ -68,6 +111,14 @@ class WeChatCredentials:
     app_secret: Secret
     token: Secret
     aes_key: Secret  # the 43-character EncodingAESKey; empty means plaintext only
+    # None: safe when an AES key is set, else plain (what ``Settings.from_env`` decides)
+    encrypt_mode: EncryptMode | None = None
+
+    @property
+    def mode(self) -> EncryptMode:
+        if self.encrypt_mode is not None:
+            return self.encrypt_mode
+        return EncryptMode.SAFE if self.aes_key else EncryptMode.PLAIN
 
 
 @dataclass(frozen=True)
@@ -93,6 +144,7 @@ class Settings:
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     service_hours: str = ""  # "HH:MM-HH:MM" China time; empty: always open
     claim_lease_seconds: int = 120
+    access_log: AccessLog = AccessLog.ERRORS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -123,6 +175,20 @@ class Settings:
         aes_key = get("WECHAT_AES_KEY", DEMO_AES_KEY)
         if aes_key and len(aes_key) != 43:
             raise SettingsError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+        mode_default = EncryptMode.SAFE.value if aes_key else EncryptMode.PLAIN.value
+        encrypt_text = get("WECHAT_ENCRYPT_MODE", mode_default).lower()
+        try:
+            encrypt_mode = EncryptMode(encrypt_text)
+        except ValueError:
+            choices = " | ".join(m.value for m in EncryptMode)
+            raise SettingsError(
+                f"WECHAT_ENCRYPT_MODE={encrypt_text!r} is not one of: {choices}"
+            ) from None
+        if encrypt_mode is not EncryptMode.PLAIN and not aes_key:
+            raise SettingsError(
+                f"WECHAT_ENCRYPT_MODE={encrypt_mode.value} needs WECHAT_AES_KEY (the"
+                " EncodingAESKey); set it, or choose plain for an account without one"
+            )
         if get("BILLBOT_ORDER_API_URL", ""):
             raise SettingsError(
                 "BILLBOT_ORDER_API_URL: an HTTP order backend is not supported yet; leave it"
@@ -138,6 +204,14 @@ class Settings:
             raise SettingsError(
                 f"BILLBOT_CLAIM_LEASE_SECONDS={lease_text!r}: give a whole number of seconds, >= 10"
             )
+        access_text = get("BILLBOT_ACCESS_LOG", AccessLog.ERRORS.value).lower()
+        try:
+            access_log = AccessLog(access_text)
+        except ValueError:
+            choices = " | ".join(m.value for m in AccessLog)
+            raise SettingsError(
+                f"BILLBOT_ACCESS_LOG={access_text!r} is not one of: {choices}"
+            ) from None
         host = get("BILLBOT_HOST", "127.0.0.1")
         port = int(port_text)
         return cls(
@@ -153,6 +227,7 @@ class Settings:
                 app_secret=Secret(get("WECHAT_APP_SECRET", DEMO_APP_SECRET)),
                 token=Secret(get("WECHAT_TOKEN", DEMO_TOKEN)),
                 aes_key=Secret(aes_key),
+                encrypt_mode=encrypt_mode,
             ),
             wechat_api_base=get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
             wecom_corp_id=get("WECOM_CORP_ID", ""),
@@ -163,7 +238,23 @@ class Settings:
             wecom_api_base=get("WECOM_API_BASE", "https://qyapi.weixin.qq.com").rstrip("/"),
             service_hours=hours,
             claim_lease_seconds=int(lease_text),
+            access_log=access_log,
         )
+
+    def public_demo_secrets(self) -> list[str]:
+        """Settings still empty or at their public demo value that a public server must change."""
+        weak = []
+        keys = [k.reveal() for k in self.secret_keys]
+        if not keys or DEMO_SECRET_KEY in keys:
+            weak.append("BILLBOT_SECRET_KEYS")
+        if self.wechat.token.reveal() in ("", DEMO_TOKEN):
+            weak.append("WECHAT_TOKEN")
+        if self.wechat.mode is not EncryptMode.PLAIN and self.wechat.aes_key.reveal() in (
+            "",
+            DEMO_AES_KEY,
+        ):
+            weak.append("WECHAT_AES_KEY")
+        return weak
 
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> Settings:

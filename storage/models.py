@@ -122,6 +122,20 @@ class ProcessedMessage(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class SignatureUse(Base):
+    """A plaintext callback's signature and the one body it carried.
+
+    WeChat's plaintext signature covers only token, timestamp and nonce, never the body, so a
+    signature seen once may not carry a different body later (a retry of the same body may).
+    """
+
+    __tablename__ = "signature_uses"
+
+    signature_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Handoff(Base):
     """A conversation waiting for (or worked by) a person, with a reference the customer quotes."""
 

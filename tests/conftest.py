@@ -69,9 +69,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
+def wechat_encrypt_mode() -> Mode:
+    """The server's WECHAT_ENCRYPT_MODE; a test parametrizes this name to change it."""
+    return "safe"
+
+
+@pytest.fixture
+def settings(db_url: str, wechat_encrypt_mode: Mode) -> Settings:
     return Settings.from_env(
-        {"BILLBOT_DATABASE_URL": db_url, "BILLBOT_PUBLIC_URL": "http://bot.test"}
+        {
+            "BILLBOT_DATABASE_URL": db_url,
+            "BILLBOT_PUBLIC_URL": "http://bot.test",
+            "WECHAT_ENCRYPT_MODE": wechat_encrypt_mode,
+        }
     )
 
 

@@ -90,3 +90,34 @@ def test_serving_the_public_with_demo_keys_is_warned_about(
     assert not caplog.records  # a laptop demo: fine
     warn_about_demo_credentials(Settings.from_env({"BILLBOT_PUBLIC_URL": "https://shop.example"}))
     assert "BILLBOT_SECRET_KEYS" in caplog.text
+
+
+def test_serve_on_a_public_address_with_demo_secrets_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    for name in ("BILLBOT_SECRET_KEYS", "WECHAT_TOKEN", "WECHAT_AES_KEY", "billbot keys new"):
+        assert name in err
+    assert not (workdir / "cli.db").exists()  # refused before touching anything
+
+
+def test_keys_new_prints_secrets_that_let_a_public_server_start(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import refusal_to_serve
+    from bot.config import Settings
+
+    assert main(["keys", "new"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    values = dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+    assert {"BILLBOT_SECRET_KEYS", "WECHAT_TOKEN", "WECHAT_AES_KEY"} <= values.keys()
+    public = Settings.from_env({**values, "BILLBOT_HOST": "0.0.0.0"})
+    assert refusal_to_serve(public) is None
+    assert refusal_to_serve(Settings.from_env({"BILLBOT_HOST": "0.0.0.0"})) is not None
+    for loopback in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert refusal_to_serve(Settings.from_env({"BILLBOT_HOST": loopback})) is None
+    # an account without an AES key, in plain mode, is not asked for one
+    plain = {**values, "BILLBOT_HOST": "0.0.0.0", "WECHAT_ENCRYPT_MODE": "plain"}
+    del plain["WECHAT_AES_KEY"]
+    assert refusal_to_serve(Settings.from_env(plain)) is None

@@ -29,7 +29,7 @@ from wechatpy.crypto import PrpCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
 from bot.clock import Clock
-from bot.config import WeChatCredentials
+from bot.config import EncryptMode, WeChatCredentials
 from bot.engine.inbound import Inbound, InboundKind
 
 MAX_BODY = 64 * 1024
@@ -80,6 +80,9 @@ class ParsedCall:
     encrypted: bool  # the reply is encrypted iff the request was
     nonce: str
     timestamp: str
+    # A plaintext body is not covered by its signature, so one signature may carry one body:
+    # (key naming the signature, digest of the body) for the handler to bind; None if encrypted.
+    signature_binding: tuple[str, str] | None = None
 
 
 # --- shared building blocks -------------------------------------------------------------
@@ -206,6 +209,13 @@ class OfficialAccount:
         self._creds = creds
         self._clock = clock
         self._crypto = _aes_crypto(creds)
+        self._mode = creds.mode
+        if self._mode is not EncryptMode.PLAIN and self._crypto is None:
+            raise ValueError(f"WECHAT_ENCRYPT_MODE={self._mode.value} needs WECHAT_AES_KEY")
+
+    @property
+    def mode(self) -> EncryptMode:
+        return self._mode
 
     def verify_url(self, query: Mapping[str, str]) -> str:
         """GET /wechat: the ``echostr`` to answer with, if WeChat signed the call."""
@@ -241,34 +251,52 @@ class OfficialAccount:
         token = self._creds.token.reveal()
         timestamp = _check_timestamp(query.get("timestamp"), self._clock)
         nonce = _check_nonce(query.get("nonce"))
-        if not _signature_matches(
-            compute_signature(token, timestamp, nonce), query.get("signature")
-        ):
+        signature = query.get("signature")
+        if not _signature_matches(compute_signature(token, timestamp, nonce), signature):
             raise ChannelError(403, "bad signature")
-
         encrypt_type = query.get("encrypt_type", "raw").lower()
         if encrypt_type not in ("raw", "aes"):
             raise ChannelError(400, f"unknown encrypt_type {encrypt_type!r}")
-        encrypted = encrypt_type == "aes"
-
+        if encrypt_type == "aes":
+            return self._parse_encrypted(req, token, timestamp, nonce)
+        if self._mode is EncryptMode.SAFE:
+            # the plain signature covers only token, timestamp and nonce: in safe mode a
+            # body is trusted only under msg_signature, which covers the ciphertext
+            raise ChannelError(403, "plaintext callback refused: WECHAT_ENCRYPT_MODE is safe")
         root = _parse_xml(req.body, "body")
-        if encrypted:
-            if self._crypto is None:
-                raise ChannelError(403, "encrypted callback but WECHAT_AES_KEY is not set")
-            encrypt = _field(root, "Encrypt")
-            if not encrypt:
-                raise ChannelError(400, "encrypt_type=aes but the body has no Encrypt")
-            expected = compute_signature(token, timestamp, nonce, encrypt)
-            if not _signature_matches(expected, query.get("msg_signature")):
-                raise ChannelError(403, "bad msg_signature")
-            inner = _decrypt(self._crypto, encrypt, self._creds.app_id)
-            # In compatible mode the plaintext copy is unauthenticated: only the inner counts.
-            root = _parse_xml(inner, "decrypted message")
-
+        binding = (
+            f"{CHANNEL}:{str(signature).lower()}:{timestamp}:{nonce}",
+            hashlib.sha256(req.body).hexdigest(),
+        )
         return ParsedCall(
             inbound=map_message(root),
             to_user=_required(root, "ToUserName", "message"),
-            encrypted=encrypted,
+            encrypted=False,
+            nonce=nonce,
+            timestamp=timestamp,
+            signature_binding=binding,
+        )
+
+    def _parse_encrypted(
+        self, req: OARequest, token: str, timestamp: str, nonce: str
+    ) -> ParsedCall:
+        if self._crypto is None or self._mode is EncryptMode.PLAIN:
+            raise ChannelError(403, "encrypted callback but WECHAT_ENCRYPT_MODE is plain")
+        root = _parse_xml(req.body, "body")
+        encrypt = _field(root, "Encrypt")
+        if not encrypt:
+            raise ChannelError(400, "encrypt_type=aes but the body has no Encrypt")
+        expected = compute_signature(token, timestamp, nonce, encrypt)
+        if not _signature_matches(expected, req.query.get("msg_signature")):
+            raise ChannelError(403, "bad msg_signature")
+        inner = _decrypt(self._crypto, encrypt, self._creds.app_id)
+        # In compatible mode the plaintext copy beside Encrypt is unauthenticated: only the
+        # decrypted document counts.
+        root = _parse_xml(inner, "decrypted message")
+        return ParsedCall(
+            inbound=map_message(root),
+            to_user=_required(root, "ToUserName", "message"),
+            encrypted=True,
             nonce=nonce,
             timestamp=timestamp,
         )

@@ -14,8 +14,9 @@ from aiohttp import web
 
 from bot.channels.wechat_oa import MAX_BODY, ChannelError, OARequest
 from bot.engine.understanding import detect_language
-from bot.keys import DISPATCHER, LATE_REPLIES, METRICS, OFFICIAL_ACCOUNT
+from bot.keys import CLOCK, DISPATCHER, LATE_REPLIES, METRICS, OFFICIAL_ACCOUNT, SESSIONS
 from bot.texts import Texts, as_lang
+from storage.repositories import InboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ async def read_capped(request: web.Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
+async def bind_signature(request: web.Request, signature_key: str, body_digest: str) -> None:
+    """Refuses (403) a plaintext body under a signature that already carried another one."""
+    async with request.app[SESSIONS]() as session, session.begin():
+        fresh = await InboxRepository(session).bind_signature(
+            signature_key, body_digest, request.app[CLOCK].now()
+        )
+    if not fresh:
+        raise ChannelError(403, "this signature already carried a different message")
+
+
 async def verify_wechat_url(request: web.Request) -> web.Response:
     try:
         echostr = request.app[OFFICIAL_ACCOUNT].verify_url(request.query)
@@ -50,6 +61,8 @@ async def receive_wechat(request: web.Request) -> web.Response:
     try:
         body = await read_capped(request)
         call = account.parse(OARequest(query=request.query, body=body))
+        if call.signature_binding is not None:
+            await bind_signature(request, *call.signature_binding)
     except web.HTTPRequestEntityTooLarge:
         metrics.deliveries.labels("wechat", "rejected").inc()
         log.warning("POST /wechat refused (413): body over %d bytes", MAX_BODY)

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
-from storage.models import ProcessedMessage
+from storage.models import ProcessedMessage, SignatureUse
 
 
 class InboxRepository:
@@ -42,8 +42,26 @@ class InboxRepository:
             .execution_options(synchronize_session=False)  # no ORM objects to keep in step
         )
 
+    async def bind_signature(self, signature_key: str, body_digest: str, now: datetime) -> bool:
+        """True if this signature is new, or already carried this very body (a retry).
+
+        False means the signature was used for a different body: a forgery riding on a
+        signature copied from somewhere (plaintext signatures do not cover the body).
+        """
+        await self._s.execute(
+            dialect_insert(self._s, SignatureUse)
+            .values(signature_key=signature_key, body_digest=body_digest, created_at=now)
+            .on_conflict_do_nothing(index_elements=["signature_key"])
+        )
+        bound = await self._s.scalar(
+            select(SignatureUse.body_digest).where(SignatureUse.signature_key == signature_key)
+        )
+        return bound == body_digest
+
     async def purge_before(self, cutoff: datetime) -> int:
+        """Drops delivery keys and signature uses recorded before ``cutoff``."""
         result = await self._s.execute(
             delete(ProcessedMessage).where(ProcessedMessage.created_at < cutoff)
         )
+        await self._s.execute(delete(SignatureUse).where(SignatureUse.created_at < cutoff))
         return int(result.rowcount)  # type: ignore[attr-defined]

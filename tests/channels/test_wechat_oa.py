@@ -22,7 +22,7 @@ from bot.channels.wechat_oa import (
     compute_signature,
 )
 from bot.clock import FakeClock
-from bot.config import Secret, WeChatCredentials
+from bot.config import EncryptMode, Secret, WeChatCredentials
 from bot.engine.inbound import InboundKind
 
 Mode = Literal["plain", "compat", "safe"]
@@ -52,9 +52,12 @@ DOCTYPE_ONLY = (
 
 
 def make_creds(
-    app_id: str = APP_ID, token: str = TOKEN, aes_key: str = AES_KEY
+    app_id: str = APP_ID,
+    token: str = TOKEN,
+    aes_key: str = AES_KEY,
+    mode: EncryptMode | None = None,
 ) -> WeChatCredentials:
-    return WeChatCredentials(app_id, Secret("app-secret"), Secret(token), Secret(aes_key))
+    return WeChatCredentials(app_id, Secret("app-secret"), Secret(token), Secret(aes_key), mode)
 
 
 @pytest.fixture
@@ -64,7 +67,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def server(clock: FakeClock) -> OfficialAccount:
-    return OfficialAccount(make_creds(), clock)
+    """Compatible mode: accepts what every client mode sends (see the mode tests below)."""
+    return OfficialAccount(make_creds(mode=EncryptMode.COMPAT), clock)
 
 
 def client(clock: FakeClock, mode: Mode = "safe", **creds: str) -> OAClientCodec:
@@ -138,6 +142,59 @@ def test_empty_reply_is_plain_success(
     body = server.render_text(call, "")
     assert body == b"success"
     assert codec.read_reply(body) == ""
+
+
+# --- which bodies each WECHAT_ENCRYPT_MODE accepts ---------------------------------------
+
+
+def test_mode_defaults_to_safe_with_a_key_and_plain_without() -> None:
+    assert make_creds().mode is EncryptMode.SAFE
+    assert make_creds(aes_key="").mode is EncryptMode.PLAIN
+
+
+@pytest.mark.parametrize("client_mode", ["plain", "compat"])
+def test_safe_mode_refuses_plaintext_bodies(clock: FakeClock, client_mode: Mode) -> None:
+    """A plaintext body is not covered by its signature: in safe mode it is never trusted."""
+    server = OfficialAccount(make_creds(), clock)
+    query, body = client(clock, "plain").build_text(OPENID, "forged")
+    error = refusal(server, query, body)
+    assert error.status == 403 and "safe" in error.reason
+    if client_mode == "compat":  # the encrypted part of a compat body is what counts
+        call = post(server, client(clock, "compat").build_text(OPENID, "genuine"))
+        assert call.inbound.text == "genuine" and call.signature_binding is None
+
+
+def test_safe_mode_accepts_encrypted_bodies(clock: FakeClock) -> None:
+    server = OfficialAccount(make_creds(), clock)
+    call = post(server, client(clock, "safe").build_text(OPENID, "hi"))
+    assert call.encrypted and call.inbound.text == "hi"
+
+
+def test_plain_mode_refuses_encrypted_bodies(clock: FakeClock) -> None:
+    server = OfficialAccount(make_creds(mode=EncryptMode.PLAIN), clock)
+    query, body = client(clock, "safe").build_text(OPENID, "hi")
+    assert rejected(server, query, body) == 403
+    assert post(server, client(clock, "plain").build_text(OPENID, "hi")).inbound.text == "hi"
+
+
+def test_plaintext_calls_carry_a_binding_of_signature_to_body(
+    server: OfficialAccount, clock: FakeClock
+) -> None:
+    query, body = client(clock, "plain").build_text(OPENID, "hi", msg_id=1)
+    call = post(server, (query, body))
+    assert call.signature_binding is not None
+    key, digest = call.signature_binding
+    assert query["signature"] in key and query["nonce"] in key and query["timestamp"] in key
+    assert digest == hashlib.sha256(body).hexdigest()
+    other = post(server, (query, body.replace(b"hi", b"ho")))
+    assert other.signature_binding is not None
+    assert other.signature_binding[0] == key and other.signature_binding[1] != digest
+
+
+def test_safe_or_compat_without_a_key_is_refused(clock: FakeClock) -> None:
+    for mode in (EncryptMode.SAFE, EncryptMode.COMPAT):
+        with pytest.raises(ValueError, match="WECHAT_AES_KEY"):
+            OfficialAccount(make_creds(aes_key="", mode=mode), clock)
 
 
 def test_plain_mode_without_aes_key(clock: FakeClock) -> None:

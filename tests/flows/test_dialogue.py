@@ -43,7 +43,9 @@ async def count(client: TestClient[web.Request, web.Application], model: type) -
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-@pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
+@pytest.mark.parametrize(
+    ("wechat_encrypt_mode", "mode"), [("plain", "plain"), ("compat", "compat"), ("safe", "safe")]
+)
 async def test_first_time_customer_gets_card_in_three_messages(
     client: TestClient[web.Request, web.Application],
     settings: Settings,

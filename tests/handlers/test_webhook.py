@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Literal
 
 import defusedxml.ElementTree as safe_xml
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
@@ -49,6 +51,39 @@ async def test_bad_signature_is_403_and_changes_nothing(client: Client, customer
     assert await rows(client) == (0, 0)
 
 
+async def test_plaintext_body_is_refused_in_safe_mode_and_changes_nothing(
+    client: Client, settings: Settings, clock: FakeClock
+) -> None:
+    """The forgery hole: a copied signature triple cannot carry an invented plaintext body."""
+    forger = Customer(client, settings, clock, openid="oInventedCustomer", mode="plain")
+    query, body = forger.codec.build_text(forger.openid, "DD20250503123456", 1)
+    resp = await client.post("/wechat", params=query, data=body)
+    assert resp.status == 403
+    assert await rows(client) == (0, 0)
+
+
+@pytest.mark.parametrize(("wechat_encrypt_mode", "mode"), [("plain", "plain"), ("compat", "plain")])
+async def test_one_signature_carries_one_message(
+    client: Client, settings: Settings, clock: FakeClock, mode: Literal["plain"]
+) -> None:
+    customer = Customer(client, settings, clock, mode=mode)
+    query, body = customer.codec.build_text(customer.openid, "你好", 7)
+    first = await client.post("/wechat", params=query, data=body)
+    assert first.status == 200
+    before = await rows(client)
+    # the same signature with an invented message (another customer, another MsgId)
+    forged = body.replace(customer.openid.encode(), b"oInventedCustomer").replace(
+        b"<MsgId>7<", b"<MsgId>8<"
+    )
+    refused = await client.post("/wechat", params=query, data=forged)
+    assert refused.status == 403
+    assert await rows(client) == before
+    # WeChat retrying the very same message under the same signature is still answered
+    retry = await client.post("/wechat", params=query, data=body)
+    assert retry.status == 200 and await retry.read() == await first.read()
+    assert await rows(client) == before
+
+
 async def test_stale_timestamp_is_403(client: Client, customer: Customer, clock: FakeClock) -> None:
     query, body = customer.codec.build_text(customer.openid, "同意", 1)
     clock.advance(timedelta(seconds=301))
@@ -65,6 +100,7 @@ async def test_oversized_body_is_413(client: Client, customer: Customer) -> None
     assert health.status == 200
 
 
+@pytest.mark.parametrize("wechat_encrypt_mode", ["compat"])
 async def test_doctype_and_entities_are_400(
     client: Client, settings: Settings, clock: FakeClock
 ) -> None:
@@ -91,6 +127,7 @@ async def test_malformed_bodies_are_4xx_never_500(client: Client, customer: Cust
     assert (await client.get("/healthz")).status == 200
 
 
+@pytest.mark.parametrize("wechat_encrypt_mode", ["compat"])
 async def test_cdata_terminator_in_customer_text_keeps_reply_xml_valid(
     client: Client, settings: Settings, clock: FakeClock
 ) -> None:
