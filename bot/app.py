@@ -47,9 +47,11 @@ from bot.metrics import Metrics
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
 from storage.db import create_engine, migrate, session_factory
+from storage.records import FunnelStep
 from storage.repositories import (
     ContactRepository,
     ConversationRepository,
+    FunnelRepository,
     TranscriptRepository,
 )
 from storage.retention import purge_expired
@@ -77,7 +79,7 @@ async def no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 class DatabaseContacts:
-    """The card page's view of contacts, read from the database."""
+    """The card page's view of contacts, and its count of cards opened, in the database."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -86,6 +88,12 @@ class DatabaseContacts:
         async with self._app[SESSIONS]() as session:
             found = await ContactRepository(session).get(contact_id)
         return None if found is None else CardContact(found.name, found.wechat_id, found.qr_url)
+
+    async def card_opened(self, journey: str) -> None:
+        async with self._app[SESSIONS]() as session, session.begin():
+            await FunnelRepository(session).record_later(
+                journey, FunnelStep.CARD_OPENED, self._app[CLOCK].now()
+            )
 
 
 async def bot_owns(sessions: async_sessionmaker[AsyncSession], openid: str) -> bool:

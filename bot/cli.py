@@ -10,6 +10,7 @@ import multiprocessing
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
+from datetime import date
 from pathlib import Path
 
 from aiohttp import web
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="figures").add_subparsers(dest="action", required=True)
     queue_report = report.add_parser("queue", help="today's handoff queue figures")
     queue_report.add_argument("--json", action="store_true")
+    funnel = report.add_parser("funnel", help="the conversion funnel, step by step")
+    funnel.add_argument("--since", type=parse_day, help="first day (YYYY-MM-DD, China time)")
+    funnel.add_argument("--until", type=parse_day, help="last day, inclusive")
+    funnel.add_argument("--json", action="store_true")
 
     keys = sub.add_parser("keys", help="secrets").add_subparsers(dest="action", required=True)
     keys.add_parser("new", help="print fresh secrets to paste into .env")
@@ -79,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("purge", help="run the retention job once")
     sub.add_parser("migrate", help="apply database migrations")
     return p
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(list_handoffs(settings, as_json=args.json))
     if command == "agents":
         return asyncio.run(add_agent(settings, args.name, args.role))
+    if command == "report" and args.action == "funnel":
+        return asyncio.run(report_funnel(settings, args.since, args.until, as_json=args.json))
     if command == "report":
         return asyncio.run(report_queue(settings, as_json=args.json))
     if command == "keys":
@@ -406,4 +420,51 @@ async def report_queue(settings: Settings, *, as_json: bool) -> int:
     table.add_row("avg first response / 平均首次回复", seconds(figures.avg_first_response_seconds))
     table.add_row("avg resolution / 平均解决", seconds(figures.avg_resolution_seconds))
     Console().print(table)
+    return 0
+
+
+async def report_funnel(
+    settings: Settings, since: date | None, until: date | None, *, as_json: bool
+) -> int:
+    from bot.funnel import STEP_LABELS, funnel_report
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        report = await funnel_report(session_factory(engine), since, until)
+    finally:
+        await engine.dispose()
+    if as_json:
+        print(json.dumps(asdict(report), ensure_ascii=False, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    span = f"{report.since or '…'} – {report.until or '…'}"
+    started = max(1, report.steps[0].count)
+    table = Table(title=f"转化漏斗 / Conversion funnel ({span}, China time)")
+    for column, justify in (("step", "left"), ("count", "right"), ("conv.", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("drop-off", justify="right")
+    table.add_column("", no_wrap=True)
+    for step in report.steps:
+        zh, en = STEP_LABELS[step.name]
+        bar = "█" * round(24 * step.count / started)
+        table.add_row(
+            f"{zh} {en}",
+            str(step.count),
+            f"{step.conversion:.0%}" if step.previous else "",
+            str(step.drop_off) if step.previous else "",
+            bar,
+        )
+    console = Console()
+    console.print(table)
+    timing = report.time_to_card_seconds
+    if timing["median"] is not None:
+        console.print(
+            f"time to card / 出名片用时: median {timing['median']:.0f} s, p90 {timing['p90']:.0f} s"
+        )
+    if report.abandoned_at:
+        where = ", ".join(f"{STEP_LABELS[k][1]} {n}" for k, n in report.abandoned_at.items())
+        console.print(f"abandoned after / 中途离开于: {where}")
     return 0

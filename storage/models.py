@@ -136,6 +136,25 @@ class SignatureUse(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class FunnelEvent(Base):
+    """One step of one journey (a conversation from its start to its expiry), at most once.
+
+    A journey id is random: no OpenID, order number or text, so the funnel holds no personal
+    data and outlives the conversations it counts.
+    """
+
+    __tablename__ = "funnel_events"
+    __table_args__ = (UniqueConstraint("journey", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journey: Mapped[str] = mapped_column(String(32), index=True)
+    step: Mapped[str] = mapped_column(String(24))
+    channel: Mapped[str] = mapped_column(String(16))
+    verify_mode: Mapped[str] = mapped_column(String(24))
+    stopped_at: Mapped[str | None] = mapped_column(String(24))  # abandoned: the last step
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Handoff(Base):
     """A conversation waiting for (or worked by) a person, with a reference the customer quotes."""
 

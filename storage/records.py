@@ -4,7 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
+
+
+class FunnelStep(StrEnum):
+    """The steps of a customer's journey that the funnel counts, in the order they happen."""
+
+    STARTED = "started"
+    CONSENT_SHOWN = "consent_shown"
+    CONSENTED = "consented"
+    DECLINED = "declined"
+    ORDER_FOUND = "order_found"
+    VERIFIED = "verified"
+    CARD_ISSUED = "card_issued"
+    CARD_OPENED = "card_opened"
+    CONTACT_ADDED = "contact_added"
+    HANDED_OFF = "handed_off"
+    ABANDONED = "abandoned"  # decided when a session expires unfinished
+
+
+# A journey that reached one of these got an answer: its expiry is not an abandonment.
+FINISHING_STEPS = frozenset({FunnelStep.CARD_ISSUED, FunnelStep.HANDED_OFF})
+# Where a conversation's data keeps its journey: {"id", "mode", "stage", "done"}.
+JOURNEY_KEY = "funnel"
 
 
 @dataclass(frozen=True, slots=True)

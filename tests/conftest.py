@@ -112,11 +112,12 @@ class Customer:
         clock: FakeClock,
         openid: str = "oCustomer0000000000000000001",
         mode: Mode = "safe",
+        first_msg_id: int = 1000,
     ) -> None:
         self.client = client
         self.codec = OAClientCodec(settings.wechat, clock, mode)
         self.openid = openid
-        self._next_id = 1000
+        self._next_id = first_msg_id  # MsgIds are unique across customers, as WeChat's are
 
     def next_msg_id(self) -> int:
         self._next_id += 1

@@ -121,3 +121,47 @@ def test_keys_new_prints_secrets_that_let_a_public_server_start(
     plain = {**values, "BILLBOT_HOST": "0.0.0.0", "WECHAT_ENCRYPT_MODE": "plain"}
     del plain["WECHAT_AES_KEY"]
     assert refusal_to_serve(Settings.from_env(plain)) is None
+
+
+def test_report_funnel_json_and_table(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def two_journeys() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{workdir}/cli.db")
+        await migrate(engine)
+        sessions = session_factory(engine)
+        clock = FakeClock()
+        await seed_demo(sessions, clock.now())
+        bot = make_dispatcher(sessions, clock)
+        for user, texts in (("oA", ["你好", "同意", "DD20250503123456", "128.5"]), ("oB", ["hi"])):
+            for i, text in enumerate(texts):
+                await bot.handle(Inbound("wechat", user, InboundKind.TEXT, text, f"{user}:{i}"))
+        await engine.dispose()
+
+    asyncio.run(two_journeys())
+    assert main(["report", "funnel", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = [s["name"] for s in report["steps"]]
+    assert names == [
+        "started",
+        "consent_shown",
+        "consented",
+        "declined",
+        "order_found",
+        "verified",
+        "card_issued",
+        "card_opened",
+        "contact_added",
+        "handed_off",
+        "abandoned",
+    ]
+    counts = {s["name"]: s["count"] for s in report["steps"]}
+    assert counts["started"] == 2 and counts["card_issued"] == 1
+    assert {s["name"]: s["conversion"] for s in report["steps"]}["consented"] == 0.5
+    assert set(report) >= {"time_to_card_seconds", "abandoned_at", "by_channel", "by_verify_mode"}
+    assert main(["report", "funnel"]) == 0
+    table = capsys.readouterr().out
+    assert "card issued" in table and "█" in table
+    assert main(["report", "funnel", "--since", "2099-01-01", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"][0]["count"] == 0
+    with pytest.raises(SystemExit) as bad:
+        main(["report", "funnel", "--since", "yesterday"])
+    assert bad.value.code == 2

@@ -8,8 +8,10 @@ rolled back) is processed afresh. Nothing runs twice.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +25,12 @@ from bot.flows.dialogue import run_step
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import HandoffService
 from bot.texts import Texts, as_lang
-from storage.records import ConversationRecord
+from storage.records import (
+    FINISHING_STEPS,
+    JOURNEY_KEY,
+    ConversationRecord,
+    FunnelStep,
+)
 from storage.repositories import Repositories
 
 log = logging.getLogger(__name__)
@@ -138,6 +145,11 @@ class Dispatcher:
         # "ok", "1", "no" are everyone's words: only a real sentence switches the language
         detected = detect_language(inbound.text) if len(inbound.text.strip()) > 3 else None
         lang = as_lang(detected or conv.lang)
+        journey = conv.data.get(JOURNEY_KEY)  # kept even if the step clears the data
+        fresh = not isinstance(journey, dict)
+        if not isinstance(journey, dict):  # this conversation's journey starts now
+            journey = {"id": secrets.token_hex(8), "mode": self._verify_mode.value}
+            conv.data[JOURNEY_KEY] = journey
         ctx = StepContext(
             channel=inbound.channel,
             user_id=inbound.user_id,
@@ -153,6 +165,7 @@ class Dispatcher:
             links=self._links,
             resumed=paused and state in RESUMABLE,
             hours=self._hours,
+            journey=str(journey["id"]),
         )
         result = await run_step(ctx, state, inbound)
         if (result.state is Step.HANDOFF) != (state is Step.HANDOFF):
@@ -162,9 +175,14 @@ class Dispatcher:
         conv.state, conv.owner, conv.lang = result.state.value, result.owner, lang
         reply = "\n\n".join(r for r in result.replies if r)
         if not reply and inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
+            if fresh:
+                conv.data.pop(JOURNEY_KEY, None)
             return reply  # housekeeping events neither prolong nor enter the conversation
         conv.last_inbound_at = now
         conv.expires_at = now + SESSION_TTL
+        conv.data[JOURNEY_KEY] = journey
+        steps = [FunnelStep.STARTED, *ctx.funnel] if fresh else ctx.funnel
+        await self._record_funnel(repos, journey, steps, inbound.channel, now)
         if result.forget:
             await repos.transcript.delete_for_conversation(conv.id)
             return reply
@@ -173,6 +191,25 @@ class Dispatcher:
             lines.append(("out", "bot", reply))
         await repos.transcript.add_turn(conv.id, lines, now)
         return reply
+
+    async def _record_funnel(
+        self,
+        repos: Repositories,
+        journey: dict[str, Any],
+        steps: list[FunnelStep],
+        channel: str,
+        now: datetime,
+    ) -> None:
+        """The funnel steps this turn reached, in its transaction. A journey's id is random:
+        the funnel holds no personal data. Its furthest step is kept for the abandonment count."""
+        if not steps:
+            return
+        order = list(FunnelStep)
+        stage = FunnelStep(journey.get("stage", FunnelStep.STARTED.value))
+        journey["stage"] = max([stage, *steps], key=order.index).value
+        if FINISHING_STEPS.intersection(steps):
+            journey["done"] = True
+        await repos.funnel.record(str(journey["id"]), steps, channel, str(journey["mode"]), now)
 
     async def _to_agent(
         self,

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from bot.config import VerifyMode
 from bot.handoff.hours import ServiceHours
 from bot.texts import Texts
-from storage.records import ContactRecord, HandoffRecord, OrderRecord
+from storage.records import ContactRecord, FunnelStep, HandoffRecord, OrderRecord
 
 MAX_FAILURES = 3  # wrong answers, unknown orders or unreadable messages before a person steps in
 
@@ -79,7 +79,9 @@ class HandoffQueue(Protocol):
 class CardLinks(Protocol):
     """Makes the signed, short-lived card page link for a contact and an order."""
 
-    def link_for(self, contact: ContactRecord, order_no: str, user_id: str, remark: str) -> str: ...
+    def link_for(
+        self, contact: ContactRecord, order_no: str, user_id: str, remark: str, journey: str = ""
+    ) -> str: ...
 
 
 @dataclass
@@ -98,6 +100,12 @@ class StepContext:
     links: CardLinks
     resumed: bool = False  # the customer comes back after a pause
     hours: ServiceHours = field(default_factory=ServiceHours)
+    funnel: list[FunnelStep] = field(default_factory=list)  # steps this turn reached
+    journey: str = ""  # the funnel's id for this conversation (random, not personal)
+
+    def mark(self, *steps: FunnelStep) -> None:
+        """Counts this turn as reaching ``steps`` of the funnel (recorded with the turn)."""
+        self.funnel.extend(steps)
 
     def say(self, key: str, **values: object) -> str:
         return self.texts.say(key, **values)

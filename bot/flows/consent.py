@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.engine.understanding import Intent, Understood
 from bot.flows.base import Step, StepContext, StepResult
+from storage.records import FunnelStep
 
 # Bump when the notice's substance changes: everyone is asked again.
 POLICY_VERSION = "2026-05-01"
@@ -17,11 +18,14 @@ async def has_consented(ctx: StepContext) -> bool:
     if await ctx.consents.active_version(ctx.channel, ctx.user_id) != POLICY_VERSION:
         return False
     ctx.data["consent"] = POLICY_VERSION
+    # agreed in an earlier conversation: this journey passes the consent steps at once
+    ctx.mark(FunnelStep.CONSENT_SHOWN, FunnelStep.CONSENTED)
     return True
 
 
 def consent_notice(ctx: StepContext) -> str:
     """The notice names exactly the fields the merchant's verification rule uses."""
+    ctx.mark(FunnelStep.CONSENT_SHOWN)
     return ctx.say("consent_notice", fields=ctx.say(f"fields_{ctx.verify_mode.value}"))
 
 
@@ -39,9 +43,11 @@ async def on_consent(ctx: StepContext, text: str, understood: Understood) -> Ste
     if understood.intent is Intent.YES and not understood.order_no:
         await ctx.consents.record(ctx.channel, ctx.user_id, POLICY_VERSION, ctx.now)
         ctx.data["consent"] = POLICY_VERSION
+        ctx.mark(FunnelStep.CONSENTED)
         return str(ctx.data.pop("held_text", ""))
     if understood.intent is Intent.NO:
         ctx.data.pop("held_text", None)
+        ctx.mark(FunnelStep.DECLINED)
         return StepResult(Step.CONSENT, [ctx.say("consent_declined")])
     if understood.order_no:
         ctx.data["held_text"] = text

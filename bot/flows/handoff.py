@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.flows.base import HandoffReason, Step, StepContext, StepResult
 from bot.handoff.waiting import wait_minutes
 from bot.privacy.masking import order_tail
+from storage.records import FunnelStep
 
 
 async def request_handoff(
@@ -21,6 +22,7 @@ async def request_handoff(
     )
     ctx.data["handoff_ref"] = handoff.ref
     ctx.data["handoff_id"] = handoff.id
+    ctx.mark(FunnelStep.HANDED_OFF)
     lead = "" if reason is HandoffReason.ASKED else ctx.say(f"handoff_reason_{reason.value}")
     return StepResult(
         Step.HANDOFF, [*(replies or []), lead + await queue_notice(ctx, handoff.id)], owner="queue"

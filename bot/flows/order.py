@@ -9,6 +9,7 @@ from bot.flows.base import MAX_FAILURES, HandoffReason, Step, StepContext, StepR
 from bot.flows.handoff import request_handoff
 from bot.flows.verification import Verdict
 from bot.privacy.masking import mask_order_no, mask_wechat_id, order_tail
+from storage.records import FunnelStep
 
 _ASK = {
     VerifyMode.AMOUNT: "ask_amount",
@@ -52,6 +53,7 @@ async def on_order(
             [*replies, ctx.say("order_not_found", order=mask_order_no(understood.order_no))],
         )
     ctx.data.update(order_no=order.order_no, not_found=0, verified=False)
+    ctx.mark(FunnelStep.ORDER_FOUND)
     if ctx.verify_mode is VerifyMode.AMOUNT and understood.amount is not None:
         return await on_verify(ctx, text, understood, replies)
     return StepResult(Step.VERIFY, [*replies, verify_question(ctx)])
@@ -98,11 +100,12 @@ async def on_verify(
             ],
         )
     ctx.data.update(verified=True, verify_failures=0)
+    ctx.mark(FunnelStep.VERIFIED)
     contact = await ctx.contacts.for_order(order)
     if contact is None:
         return await request_handoff(ctx, HandoffReason.NO_CONTACT, replies)
     remark = ctx.say("card_remark", tail=order_tail(order.order_no))
-    link = ctx.links.link_for(contact, order.order_no, ctx.user_id, remark)
+    link = ctx.links.link_for(contact, order.order_no, ctx.user_id, remark, ctx.journey)
     card = ctx.say(
         "card",
         name=contact.name,
@@ -110,4 +113,5 @@ async def on_verify(
         remark=remark,
         link=link,
     )
+    ctx.mark(FunnelStep.CARD_ISSUED)
     return StepResult(Step.CARD_SENT, [*replies, card])

@@ -18,7 +18,13 @@ from typing import Protocol
 import jinja2
 from aiohttp import web
 
-from bot.privacy.card_links import CONTACT_FIELD, ORDER_TAIL_FIELD, REMARK_FIELD, USER_FIELD
+from bot.privacy.card_links import (
+    CONTACT_FIELD,
+    JOURNEY_FIELD,
+    ORDER_TAIL_FIELD,
+    REMARK_FIELD,
+    USER_FIELD,
+)
 from bot.privacy.links import EXPIRY_FIELD, LinkExpired, LinkPayload, LinkSigner, LinkTampered
 from bot.privacy.masking import mask_wechat_id
 from bot.privacy.watermark import render_qr_png
@@ -50,9 +56,10 @@ class CardContact:
 
 
 class ContactSource(Protocol):
-    """Where the card page finds a contact; the storage layer implements it."""
+    """Where the card page finds a contact, and tells of a card opened; storage implements it."""
 
     async def contact_for_card(self, contact_id: int) -> CardContact | None: ...
+    async def card_opened(self, journey: str) -> None: ...
 
 
 def card_routes(
@@ -161,6 +168,12 @@ class _CardPages:
             minutes_left=max(1, math.ceil(seconds_left / 60)),
         )
         watermark = _text_field(payload, USER_FIELD)
+        journey = _text_field(payload, JOURNEY_FIELD)
+        if journey:
+            try:
+                await self._contacts.card_opened(journey)
+            except Exception:  # counting must never cost the customer their card
+                log.exception("could not count the opening of a card")
         return self._html(200, card=card, error=None, watermark=watermark)
 
     async def qr_png(self, request: web.Request) -> web.Response:

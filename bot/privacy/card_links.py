@@ -11,6 +11,7 @@ CONTACT_FIELD = "c"  # contact id
 ORDER_TAIL_FIELD = "o"  # last four characters of the order number
 USER_FIELD = "u"  # the customer's masked id, for the watermark
 REMARK_FIELD = "r"  # the suggested remark, e.g. 订单尾号3456
+JOURNEY_FIELD = "j"  # the funnel's random journey id, to count the first opening
 
 
 class SignedCardLinks:
@@ -20,13 +21,16 @@ class SignedCardLinks:
         self._signer = signer
         self._base = public_url.rstrip("/")
 
-    def link_for(self, contact: ContactRecord, order_no: str, user_id: str, remark: str) -> str:
-        token = self._signer.sign(
-            {
-                CONTACT_FIELD: contact.id,
-                ORDER_TAIL_FIELD: order_tail(order_no),
-                USER_FIELD: mask_user_id(user_id),
-                REMARK_FIELD: remark,
-            }
-        )
+    def link_for(
+        self, contact: ContactRecord, order_no: str, user_id: str, remark: str, journey: str = ""
+    ) -> str:
+        payload: dict[str, str | int] = {
+            CONTACT_FIELD: contact.id,
+            ORDER_TAIL_FIELD: order_tail(order_no),
+            USER_FIELD: mask_user_id(user_id),
+            REMARK_FIELD: remark,
+        }
+        if journey:
+            payload[JOURNEY_FIELD] = journey
+        token = self._signer.sign(payload)
         return f"{self._base}/card/{token}"

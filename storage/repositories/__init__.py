@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.repositories.consents import ConsentRepository
 from storage.repositories.conversations import ConversationRepository, TranscriptRepository
+from storage.repositories.funnel import FunnelRepository
 from storage.repositories.handoffs import HandoffRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.orders import ContactRepository, OrderRepository
@@ -23,6 +24,7 @@ class Repositories:
     consents: ConsentRepository
     inbox: InboxRepository
     handoffs: HandoffRepository
+    funnel: FunnelRepository
 
     @classmethod
     def on(cls, session: AsyncSession) -> Repositories:
@@ -35,6 +37,7 @@ class Repositories:
             consents=ConsentRepository(session),
             inbox=InboxRepository(session),
             handoffs=HandoffRepository(session),
+            funnel=FunnelRepository(session),
         )
 
 
@@ -42,6 +45,7 @@ __all__ = [
     "ConsentRepository",
     "ContactRepository",
     "ConversationRepository",
+    "FunnelRepository",
     "HandoffRepository",
     "InboxRepository",
     "OrderRepository",

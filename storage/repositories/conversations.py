@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
 from storage.models import Conversation, Handoff, Message
-from storage.records import ConversationRecord
+from storage.records import JOURNEY_KEY, ConversationRecord, FunnelStep
+from storage.repositories.funnel import FunnelRepository
 from storage.repositories.handoffs import OPEN_STATUSES
 
 
@@ -90,9 +91,27 @@ class ConversationRepository:
 
     async def end(self, conversation_ids: list[int], now: datetime) -> int:
         """Ends conversations whose 72 hours lapsed: the transcript is deleted, open handoffs
-        expire, the row starts afresh. The caller holds the rows. Returns lines deleted."""
+        expire, the row starts afresh; a journey that got no answer (no card, no person)
+        counts as abandoned where it stopped. The caller holds the rows. Returns lines deleted."""
         if not conversation_ids:
             return 0
+        ending = await self._s.execute(
+            select(Conversation.channel, Conversation.data).where(
+                Conversation.id.in_(conversation_ids)
+            )
+        )
+        funnel = FunnelRepository(self._s)
+        for channel, data in ending:
+            journey = (data or {}).get(JOURNEY_KEY)
+            if isinstance(journey, dict) and journey.get("id") and not journey.get("done"):
+                await funnel.record(
+                    str(journey["id"]),
+                    [FunnelStep.ABANDONED],
+                    channel,
+                    str(journey.get("mode", "")),
+                    now,
+                    stopped_at=str(journey.get("stage", FunnelStep.STARTED.value)),
+                )
         deleted = await self._s.execute(
             delete(Message).where(Message.conversation_id.in_(conversation_ids))
         )

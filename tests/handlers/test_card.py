@@ -27,6 +27,10 @@ class DictContacts:
 
     def __init__(self, contacts: dict[int, CardContact]) -> None:
         self.contacts = contacts
+        self.opened: list[str] = []
+
+    async def card_opened(self, journey: str) -> None:
+        self.opened.append(journey)
 
     async def contact_for_card(self, contact_id: int) -> CardContact | None:
         return self.contacts.get(contact_id)
