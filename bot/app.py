@@ -147,6 +147,7 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
             verify_mode=settings.verify_mode,
             orders=orders,
             handoffs=app[HANDOFFS],
+            wecom_ways=settings.wecom_enabled,
         )
         yield
         late = app[LATE_REPLIES].tasks

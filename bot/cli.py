@@ -263,7 +263,8 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
 def print_fresh_secrets() -> int:
     print("# Fresh secrets: paste into .env (git ignores it). Never reuse the demo values.")
     for name, value in fresh_secrets().items():
-        print(f"{name}={value}")
+        # WeCom's pair stays commented: WeCom needs its corp id and secret beside them
+        print(f"{'# ' if name.startswith('WECOM_') else ''}{name}={value}")
     print(
         "# WECHAT_TOKEN and WECHAT_AES_KEY must also be entered in the Official Account's"
         " server settings (服务器配置: Token, EncodingAESKey); the WECOM_ pair in the WeCom"

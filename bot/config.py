@@ -146,6 +146,13 @@ class Settings:
     claim_lease_seconds: int = 120
     access_log: AccessLog = AccessLog.ERRORS
 
+    @property
+    def wecom_enabled(self) -> bool:
+        """WeCom is on when its corp id, 客户联系 secret, callback token and AES key are set."""
+        return bool(
+            self.wecom_corp_id and self.wecom_secret and self.wecom_token and self.wecom_aes_key
+        )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from a mapping; unknown names are ignored, bad values explained."""
@@ -204,6 +211,19 @@ class Settings:
             raise SettingsError(
                 f"BILLBOT_CLAIM_LEASE_SECONDS={lease_text!r}: give a whole number of seconds, >= 10"
             )
+        wecom = {
+            name: get(name, "")
+            for name in ("WECOM_CORP_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY")
+        }
+        missing = [name for name, value in wecom.items() if not value]
+        if 0 < len(missing) < len(wecom):
+            raise SettingsError(
+                f"WeCom is half configured: {', '.join(missing)} missing. Set all of"
+                " WECOM_CORP_ID, WECOM_SECRET (the 客户联系 secret), WECOM_TOKEN and"
+                " WECOM_AES_KEY to turn WeCom on, or none of them to leave it off"
+            )
+        if wecom["WECOM_AES_KEY"] and len(wecom["WECOM_AES_KEY"]) != 43:
+            raise SettingsError("WECOM_AES_KEY must be the 43-character EncodingAESKey")
         access_text = get("BILLBOT_ACCESS_LOG", AccessLog.ERRORS.value).lower()
         try:
             access_log = AccessLog(access_text)

@@ -9,9 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.records import ContactRecord, OrderRecord
 from storage.repositories import Repositories
 
+# qr_url holds what a contact's own WeChat QR code decodes to (WeChat: Me → QR Code → Save
+# Image, then read the link out of it), in the u.wechat.com form WeChat's scanner opens.
 DEMO_CONTACTS = (
-    ContactRecord(contact="alice", name="王小美（售后）", wechat_id="wx_ab12cd89", store="旗舰店"),
-    ContactRecord(contact="bob", name="李师傅（配送）", wechat_id="wx_lishifu2024", store="城东店"),
+    ContactRecord(
+        contact="alice",
+        name="王小美（售后）",
+        wechat_id="wx_ab12cd89",
+        store="旗舰店",
+        qr_url="https://u.wechat.com/EDemoAlice-billbot-2025",
+    ),
+    ContactRecord(
+        contact="bob",
+        name="李师傅（配送）",
+        wechat_id="wx_lishifu2024",
+        store="城东店",
+        qr_url="https://u.wechat.com/EDemoBob-billbot-2025",
+    ),
 )
 DEMO_ORDERS = (
     OrderRecord(

@@ -83,6 +83,7 @@ class ImportReport:
     read: int = 0  # data rows, blank lines not counted
     written: int = 0  # distinct records upserted
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)  # imported, but see the reason
     superseded: list[Superseded] = field(default_factory=list)
     encoding: str = "utf-8"  # "utf-8" | "gb18030"
     complete: bool = True  # False: malformed CSV stopped the reading (the last error says where)
@@ -119,6 +120,7 @@ class _Kind(Generic[R]):
     parse: Callable[[_Cells], R]
     key: Callable[[R], str]
     write: Callable[[AsyncSession, Sequence[R], datetime], Awaitable[int]]
+    warn: Callable[[R], str | None] = lambda record: None  # imported, but worth a word
 
 
 # ---------------------------------------------------------------------------- cell parsing
@@ -358,6 +360,12 @@ CONTACTS = _Kind(
     parse=_contact_from,
     key=lambda contact: contact.contact,
     write=_write_contacts,
+    warn=lambda contact: (
+        None
+        if contact.qr_url or contact.wecom_userid
+        else "no qr_url and no wecom_userid: customers could not add this person, so their"
+        " orders go to the handoff queue instead of a card (客户无法添加此客服)"
+    ),
 )
 
 
@@ -581,6 +589,8 @@ async def _import(
                     if earlier is not None:
                         report.superseded.append(Superseded(line=earlier, by_line=item.line))
                     last_line[item.key] = item.line
+                    if (warning := kind.warn(item.record)) is not None:
+                        report.warnings.append(RowError(item.line, warning))
                     batch[item.key] = item.record
                 if batch:
                     async with sessions() as session, session.begin():
@@ -646,6 +656,9 @@ def format_report(report: ImportReport) -> str:
     if report.errors:
         lines.append("有问题的行 / Bad rows:")
         lines.extend(f"  line {error.line}: {error.reason}" for error in report.errors)
+    if report.warnings:
+        lines.append("已导入但需要注意 / Imported, with a warning:")
+        lines.extend(f"  line {row.line}: {row.reason}" for row in report.warnings)
     if report.superseded:
         lines.append("被覆盖的行 / Superseded rows:")
         lines.extend(

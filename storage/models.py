@@ -155,6 +155,47 @@ class FunnelEvent(Base):
     at: Mapped[datetime] = mapped_column(index=True)
 
 
+class Card(Base):
+    """A contact card handed to a customer: what its page shows and how its QR was made.
+
+    ``state`` is the one-time, unguessable value a WeCom contact way carries back in the
+    "contact added" event; the card is the only place it maps to a conversation.
+    """
+
+    __tablename__ = "cards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(32), unique=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    journey: Mapped[str] = mapped_column(String(32))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    order_tail: Mapped[str] = mapped_column(String(8))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(8))
+    store: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    config_id: Mapped[str | None] = mapped_column(String(64))  # WeCom contact way, if made
+    qr_code: Mapped[str | None] = mapped_column(String(1024))  # WeCom's QR image URL
+    way_deleted_at: Mapped[datetime | None]
+    added_at: Mapped[datetime | None]  # the customer added the contact (WeCom said so)
+
+
+class ApiError(Base):
+    """An error WeChat or WeCom answered, kept for admins to see in the console (no data)."""
+
+    __tablename__ = "api_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service: Mapped[str] = mapped_column(String(16))  # wechat | wecom
+    call: Mapped[str] = mapped_column(String(64))  # what was called, e.g. add_contact_way
+    errcode: Mapped[int] = mapped_column(Integer)
+    errmsg: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Handoff(Base):
     """A conversation waiting for (or worked by) a person, with a reference the customer quotes."""
 

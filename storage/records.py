@@ -86,3 +86,30 @@ class HandoffRecord:
     amount_confirmed: bool
     failures: int
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    id: int
+    state: str
+    conversation_id: int
+    journey: str
+    contact_id: int
+    order_tail: str
+    amount_cents: int
+    currency: str
+    store: str | None
+    created_at: datetime
+    expires_at: datetime
+    config_id: str | None = None
+    qr_code: str | None = None
+    added_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiErrorRecord:
+    service: str
+    call: str
+    errcode: int
+    errmsg: str
+    at: datetime

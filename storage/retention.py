@@ -8,11 +8,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import ConsoleSession, Conversation
+from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.inbox import InboxRepository
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
 DELIVERY_KEYS_KEPT = timedelta(hours=72)
+API_ERRORS_KEPT = timedelta(days=7)  # long enough for an admin to notice a pattern
 
 
 async def purge_expired(
@@ -30,6 +32,8 @@ async def purge_expired(
         )
         messages = await ConversationRepository(session).end(expired, now)
         keys = await InboxRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
+        cards = await CardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
+        await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
         logins = (
             await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
         ).rowcount  # type: ignore[attr-defined]
@@ -37,5 +41,6 @@ async def purge_expired(
         "conversations": len(expired),
         "messages": messages,
         "delivery_keys": keys,
+        "cards": cards,
         "console_sessions": int(logins),
     }

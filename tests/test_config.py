@@ -75,7 +75,9 @@ def test_access_log_setting() -> None:
 def test_fresh_secrets_are_usable_and_not_the_demo_values() -> None:
     first, second = fresh_secrets(), fresh_secrets()
     assert all(first[name] != second[name] for name in first)
-    settings = Settings.from_env(first)
+    settings = Settings.from_env(
+        {name: value for name, value in first.items() if not name.startswith("WECOM_")}
+    )
     assert settings.public_demo_secrets() == []
     OfficialAccount(settings.wechat, FakeClock())  # the AES key is a valid EncodingAESKey
     assert Settings.from_env({}).public_demo_secrets() == [
@@ -83,3 +85,18 @@ def test_fresh_secrets_are_usable_and_not_the_demo_values() -> None:
         "WECHAT_TOKEN",
         "WECHAT_AES_KEY",
     ]
+
+
+def test_wecom_is_on_only_when_fully_configured() -> None:
+    full = {
+        "WECOM_CORP_ID": "ww0123456789abcdef",
+        "WECOM_SECRET": "contact-secret",
+        "WECOM_TOKEN": "wecomtoken",
+        "WECOM_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    }
+    assert Settings.from_env(full).wecom_enabled
+    assert not Settings.from_env({}).wecom_enabled
+    with pytest.raises(SettingsError, match="WECOM_SECRET, WECOM_AES_KEY missing"):
+        Settings.from_env({"WECOM_CORP_ID": "ww01", "WECOM_TOKEN": "t"})
+    with pytest.raises(SettingsError, match="43"):
+        Settings.from_env({**full, "WECOM_AES_KEY": "short"})

@@ -407,7 +407,12 @@ async def test_contacts_import_with_bad_qr_url(
     erin = await contact_named(sessions, "erin")
     assert erin is not None and erin.qr_url is None
     assert await contact_named(sessions, "bob") is None
-    assert format_report(report).startswith("客服联系人导入完成")
+    # erin is kept, but no customer could add her: warned about by line
+    assert [w.line for w in report.warnings] == [6]
+    assert "customers could not add this person" in report.warnings[0].reason
+    summary = format_report(report)
+    assert summary.startswith("客服联系人导入完成")
+    assert "line 6: no qr_url and no wecom_userid" in summary
 
 
 async def test_contacts_reimport_updates(

@@ -93,7 +93,7 @@ def compute_signature(*parts: str) -> str:
     return hashlib.sha1(b"".join(sorted(p.encode() for p in parts))).hexdigest()
 
 
-def _signature_matches(expected: str, given: str | None) -> bool:
+def signature_matches(expected: str, given: str | None) -> bool:
     if given is None or not _SIGNATURE.fullmatch(given):
         return False
     return hmac.compare_digest(expected, given.lower())
@@ -107,7 +107,11 @@ def cdata(value: str) -> str:
 
 def _aes_crypto(creds: WeChatCredentials) -> PrpCrypto | None:
     """wechatpy's AES-CBC framing for the EncodingAESKey, or None when no key is configured."""
-    encoding_key = creds.aes_key.reveal()
+    return aes_crypto_for(creds.aes_key.reveal(), "WECHAT_AES_KEY", "the Official Account's")
+
+
+def aes_crypto_for(encoding_key: str, setting: str, where: str) -> PrpCrypto | None:
+    """The AES framing WeChat and WeCom share, for a 43-character EncodingAESKey (or None)."""
     if not encoding_key:
         return None
     try:
@@ -116,18 +120,18 @@ def _aes_crypto(creds: WeChatCredentials) -> PrpCrypto | None:
         key = b""
     if len(encoding_key) != 43 or len(key) != 32:
         raise ValueError(
-            "WECHAT_AES_KEY is not a valid EncodingAESKey: copy the 43 characters from the "
-            "Official Account's server settings"
+            f"{setting} is not a valid EncodingAESKey: copy the 43 characters from {where}"
+            " server settings"
         )
     return PrpCrypto(key)
 
 
-def _encrypt(crypto: PrpCrypto, document: str | bytes, app_id: str) -> str:
+def encrypt_envelope(crypto: PrpCrypto, document: str | bytes, app_id: str) -> str:
     encrypted = crypto.encrypt(document, app_id)
     return encrypted.decode("ascii") if isinstance(encrypted, bytes) else str(encrypted)
 
 
-def _decrypt(crypto: PrpCrypto, encrypted: str, app_id: str) -> str:
+def decrypt_envelope(crypto: PrpCrypto, encrypted: str, app_id: str) -> str:
     """Decrypt one ``Encrypt`` payload; 403 if it was sealed for another app, 400 if garbled."""
     try:
         document = crypto.decrypt(encrypted, app_id)
@@ -142,7 +146,7 @@ def _decrypt(crypto: PrpCrypto, encrypted: str, app_id: str) -> str:
     return document
 
 
-def _parse_xml(document: str | bytes, what: str) -> Element:
+def parse_xml(document: str | bytes, what: str) -> Element:
     """Parse untrusted XML with DTDs and entities forbidden; any failure is a 400."""
     if isinstance(document, bytes):
         try:
@@ -166,21 +170,21 @@ def _parse_xml(document: str | bytes, what: str) -> Element:
     return root
 
 
-def _field(root: Element, name: str) -> str | None:
+def xml_field(root: Element, name: str) -> str | None:
     node = root.find(name)
     if node is None:
         return None
     return node.text or ""
 
 
-def _required(root: Element, name: str, what: str) -> str:
-    value = _field(root, name)
+def required_field(root: Element, name: str, what: str) -> str:
+    value = xml_field(root, name)
     if not value:
         raise ChannelError(400, f"{what} has no {name}")
     return value
 
 
-def _check_timestamp(timestamp: str | None, clock: Clock) -> str:
+def check_timestamp(timestamp: str | None, clock: Clock) -> str:
     if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
         raise ChannelError(403, "missing or non-numeric timestamp")
     skew = abs(int(timestamp) - clock.now().timestamp())
@@ -189,7 +193,7 @@ def _check_timestamp(timestamp: str | None, clock: Clock) -> str:
     return timestamp
 
 
-def _check_nonce(nonce: str | None) -> str:
+def check_nonce(nonce: str | None) -> str:
     if nonce is None or not _NONCE.fullmatch(nonce):
         raise ChannelError(403, "missing or malformed nonce")
     return nonce
@@ -220,10 +224,10 @@ class OfficialAccount:
     def verify_url(self, query: Mapping[str, str]) -> str:
         """GET /wechat: the ``echostr`` to answer with, if WeChat signed the call."""
         try:
-            timestamp = _check_timestamp(query.get("timestamp"), self._clock)
-            nonce = _check_nonce(query.get("nonce"))
+            timestamp = check_timestamp(query.get("timestamp"), self._clock)
+            nonce = check_nonce(query.get("nonce"))
             expected = compute_signature(self._creds.token.reveal(), timestamp, nonce)
-            if not _signature_matches(expected, query.get("signature")):
+            if not signature_matches(expected, query.get("signature")):
                 raise ChannelError(403, "bad signature on URL verification")
             # echostr is not covered by the signature, so it must be too dull to reflect harm.
             echostr = query.get("echostr")
@@ -249,10 +253,10 @@ class OfficialAccount:
             raise ChannelError(413, f"body is {len(req.body)} bytes, the limit is {MAX_BODY}")
         query = req.query
         token = self._creds.token.reveal()
-        timestamp = _check_timestamp(query.get("timestamp"), self._clock)
-        nonce = _check_nonce(query.get("nonce"))
+        timestamp = check_timestamp(query.get("timestamp"), self._clock)
+        nonce = check_nonce(query.get("nonce"))
         signature = query.get("signature")
-        if not _signature_matches(compute_signature(token, timestamp, nonce), signature):
+        if not signature_matches(compute_signature(token, timestamp, nonce), signature):
             raise ChannelError(403, "bad signature")
         encrypt_type = query.get("encrypt_type", "raw").lower()
         if encrypt_type not in ("raw", "aes"):
@@ -263,14 +267,14 @@ class OfficialAccount:
             # the plain signature covers only token, timestamp and nonce: in safe mode a
             # body is trusted only under msg_signature, which covers the ciphertext
             raise ChannelError(403, "plaintext callback refused: WECHAT_ENCRYPT_MODE is safe")
-        root = _parse_xml(req.body, "body")
+        root = parse_xml(req.body, "body")
         binding = (
             f"{CHANNEL}:{str(signature).lower()}:{timestamp}:{nonce}",
             hashlib.sha256(req.body).hexdigest(),
         )
         return ParsedCall(
             inbound=map_message(root),
-            to_user=_required(root, "ToUserName", "message"),
+            to_user=required_field(root, "ToUserName", "message"),
             encrypted=False,
             nonce=nonce,
             timestamp=timestamp,
@@ -282,20 +286,20 @@ class OfficialAccount:
     ) -> ParsedCall:
         if self._crypto is None or self._mode is EncryptMode.PLAIN:
             raise ChannelError(403, "encrypted callback but WECHAT_ENCRYPT_MODE is plain")
-        root = _parse_xml(req.body, "body")
-        encrypt = _field(root, "Encrypt")
+        root = parse_xml(req.body, "body")
+        encrypt = xml_field(root, "Encrypt")
         if not encrypt:
             raise ChannelError(400, "encrypt_type=aes but the body has no Encrypt")
         expected = compute_signature(token, timestamp, nonce, encrypt)
-        if not _signature_matches(expected, req.query.get("msg_signature")):
+        if not signature_matches(expected, req.query.get("msg_signature")):
             raise ChannelError(403, "bad msg_signature")
-        inner = _decrypt(self._crypto, encrypt, self._creds.app_id)
+        inner = decrypt_envelope(self._crypto, encrypt, self._creds.app_id)
         # In compatible mode the plaintext copy beside Encrypt is unauthenticated: only the
         # decrypted document counts.
-        root = _parse_xml(inner, "decrypted message")
+        root = parse_xml(inner, "decrypted message")
         return ParsedCall(
             inbound=map_message(root),
-            to_user=_required(root, "ToUserName", "message"),
+            to_user=required_field(root, "ToUserName", "message"),
             encrypted=True,
             nonce=nonce,
             timestamp=timestamp,
@@ -318,7 +322,7 @@ class OfficialAccount:
             return document.encode()
         if self._crypto is None:  # parse() refuses encrypted calls without a key
             raise ChannelError(403, "encrypted reply but WECHAT_AES_KEY is not set")
-        encrypt = _encrypt(self._crypto, document, self._creds.app_id)
+        encrypt = encrypt_envelope(self._crypto, document, self._creds.app_id)
         signature = compute_signature(
             self._creds.token.reveal(), call.timestamp, call.nonce, encrypt
         )
@@ -334,32 +338,32 @@ class OfficialAccount:
 
 def map_message(root: Element) -> Inbound:
     """Turn a decrypted message document into an ``Inbound``, by WeChat's rules for dedup."""
-    user_id = _required(root, "FromUserName", "message")
-    msg_type = _required(root, "MsgType", "message")
-    create_time = _required(root, "CreateTime", "message")
+    user_id = required_field(root, "FromUserName", "message")
+    msg_type = required_field(root, "MsgType", "message")
+    create_time = required_field(root, "CreateTime", "message")
     if not create_time.isascii() or not create_time.isdigit():
         raise ChannelError(400, "message has a non-numeric CreateTime")
 
     if msg_type.lower() == "event":
-        event = _required(root, "Event", "event")
+        event = required_field(root, "Event", "event")
         kind = _EVENT_KINDS.get(event.lower(), InboundKind.MENU)
         return Inbound(
             channel=CHANNEL,
             user_id=user_id,
             kind=kind,
-            text=_clip(_field(root, "EventKey") or ""),
+            text=_clip(xml_field(root, "EventKey") or ""),
             dedup_key=f"evt:{user_id}:{create_time}:{event}",
             raw_type=f"event:{event}",
         )
 
-    msg_id = _field(root, "MsgId")
+    msg_id = xml_field(root, "MsgId")
     # WeChat always sends MsgId with messages; without one, fall back to the event rule.
     dedup_key = f"msg:{msg_id}" if msg_id else f"msg:{user_id}:{create_time}"
     match msg_type.lower():
         case "text":
-            kind, text = InboundKind.TEXT, _field(root, "Content") or ""
+            kind, text = InboundKind.TEXT, xml_field(root, "Content") or ""
         case "voice":
-            kind, text = InboundKind.VOICE, _field(root, "Recognition") or ""
+            kind, text = InboundKind.VOICE, xml_field(root, "Recognition") or ""
         case _:
             kind, text = InboundKind.OTHER, ""
     return Inbound(
@@ -451,7 +455,7 @@ class OAClientCodec:
             query["openid"] = openid
         if self._crypto is None or self._mode == "plain":
             return query, document.encode() if isinstance(document, str) else document
-        encrypt = _encrypt(self._crypto, document, self._creds.app_id)
+        encrypt = encrypt_envelope(self._crypto, document, self._creds.app_id)
         query["encrypt_type"] = "aes"
         query["msg_signature"] = compute_signature(token, timestamp, nonce, encrypt)
         if self._mode == "compat":
@@ -467,20 +471,20 @@ class OAClientCodec:
         """The text of a reply ("" for ``success``); encrypted replies must be correctly signed."""
         if body.strip() in (b"", NO_REPLY):
             return ""
-        root = _parse_xml(body, "reply")
-        encrypt = _field(root, "Encrypt")
+        root = parse_xml(body, "reply")
+        encrypt = xml_field(root, "Encrypt")
         if self._mode != "plain":
             if not encrypt or self._crypto is None:
                 raise ChannelError(400, f"{self._mode} mode expects an encrypted reply")
-            timestamp = _check_timestamp(_field(root, "TimeStamp"), self._clock)
-            nonce = _check_nonce(_field(root, "Nonce"))
+            timestamp = check_timestamp(xml_field(root, "TimeStamp"), self._clock)
+            nonce = check_nonce(xml_field(root, "Nonce"))
             expected = compute_signature(self._creds.token.reveal(), timestamp, nonce, encrypt)
-            if not _signature_matches(expected, _field(root, "MsgSignature")):
+            if not signature_matches(expected, xml_field(root, "MsgSignature")):
                 raise ChannelError(403, "bad MsgSignature on reply")
-            root = _parse_xml(_decrypt(self._crypto, encrypt, self._creds.app_id), "reply")
+            root = parse_xml(decrypt_envelope(self._crypto, encrypt, self._creds.app_id), "reply")
         elif encrypt is not None:
             raise ChannelError(400, "plain mode got an encrypted reply")
-        msg_type = _field(root, "MsgType")
+        msg_type = xml_field(root, "MsgType")
         if msg_type != "text":
             raise ChannelError(400, f"reply has MsgType {msg_type!r}, expected text")
-        return _field(root, "Content") or ""
+        return xml_field(root, "Content") or ""

@@ -58,12 +58,15 @@ class Dispatcher:
         verify_mode: VerifyMode = VerifyMode.AMOUNT,
         orders: OrderLookup | None = None,
         handoffs: HandoffService | None = None,
+        *,
+        wecom_ways: bool = False,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._links = links
         self._verify_mode = verify_mode
         self._orders = orders  # an outside order backend; the local table when None
+        self._wecom_ways = wecom_ways  # contacts' WeCom accounts get contact ways on cards
         self._locks = KeyedLocks()
         self._handoffs = handoffs  # the agents' side: told when the queue or a chat changes
         self._hours = handoffs.hours if handoffs is not None else ServiceHours()
@@ -163,6 +166,8 @@ class Dispatcher:
             consents=repos.consents,
             handoffs=repos.handoffs,
             links=self._links,
+            cards=repos.cards,
+            wecom_ways=self._wecom_ways,
             resumed=paused and state in RESUMABLE,
             hours=self._hours,
             journey=str(journey["id"]),

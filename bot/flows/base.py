@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from bot.config import VerifyMode
 from bot.handoff.hours import ServiceHours
 from bot.texts import Texts
-from storage.records import ContactRecord, FunnelStep, HandoffRecord, OrderRecord
+from storage.records import CardRecord, ContactRecord, FunnelStep, HandoffRecord, OrderRecord
 
 MAX_FAILURES = 3  # wrong answers, unknown orders or unreadable messages before a person steps in
 
@@ -33,6 +33,7 @@ class HandoffReason(StrEnum):
     NOT_UNDERSTOOD = "not_understood"
     NO_CONTACT = "no_contact"
     CANNOT_VERIFY = "cannot_verify"  # the order lacks the data the verification rule needs
+    NO_WAY_TO_ADD = "no_way_to_add"  # the contact has no QR code and no WeCom account
 
 
 class OrderLookup(Protocol):
@@ -76,11 +77,35 @@ class HandoffQueue(Protocol):
     async def mark_notified(self, handoff_id: int, position: int) -> None: ...
 
 
+class CardIssuer(Protocol):
+    """Records a card handed out (its one-time state ties a WeCom "contact added" back to it)."""
+
+    async def issue(
+        self,
+        *,
+        conversation_id: int,
+        journey: str,
+        contact_id: int,
+        order_tail: str,
+        amount_cents: int,
+        currency: str,
+        store: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> CardRecord: ...
+
+
 class CardLinks(Protocol):
     """Makes the signed, short-lived card page link for a contact and an order."""
 
     def link_for(
-        self, contact: ContactRecord, order_no: str, user_id: str, remark: str, journey: str = ""
+        self,
+        contact: ContactRecord,
+        order_no: str,
+        user_id: str,
+        remark: str,
+        journey: str = "",
+        card_id: int = 0,
     ) -> str: ...
 
 
@@ -98,6 +123,8 @@ class StepContext:
     consents: ConsentLog
     handoffs: HandoffQueue
     links: CardLinks
+    cards: CardIssuer
+    wecom_ways: bool = False  # WeCom is on: a contact's wecom_userid gets a contact way
     resumed: bool = False  # the customer comes back after a pause
     hours: ServiceHours = field(default_factory=ServiceHours)
     funnel: list[FunnelStep] = field(default_factory=list)  # steps this turn reached

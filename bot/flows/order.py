@@ -8,6 +8,7 @@ from bot.flows import verification
 from bot.flows.base import MAX_FAILURES, HandoffReason, Step, StepContext, StepResult
 from bot.flows.handoff import request_handoff
 from bot.flows.verification import Verdict
+from bot.privacy.links import CARD_LIFETIME
 from bot.privacy.masking import mask_order_no, mask_wechat_id, order_tail
 from storage.records import FunnelStep
 
@@ -104,8 +105,24 @@ async def on_verify(
     contact = await ctx.contacts.for_order(order)
     if contact is None:
         return await request_handoff(ctx, HandoffReason.NO_CONTACT, replies)
+    if not contact.qr_url and not (ctx.wecom_ways and contact.wecom_userid):
+        # never a guessed link: with no QR code and no WeCom account, a person helps instead
+        return await request_handoff(ctx, HandoffReason.NO_WAY_TO_ADD, replies)
+    card_record = await ctx.cards.issue(
+        conversation_id=ctx.conversation_id,
+        journey=ctx.journey,
+        contact_id=contact.id,
+        order_tail=order_tail(order.order_no),
+        amount_cents=order.amount_cents,
+        currency=order.currency,
+        store=order.store,
+        now=ctx.now,
+        expires_at=ctx.now + CARD_LIFETIME,
+    )
     remark = ctx.say("card_remark", tail=order_tail(order.order_no))
-    link = ctx.links.link_for(contact, order.order_no, ctx.user_id, remark, ctx.journey)
+    link = ctx.links.link_for(
+        contact, order.order_no, ctx.user_id, remark, ctx.journey, card_record.id
+    )
     card = ctx.say(
         "card",
         name=contact.name,

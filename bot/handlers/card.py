@@ -108,8 +108,15 @@ _NOT_FOUND = _ErrorView(
     "The card for this contact cannot be shown right now. Go back to the WeChat chat and tell us; "
     "we will connect you with a person.",
 )
+_NO_QR = _ErrorView(
+    404,
+    "这位客服暂时无法扫码添加",
+    "This contact cannot be added by QR code right now",
+    "请回到微信对话告诉我们，我们会为你转接人工客服。",
+    "Go back to the WeChat chat and tell us; we will connect you with a person.",
+)
 _QR_UNAVAILABLE = _ErrorView(
-    500,
+    503,
     "二维码暂时无法生成",
     "The QR code cannot be shown right now",
     "请回到微信对话告诉我们，我们会为你转接人工客服。",
@@ -181,7 +188,9 @@ class _CardPages:
             payload, contact = await self._resolve(request.match_info["token"])
         except _Refused as refused:
             return self._error(refused.view)
-        data = contact.qr_url or f"weixin://contacts/profile/{contact.wechat_id}"
+        if not contact.qr_url:  # never a guessed link: WeChat's scanner may not honour it
+            return self._error(_NO_QR)
+        data = contact.qr_url
         watermark = _text_field(payload, USER_FIELD)
         try:
             # Rendering is CPU work of tens of milliseconds: keep it off the event loop.

@@ -12,6 +12,7 @@ ORDER_TAIL_FIELD = "o"  # last four characters of the order number
 USER_FIELD = "u"  # the customer's masked id, for the watermark
 REMARK_FIELD = "r"  # the suggested remark, e.g. 订单尾号3456
 JOURNEY_FIELD = "j"  # the funnel's random journey id, to count the first opening
+CARD_FIELD = "k"  # the card's id: its WeCom contact way, if it has one
 
 
 class SignedCardLinks:
@@ -22,7 +23,13 @@ class SignedCardLinks:
         self._base = public_url.rstrip("/")
 
     def link_for(
-        self, contact: ContactRecord, order_no: str, user_id: str, remark: str, journey: str = ""
+        self,
+        contact: ContactRecord,
+        order_no: str,
+        user_id: str,
+        remark: str,
+        journey: str = "",
+        card_id: int = 0,
     ) -> str:
         payload: dict[str, str | int] = {
             CONTACT_FIELD: contact.id,
@@ -32,5 +39,7 @@ class SignedCardLinks:
         }
         if journey:
             payload[JOURNEY_FIELD] = journey
+        if card_id:
+            payload[CARD_FIELD] = card_id
         token = self._signer.sign(payload)
         return f"{self._base}/card/{token}"

@@ -24,6 +24,7 @@ from bot.clock import Clock
 LinkPayload = dict[str, str | int]
 
 EXPIRY_FIELD = "exp"
+CARD_LIFETIME = timedelta(minutes=30)  # a card link, and the WeCom contact way behind it
 # Separates this key from the other uses of the same secret (field encryption, blind index).
 _KDF_INFO = b"billbot-card-link"
 _MAX_TOKEN_LENGTH = 2048  # far above a real card token; refuses oversized input cheaply
@@ -72,9 +73,7 @@ def _b64decode(text: str) -> bytes:
 class LinkSigner:
     """Signs and verifies card-link tokens; ``keys`` are secrets, newest first."""
 
-    def __init__(
-        self, keys: Sequence[str], clock: Clock, ttl: timedelta = timedelta(minutes=30)
-    ) -> None:
+    def __init__(self, keys: Sequence[str], clock: Clock, ttl: timedelta = CARD_LIFETIME) -> None:
         if not keys:
             raise ValueError("LinkSigner needs at least one key (BILLBOT_SECRET_KEYS)")
         if ttl <= timedelta(0):

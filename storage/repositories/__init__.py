@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.consents import ConsentRepository
 from storage.repositories.conversations import ConversationRepository, TranscriptRepository
 from storage.repositories.funnel import FunnelRepository
@@ -25,6 +26,7 @@ class Repositories:
     inbox: InboxRepository
     handoffs: HandoffRepository
     funnel: FunnelRepository
+    cards: CardRepository
 
     @classmethod
     def on(cls, session: AsyncSession) -> Repositories:
@@ -38,10 +40,13 @@ class Repositories:
             inbox=InboxRepository(session),
             handoffs=HandoffRepository(session),
             funnel=FunnelRepository(session),
+            cards=CardRepository(session),
         )
 
 
 __all__ = [
+    "ApiErrorRepository",
+    "CardRepository",
     "ConsentRepository",
     "ContactRepository",
     "ConversationRepository",

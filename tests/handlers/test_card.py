@@ -100,7 +100,7 @@ async def test_card_page_shows_the_masked_contact(client: Client, signer: LinkSi
 
 
 async def test_qr_png_encodes_a_watermarked_code(client: Client, signer: LinkSigner) -> None:
-    for contact_id in (7, 8):
+    for contact_id in (8,):
         response = await client.get(f"/card/{signer.sign(card_payload(contact_id))}/qr.png")
         assert response.status == 200
         assert response.content_type == "image/png"
@@ -110,10 +110,19 @@ async def test_qr_png_encodes_a_watermarked_code(client: Client, signer: LinkSig
         assert_private_headers(response)
 
 
+async def test_a_contact_without_a_qr_code_gets_no_guessed_link(
+    client: Client, signer: LinkSigner
+) -> None:
+    """No qr_url (and no WeCom): a kind page, never a QR of a guessed weixin:// link."""
+    response = await client.get(f"/card/{signer.sign(card_payload(7))}/qr.png")
+    assert response.status == 404
+    assert response.content_type == "text/html"
+    assert FULL_WECHAT_ID not in await response.text()
+
+
 @pytest.mark.parametrize(
     ("contact_id", "encoded"),
     [
-        (7, f"weixin://contacts/profile/{FULL_WECHAT_ID}"),  # no qr_url: the profile link
         (8, "https://u.wechat.com/EXAMPLE"),  # the contact's own QR URL
     ],
 )

@@ -153,6 +153,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         "messages": 1,
         "delivery_keys": 1,
         "console_sessions": 0,
+        "cards": 0,
     }
     async with sessions() as s:
         repos = Repositories.on(s)
