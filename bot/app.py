@@ -15,9 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.wechat_api import TokenManager, WeChatApi
 from bot.channels.wechat_oa import MAX_BODY, OfficialAccount
+from bot.channels.wecom import WeComCallback
+from bot.channels.wecom_api import MAX_QR_IMAGE, WeComApi, WeComTokenManager
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.console.auth import AgentDirectory
+from bot.contact_ways import ContactWays
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.late import DEADLINE_SECONDS, LateReplies
 from bot.flows.base import OrderLookup
@@ -25,6 +28,7 @@ from bot.handlers.card import CardContact, card_routes
 from bot.handlers.console import close_console_sockets, console_api, console_routes
 from bot.handlers.health import health_routes
 from bot.handlers.webhook import receive_wechat, verify_wechat_url
+from bot.handlers.wecom import receive_wecom, verify_wecom_url
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import API_BOT, HandoffService
@@ -32,6 +36,7 @@ from bot.keys import (
     AGENTS,
     CLOCK,
     CONSOLE_SOCKETS,
+    CONTACT_WAYS,
     DISPATCHER,
     ENGINE,
     EVENTS,
@@ -42,6 +47,7 @@ from bot.keys import (
     OFFICIAL_ACCOUNT,
     SESSIONS,
     SETTINGS,
+    WECOM,
 )
 from bot.metrics import Metrics
 from bot.privacy.card_links import SignedCardLinks
@@ -59,6 +65,7 @@ from storage.retention import purge_expired
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 600
+IMAGE_TIMEOUT = aiohttp.ClientTimeout(total=5)
 LEASE_CHECK_SECONDS = 15
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,7 +86,7 @@ async def no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 class DatabaseContacts:
-    """The card page's view of contacts, and its count of cards opened, in the database."""
+    """The card page's view of contacts and their QR codes; it counts cards opened."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -87,7 +94,25 @@ class DatabaseContacts:
     async def contact_for_card(self, contact_id: int) -> CardContact | None:
         async with self._app[SESSIONS]() as session:
             found = await ContactRepository(session).get(contact_id)
-        return None if found is None else CardContact(found.name, found.wechat_id, found.qr_url)
+        if found is None:
+            return None
+        return CardContact(found.name, found.wechat_id, found.qr_url, found.wecom_userid)
+
+    async def wecom_qr(self, card_id: int, contact: CardContact) -> bytes | None:
+        return await self._app[CONTACT_WAYS].qr_image(card_id, contact.wecom_userid or "")
+
+    async def fetch_image(self, url: str) -> bytes | None:
+        try:
+            async with self._app[HTTP].get(url, timeout=IMAGE_TIMEOUT) as resp:
+                body = await resp.content.read(MAX_QR_IMAGE + 1)
+                if resp.status == 200 and len(body) <= MAX_QR_IMAGE:
+                    return body
+                log.warning("contact QR image: HTTP %d or too large; check qr_url", resp.status)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning(
+                "contact QR image could not be fetched (%s); check qr_url", type(exc).__name__
+            )
+        return None
 
     async def card_opened(self, journey: str) -> None:
         async with self._app[SESSIONS]() as session, session.begin():
@@ -140,6 +165,18 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
             lease=timedelta(seconds=settings.claim_lease_seconds),
             hours=ServiceHours.parse(settings.service_hours),
         )
+        wecom_api = None
+        if settings.wecom_enabled:
+            wecom_tokens = WeComTokenManager(
+                http,
+                app[SESSIONS],
+                settings.wecom_api_base,
+                settings.wecom_corp_id,
+                settings.wecom_secret,
+                app[CLOCK],
+            )
+            wecom_api = WeComApi(http, wecom_tokens, settings.wecom_api_base)
+        app[CONTACT_WAYS] = ContactWays(app[SESSIONS], app[CLOCK], wecom_api, app[METRICS])
         app[DISPATCHER] = Dispatcher(
             app[SESSIONS],
             app[CLOCK],
@@ -166,6 +203,7 @@ async def purge_job(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 await app[HANDOFFS].release_expired_leases()
+                await app[CONTACT_WAYS].delete_spent_ways()
                 if ticks % (PURGE_EVERY_SECONDS // LEASE_CHECK_SECONDS) == 0:
                     counts = await purge_expired(app[SESSIONS], app[CLOCK].now())
                     if any(counts.values()):
@@ -207,6 +245,11 @@ def create_app(
     app.cleanup_ctx.append(functools.partial(database, orders=orders))
     if background_jobs:
         app.cleanup_ctx.append(purge_job)
+    if settings.wecom_enabled:
+        app[WECOM] = WeComCallback(
+            settings.wecom_corp_id, settings.wecom_token, settings.wecom_aes_key, app[CLOCK]
+        )
+        app.add_routes([web.get("/wecom", verify_wecom_url), web.post("/wecom", receive_wecom)])
     app.add_routes(
         [
             web.get("/wechat", verify_wechat_url),

@@ -54,6 +54,7 @@ class FunnelReport:
     steps: list[StepFigure]
     time_to_card_seconds: dict[str, float | None]
     abandoned_at: dict[str, int]
+    contacts_lost: int = 0  # contacts added through a card and deleted later
     by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
     by_verify_mode: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -96,7 +97,7 @@ async def funnel_report(
         if row.step is FunnelStep.ABANDONED:
             abandoned[row.stopped_at or FunnelStep.STARTED.value] += row.journeys
     steps = []
-    for step in FunnelStep:
+    for step in PREVIOUS:
         before = PREVIOUS[step]
         base = totals[before] if before else totals[step]
         steps.append(
@@ -108,7 +109,7 @@ async def funnel_report(
                 previous=before.value if before else None,
             )
         )
-    order = [s.value for s in FunnelStep]
+    order = [s.value for s in PREVIOUS]
 
     def ordered(counter: Counter[str]) -> dict[str, int]:
         return {name: counter[name] for name in order if counter[name]}
@@ -123,6 +124,7 @@ async def funnel_report(
             "journeys": len(to_card),
         },
         abandoned_at=ordered(abandoned),
+        contacts_lost=totals[FunnelStep.CONTACT_LOST],
         by_channel={name: ordered(c) for name, c in sorted(channels.items())},
         by_verify_mode={name: ordered(c) for name, c in sorted(modes.items())},
     )

@@ -7,9 +7,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.wechat_oa import OfficialAccount
+from bot.channels.wecom import WeComCallback
 from bot.clock import Clock
 from bot.config import Settings
 from bot.console.auth import AgentDirectory
+from bot.contact_ways import ContactWays
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.late import LateReplies
 from bot.handoff.events import EventBus
@@ -29,3 +31,5 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls (the WeChat A
 AGENTS = web.AppKey("agents", AgentDirectory)
 CONSOLE_SOCKETS = web.AppKey("console_sockets", set[web.WebSocketResponse])
 LATE_REPLIES = web.AppKey("late_replies", LateReplies)
+CONTACT_WAYS = web.AppKey("contact_ways", ContactWays)  # WeCom contact ways on cards
+WECOM = web.AppKey("wecom", WeComCallback)  # the /wecom callback, when WeCom is on

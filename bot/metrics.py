@@ -14,6 +14,12 @@ class Metrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.api_errors = Counter(
+            "billbot_api_errors",
+            "Errors answered by WeChat or WeCom, by service and errcode",
+            ["service", "code"],
+            registry=self.registry,
+        )
         self.turn_seconds = Histogram(
             "billbot_turn_seconds",
             "Time to answer one webhook delivery",

@@ -180,7 +180,12 @@ class Card(Base):
     config_id: Mapped[str | None] = mapped_column(String(64))  # WeCom contact way, if made
     qr_code: Mapped[str | None] = mapped_column(String(1024))  # WeCom's QR image URL
     way_deleted_at: Mapped[datetime | None]
+    lang: Mapped[str] = mapped_column(String(8), default="zh")  # the customer's language
     added_at: Mapped[datetime | None]  # the customer added the contact (WeCom said so)
+    # sha256 of the WeCom member and external user ids: finds the card again when the
+    # relationship ends (del_external_contact / del_follow_user), without storing the ids
+    contact_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    lost_at: Mapped[datetime | None]
 
 
 class ApiError(Base):

@@ -22,6 +22,7 @@ class FunnelStep(StrEnum):
     CONTACT_ADDED = "contact_added"
     HANDED_OFF = "handed_off"
     ABANDONED = "abandoned"  # decided when a session expires unfinished
+    CONTACT_LOST = "contact_lost"  # the added contact was deleted later (not a funnel step)
 
 
 # A journey that reached one of these got an answer: its expiry is not an abandonment.
@@ -104,6 +105,7 @@ class CardRecord:
     config_id: str | None = None
     qr_code: str | None = None
     added_at: datetime | None = None
+    lang: str = "zh"
 
 
 @dataclass(frozen=True, slots=True)

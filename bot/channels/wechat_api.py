@@ -152,6 +152,9 @@ def _errcode(payload: Mapping[str, Any]) -> tuple[int, str]:
 class TokenManager:
     """The app's access token: read from the database, refreshed by one process at a time."""
 
+    service = "WeChat"  # named in logs
+    token_path = "/cgi-bin/token"
+
     def __init__(
         self,
         http: aiohttp.ClientSession,
@@ -180,7 +183,20 @@ class TokenManager:
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"TokenManager(app_id={self._app_id!r}, base_url={self._base!r})"
+        return f"{type(self).__name__}(app_id={self._app_id!r}, base_url={self._base!r})"
+
+    @property
+    def store_key(self) -> str:
+        """The token's row in the database (one per app)."""
+        return self._app_id
+
+    def token_params(self) -> dict[str, str]:
+        """The token request's query; it holds the secret, so it is never logged."""
+        return {
+            "grant_type": "client_credential",
+            "appid": self._app_id,
+            "secret": self._secret.reveal(),
+        }
 
     async def token(self) -> str:
         """A token with more than REFRESH_MARGIN left, refreshing it if need be."""
@@ -189,22 +205,23 @@ class TokenManager:
                 now = self._clock.now()
                 async with self._sessions.begin() as session:
                     repo = TokenRepository(session)
-                    token, expires_at = await repo.get(self._app_id)
+                    token, expires_at = await repo.get(self.store_key)
                     if token and expires_at and expires_at - now > REFRESH_MARGIN:
                         return token
-                    took_lease = await repo.try_take_lease(self._app_id, now, REFRESH_LEASE)
+                    took_lease = await repo.try_take_lease(self.store_key, now, REFRESH_LEASE)
                 if took_lease:
                     return await self._refresh(lease_until=now + REFRESH_LEASE)
                 if token and expires_at and expires_at > now:
                     return token  # still valid while another process fetches its successor
                 await self._wait(self._wait_step)
             async with self._sessions.begin() as session:
-                token, expires_at = await TokenRepository(session).get(self._app_id)
+                token, expires_at = await TokenRepository(session).get(self.store_key)
             if token and expires_at and expires_at - self._clock.now() > REFRESH_MARGIN:
                 return token
             log.warning(
-                "WeChat token refresh for app %s: the process holding the lease gave no result"
+                "%s token refresh for app %s: the process holding the lease gave no result"
                 " after %d looks; refreshing without it",
+                self.service,
                 self._app_id,
                 self._max_waits,
             )
@@ -213,7 +230,7 @@ class TokenManager:
     async def invalidate(self, token: str) -> None:
         """Forgets a token WeChat refused, so the next ``token()`` fetches a new one."""
         async with self._sessions.begin() as session:
-            await TokenRepository(session).invalidate(self._app_id, token)
+            await TokenRepository(session).invalidate(self.store_key, token)
 
     async def _refresh(self, lease_until: datetime | None) -> str:
         started = self._clock.now()
@@ -222,29 +239,33 @@ class TokenManager:
             token, expires_in = await self._fetch()
             async with self._sessions.begin() as session:
                 await TokenRepository(session).store(
-                    self._app_id, token, started + timedelta(seconds=expires_in), self._clock.now()
+                    self.store_key,
+                    token,
+                    started + timedelta(seconds=expires_in),
+                    self._clock.now(),
                 )
             stored = True
         finally:
             if lease_until is not None and not stored:
                 # Let the next caller try at once instead of waiting out the lease.
                 async with self._sessions.begin() as session:
-                    await TokenRepository(session).release_lease(self._app_id, lease_until)
-        log.info("WeChat access token refreshed for app %s (valid %d s)", self._app_id, expires_in)
+                    await TokenRepository(session).release_lease(self.store_key, lease_until)
+        log.info(
+            "%s access token refreshed for app %s (valid %d s)",
+            self.service,
+            self._app_id,
+            expires_in,
+        )
         return token
 
     async def _fetch(self) -> tuple[str, int]:
         payload = await _get_json(
             self._http,
             "GET",
-            f"{self._base}/cgi-bin/token",
+            f"{self._base}{self.token_path}",
             what="token request",
             limit=self._timeout,
-            params={
-                "grant_type": "client_credential",
-                "appid": self._app_id,
-                "secret": self._secret.reveal(),
-            },
+            params=self.token_params(),
         )
         token = payload.get("access_token")
         if not isinstance(token, str) or not token:
@@ -252,7 +273,8 @@ class TokenManager:
             if code == 0:
                 code, message = NETWORK_ERROR, "token request: no access_token in the answer"
             log.error(
-                "WeChat refused the token request for app %s: errcode %d (%s)",
+                "%s refused the token request for app %s: errcode %d (%s)",
+                self.service,
                 self._app_id,
                 code,
                 message,
@@ -265,8 +287,8 @@ class TokenManager:
         return token, expires_in
 
 
-class WeChatApi:
-    """The calls the bot makes to WeChat; each one retries at most once, on a refused token."""
+class TokenedApi:
+    """JSON calls under an access token; each retries at most once, on a refused token."""
 
     def __init__(
         self,
@@ -281,16 +303,11 @@ class WeChatApi:
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def send_text(self, openid: str, text: str) -> None:
-        """A customer-service text message; raises WeChatApiError if WeChat refuses it.
+    async def _post(self, path: str, payload: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+        """The answer of a call that succeeded (errcode 0); WeChatApiError otherwise.
 
-        Network errors are not retried: the message may have arrived, and a retry could
-        send it twice.
+        Network errors are not retried: the call may have arrived, and a retry could act twice.
         """
-        payload = {"touser": openid, "msgtype": "text", "text": {"content": text}}
-        await self._post("/cgi-bin/message/custom/send", payload, what="customer message")
-
-    async def _post(self, path: str, payload: Mapping[str, Any], *, what: str) -> None:
         # WeChat shows \\u escapes literally in some messages: send the UTF-8 itself.
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         for attempt in (1, 2):
@@ -306,14 +323,25 @@ class WeChatApi:
             )
             code, message = _errcode(answer)
             if code == 0:
-                return
+                return answer
             if code in TOKEN_REFUSED and attempt == 1:
                 log.warning(
-                    "WeChat refused the access token (errcode %d) for a %s; refreshing and"
+                    "%s refused the access token (errcode %d) for a %s; refreshing and"
                     " retrying once",
+                    self._tokens.service,
                     code,
                     what,
                 )
                 await self._tokens.invalidate(token)
                 continue
             raise WeChatApiError(code, message)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+class WeChatApi(TokenedApi):
+    """The calls the bot makes to the Official Account API."""
+
+    async def send_text(self, openid: str, text: str) -> None:
+        """A customer-service text message; raises WeChatApiError if WeChat refuses it."""
+        payload = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        await self._post("/cgi-bin/message/custom/send", payload, what="customer message")

@@ -92,6 +92,7 @@ class CardIssuer(Protocol):
         store: str | None,
         now: datetime,
         expires_at: datetime,
+        lang: str = "zh",
     ) -> CardRecord: ...
 
 

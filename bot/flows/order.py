@@ -118,6 +118,7 @@ async def on_verify(
         store=order.store,
         now=ctx.now,
         expires_at=ctx.now + CARD_LIFETIME,
+        lang=ctx.texts.lang,
     )
     remark = ctx.say("card_remark", tail=order_tail(order.order_no))
     link = ctx.links.link_for(

@@ -19,6 +19,7 @@ import jinja2
 from aiohttp import web
 
 from bot.privacy.card_links import (
+    CARD_FIELD,
     CONTACT_FIELD,
     JOURNEY_FIELD,
     ORDER_TAIL_FIELD,
@@ -27,7 +28,7 @@ from bot.privacy.card_links import (
 )
 from bot.privacy.links import EXPIRY_FIELD, LinkExpired, LinkPayload, LinkSigner, LinkTampered
 from bot.privacy.masking import mask_wechat_id
-from bot.privacy.watermark import render_qr_png
+from bot.privacy.watermark import render_qr_png, watermark_png
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ class CardContact:
     name: str
     wechat_id: str
     qr_url: str | None
+    wecom_userid: str | None = None
+
+
+# A qr_url ending like this is a picture of a QR code (fetched and watermarked); any other
+# link is what a QR code holds (drawn here).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
 
 
 class ContactSource(Protocol):
@@ -60,6 +67,13 @@ class ContactSource(Protocol):
 
     async def contact_for_card(self, contact_id: int) -> CardContact | None: ...
     async def card_opened(self, journey: str) -> None: ...
+    async def wecom_qr(self, card_id: int, contact: CardContact) -> bytes | None:
+        """The card's own WeCom contact-way QR image, or None (WeCom off, or failing)."""
+        ...
+
+    async def fetch_image(self, url: str) -> bytes | None:
+        """A QR code picture from the contact's ``qr_url``, or None if it cannot be had."""
+        ...
 
 
 def card_routes(
@@ -188,13 +202,25 @@ class _CardPages:
             payload, contact = await self._resolve(request.match_info["token"])
         except _Refused as refused:
             return self._error(refused.view)
-        if not contact.qr_url:  # never a guessed link: WeChat's scanner may not honour it
-            return self._error(_NO_QR)
-        data = contact.qr_url
         watermark = _text_field(payload, USER_FIELD)
+        card_id = payload.get(CARD_FIELD)
+        picture = None
+        if isinstance(card_id, int) and contact.wecom_userid:
+            picture = await self._contacts.wecom_qr(card_id, contact)
+        if picture is None and contact.qr_url and _is_picture(contact.qr_url):
+            picture = await self._contacts.fetch_image(contact.qr_url)
+            if picture is None:
+                return self._error(_QR_UNAVAILABLE)
         try:
             # Rendering is CPU work of tens of milliseconds: keep it off the event loop.
-            png = await asyncio.to_thread(render_qr_png, data, watermark)
+            if picture is not None:
+                png = await asyncio.to_thread(watermark_png, picture, watermark)
+            elif contact.qr_url:
+                png = await asyncio.to_thread(render_qr_png, contact.qr_url, watermark)
+            elif contact.wecom_userid:
+                return self._error(_QR_UNAVAILABLE)  # WeCom is failing; the admins are told
+            else:  # never a guessed link: WeChat's scanner may not honour it
+                return self._error(_NO_QR)
         except ValueError:
             log.exception(
                 "card QR for contact %s cannot be drawn; check the contact's qr_url",
@@ -233,6 +259,10 @@ class _CardPages:
             charset="utf-8",
             headers=SECURITY_HEADERS,
         )
+
+
+def _is_picture(url: str) -> bool:
+    return url.split("?", 1)[0].lower().endswith(IMAGE_SUFFIXES)
 
 
 def _text_field(payload: LinkPayload, name: str) -> str:

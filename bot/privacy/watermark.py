@@ -35,6 +35,32 @@ def render_qr_png(data: str, watermark: str) -> bytes:
     return out.getvalue()
 
 
+MAX_SIDE = 4096  # pixels: a QR code image is far smaller; refuses decompression bombs
+
+
+def watermark_png(image: bytes, watermark: str) -> bytes:
+    """A QR code image made elsewhere (WeCom's, a contact's own) as a PNG with ``watermark``
+    over it, like ``render_qr_png``. Raises ``ValueError`` if ``image`` is not a usable image.
+    """
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            if max(opened.size) > MAX_SIDE:
+                raise ValueError(f"image is {opened.size[0]}x{opened.size[1]} pixels, too large")
+            picture = opened.convert("RGBA")
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"not a usable image ({type(exc).__name__})") from None
+    if min(picture.size) < 200:  # small codes are scaled up so the watermark stays legible
+        factor = math.ceil(200 / min(picture.size))
+        picture = picture.resize(
+            (picture.width * factor, picture.height * factor), Image.Resampling.NEAREST
+        )
+    if watermark:
+        picture = Image.alpha_composite(picture, _watermark_layer(picture.size, watermark))
+    out = io.BytesIO()
+    picture.convert("RGB").save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def _qr_image(data: str) -> Image.Image:
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_H, border=BORDER)
     qr.add_data(data)

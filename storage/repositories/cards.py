@@ -30,6 +30,7 @@ def _record(row: Card) -> CardRecord:
         config_id=row.config_id,
         qr_code=row.qr_code,
         added_at=row.added_at,
+        lang=row.lang,
     )
 
 
@@ -49,6 +50,7 @@ class CardRepository:
         store: str | None,
         now: datetime,
         expires_at: datetime,
+        lang: str = "zh",
     ) -> CardRecord:
         """A new card with its own one-time ``state``."""
         row = Card(
@@ -62,6 +64,7 @@ class CardRepository:
             store=store,
             created_at=now,
             expires_at=expires_at,
+            lang=lang,
         )
         self._s.add(row)
         await self._s.flush()
@@ -90,15 +93,32 @@ class CardRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def mark_added(self, card_id: int, now: datetime) -> bool:
+    async def mark_added(self, card_id: int, now: datetime, contact_key: str) -> bool:
         """True the first time: the customer added the contact through this card."""
         result = await self._s.execute(
             update(Card)
             .where(Card.id == card_id, Card.added_at.is_(None))
-            .values(added_at=now)
+            .values(added_at=now, contact_key=contact_key)
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_lost(self, contact_key: str, now: datetime) -> list[str]:
+        """The journeys whose added contact (by ``contact_key``) was just deleted."""
+        journeys = list(
+            await self._s.scalars(
+                select(Card.journey).where(
+                    Card.contact_key == contact_key, Card.lost_at.is_(None)
+                )
+            )
+        )
+        await self._s.execute(
+            update(Card)
+            .where(Card.contact_key == contact_key, Card.lost_at.is_(None))
+            .values(lost_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return journeys
 
     async def ways_to_delete(self, now: datetime, limit: int = 100) -> list[tuple[int, str]]:
         """(card id, config id) of contact ways no longer needed: used, or the card expired."""

@@ -32,6 +32,12 @@ class DictContacts:
     async def card_opened(self, journey: str) -> None:
         self.opened.append(journey)
 
+    async def wecom_qr(self, card_id: int, contact: CardContact) -> bytes | None:
+        return None
+
+    async def fetch_image(self, url: str) -> bytes | None:
+        return None
+
     async def contact_for_card(self, contact_id: int) -> CardContact | None:
         return self.contacts.get(contact_id)
 

@@ -33,7 +33,10 @@ def upgrade() -> None:
         sa.Column("config_id", sa.String(length=64), nullable=True),
         sa.Column("qr_code", sa.String(length=1024), nullable=True),
         sa.Column("way_deleted_at", sa.DateTime(), nullable=True),
+        sa.Column("lang", sa.String(length=8), nullable=False),
         sa.Column("added_at", sa.DateTime(), nullable=True),
+        sa.Column("contact_key", sa.String(length=64), nullable=True),
+        sa.Column("lost_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["conversation_id"], ["conversations.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -42,6 +45,7 @@ def upgrade() -> None:
     with op.batch_alter_table("cards", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_cards_conversation_id"), ["conversation_id"])
         batch_op.create_index(batch_op.f("ix_cards_expires_at"), ["expires_at"])
+        batch_op.create_index(batch_op.f("ix_cards_contact_key"), ["contact_key"])
     op.create_table(
         "api_errors",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -61,6 +65,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_api_errors_at"))
     op.drop_table("api_errors")
     with op.batch_alter_table("cards", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cards_contact_key"))
         batch_op.drop_index(batch_op.f("ix_cards_expires_at"))
         batch_op.drop_index(batch_op.f("ix_cards_conversation_id"))
     op.drop_table("cards")
