@@ -107,9 +107,7 @@ class CardRepository:
         """The journeys whose added contact (by ``contact_key``) was just deleted."""
         journeys = list(
             await self._s.scalars(
-                select(Card.journey).where(
-                    Card.contact_key == contact_key, Card.lost_at.is_(None)
-                )
+                select(Card.journey).where(Card.contact_key == contact_key, Card.lost_at.is_(None))
             )
         )
         await self._s.execute(
