@@ -27,6 +27,7 @@ from bot.flows.base import OrderLookup
 from bot.handlers.card import CardContact, card_routes
 from bot.handlers.console import close_console_sockets, console_api, console_routes
 from bot.handlers.health import health_routes
+from bot.handlers.reports import report_routes
 from bot.handlers.webhook import receive_wechat, verify_wechat_url
 from bot.handlers.wecom import receive_wecom, verify_wecom_url
 from bot.handoff.events import EventBus
@@ -257,6 +258,7 @@ def create_app(
             *health_routes(),
             *card_routes(app_signer(app), DatabaseContacts(app)),
             *console_routes(),
+            *report_routes(),
         ]
     )
     return app

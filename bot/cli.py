@@ -427,7 +427,7 @@ async def report_queue(settings: Settings, *, as_json: bool) -> int:
 async def report_funnel(
     settings: Settings, since: date | None, until: date | None, *, as_json: bool
 ) -> int:
-    from bot.funnel import STEP_LABELS, funnel_report
+    from bot.funnel import SIDE_STEPS, STEP_LABELS, funnel_report
 
     engine = create_engine(settings.database_url)
     try:
@@ -455,7 +455,7 @@ async def report_funnel(
             f"{zh} {en}",
             str(step.count),
             f"{step.conversion:.0%}" if step.previous else "",
-            str(step.drop_off) if step.previous else "",
+            str(step.drop_off) if step.previous and step.name not in SIDE_STEPS else "",
             bar,
         )
     console = Console()

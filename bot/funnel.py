@@ -130,6 +130,9 @@ async def funnel_report(
     )
 
 
+# Branches off the main path: their "drop-off" means nothing to a reader, so tables leave it out.
+SIDE_STEPS = frozenset({"declined", "handed_off", "abandoned"})
+
 STEP_LABELS: dict[str, tuple[str, str]] = {
     "started": ("开始对话", "started"),
     "consent_shown": ("看到授权说明", "consent shown"),

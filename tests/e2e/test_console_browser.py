@@ -181,3 +181,50 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
     elapsed = time.monotonic() - started
     with capsys.disabled():
         print(f"\nconsole browser test: {elapsed:.1f} s")
+
+
+async def test_admin_opens_the_funnel_page_from_the_console(tmp_path: Path) -> None:
+    from bot.console.auth import AgentDirectory
+
+    clock = FakeClock(datetime.now(UTC))
+    settings = Settings.from_env(
+        {
+            "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/billbot.db",
+            "BILLBOT_PUBLIC_URL": "http://bot.test",
+        }
+    )
+    app = create_app(settings, clock)
+    async with serving(app) as base, aiohttp.ClientSession() as http, async_playwright() as pw:
+        from bot.demo import seed_demo
+
+        await seed_demo(app[SESSIONS], clock.now())
+        customer = Customer(http, base, settings, clock)
+        for text in ("DD20250503123456", "同意", "128.5"):
+            await customer.say(text)
+        _, one_time_password = await AgentDirectory(app[SESSIONS], clock).create(AGENT, "admin")
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            expect.set_options(timeout=TIMEOUT_MS)
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            await log_in(page, base, one_time_password)
+            await page.get_by_test_id("funnel-link").click()
+            chart = page.get_by_test_id("funnel-chart")
+            await expect(chart).to_be_visible()
+            await expect(chart.locator("rect")).to_have_count(11)
+            table = page.get_by_test_id("funnel-table")
+            await expect(table.locator('tr[data-step="card_issued"] td').nth(1)).to_have_text("1")
+            await expect(page.get_by_test_id("funnel-queue")).to_be_visible()
+            await page.screenshot(path=str(tmp_path / "funnel.png"), full_page=True)
+            # a range with nothing in it: the same page, zero everywhere
+            await page.get_by_test_id("funnel-since").fill("2001-01-01")
+            await page.get_by_test_id("funnel-until").fill("2001-01-31")
+            await page.get_by_test_id("funnel-apply").click()
+            await expect(table.locator('tr[data-step="started"] td').nth(1)).to_have_text("0")
+            assert problems == []
+        finally:
+            await browser.close()

@@ -449,6 +449,7 @@
     var a = state.agent;
     $("agent-name").textContent = a.role === "admin" ? a.name + " · 管理员 Admin" : a.name;
     show($("canned-admin"), a.role === "admin");
+    show($("funnel-link"), a.role === "admin");
     if (a.role === "admin") setBilingual($("mine-label"), "进行中的会话", "In progress (everyone's)");
     else setBilingual($("mine-label"), "我的会话", "Mine");
     refreshAll();

@@ -1,0 +1,116 @@
+"""What the console's tests share: the app sending to a fake WeChat API, and agents' browsers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pytest_aiohttp import AiohttpClient
+
+from bot.app import create_app
+from bot.clock import FakeClock
+from bot.config import DEMO_APP_ID, DEMO_APP_SECRET, Settings
+from bot.demo import seed_demo
+from bot.keys import AGENTS, SESSIONS
+from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
+
+Client = TestClient[web.Request, web.Application]
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+async def wechat(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FakeClock
+) -> TestServer:
+    """The fake WeChat API, on its own local server."""
+    return await aiohttp_server(
+        fake_wechat_app(clock, DEMO_APP_ID, DEMO_APP_SECRET), access_log=None
+    )
+
+
+@pytest.fixture
+def wechat_state(wechat: TestServer) -> FakeWeChatState:
+    state = wechat.app[FAKE_STATE]
+    assert isinstance(state, FakeWeChatState)
+    return state
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, clock: FakeClock, wechat: TestServer, aiohttp_client: AiohttpClient
+) -> Client:
+    """The whole app on a real local server, seeded, sending to the fake WeChat API."""
+    base = str(wechat.make_url("")).rstrip("/")
+    app = create_app(replace(settings, wechat_api_base=base), clock)
+    client = await aiohttp_client(app)
+    await seed_demo(app[SESSIONS], clock.now())
+    return client
+
+
+class Browser:
+    """One agent's browser: its own cookie jar, and the CSRF token the page would keep."""
+
+    def __init__(self, api: Client) -> None:
+        self.api = api
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    def url(self, path: str) -> str:
+        return str(self.api.make_url(path))
+
+    async def login(self, name: str, password: str = PASSWORD) -> aiohttp.ClientResponse:
+        resp = await self.http.post(
+            self.url("/api/login"), json={"name": name, "password": password}
+        )
+        if resp.status == 200:
+            self.csrf = (await resp.json())["csrf_token"]
+        return resp
+
+    async def get(self, path: str) -> aiohttp.ClientResponse:
+        return await self.http.get(self.url(path))
+
+    async def send(
+        self, method: str, path: str, body: Any = None, *, csrf: bool = True, raw: bytes = b""
+    ) -> aiohttp.ClientResponse:
+        headers = {"X-CSRF-Token": self.csrf} if csrf else {}
+        if raw:
+            return await self.http.request(method, self.url(path), data=raw, headers=headers)
+        return await self.http.request(method, self.url(path), json=body, headers=headers)
+
+    async def post(
+        self, path: str, body: Any = None, *, csrf: bool = True
+    ) -> aiohttp.ClientResponse:
+        return await self.send("POST", path, body if body is not None else {}, csrf=csrf)
+
+
+@pytest.fixture
+async def browsers(api: Client) -> AsyncIterator[Callable[[], Browser]]:
+    opened: list[Browser] = []
+
+    def open_browser() -> Browser:
+        opened.append(Browser(api))
+        return opened[-1]
+
+    yield open_browser
+    for browser in opened:
+        await browser.http.close()
+
+
+async def new_agent(api: Client, name: str, role: str = "agent") -> str:
+    """A login as `billbot agents add` makes it; returns the one-time password."""
+    _, one_time = await api.app[AGENTS].create(name, role)
+    return one_time
+
+
+async def ready_agent(api: Client, browser: Browser, name: str, role: str = "agent") -> Browser:
+    """An agent who has logged in and replaced the one-time password."""
+    one_time = await new_agent(api, name, role)
+    assert (await browser.login(name, one_time)).status == 200
+    resp = await browser.post("/api/password", {"old_password": one_time, "new_password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return browser
