@@ -117,9 +117,11 @@ class DatabaseContacts:
 
     async def card_opened(self, journey: str) -> None:
         async with self._app[SESSIONS]() as session, session.begin():
-            await FunnelRepository(session).record_later(
+            first = await FunnelRepository(session).record_later(
                 journey, FunnelStep.CARD_OPENED, self._app[CLOCK].now()
             )
+        if first:
+            self._app[METRICS].funnel_steps.labels(FunnelStep.CARD_OPENED.value).inc()
 
 
 async def bot_owns(sessions: async_sessionmaker[AsyncSession], openid: str) -> bool:
@@ -154,7 +156,7 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
             settings.wechat.app_secret,
             app[CLOCK],
         )
-        wechat = WeChatApi(http, tokens, settings.wechat_api_base)
+        wechat = WeChatApi(http, tokens, settings.wechat_api_base, metrics=app[METRICS])
         app[LATE_REPLIES].sender = wechat
         app[LATE_REPLIES].bot_may_speak = functools.partial(bot_owns, app[SESSIONS])
         app[LATE_REPLIES].sent_through_api = functools.partial(mark_sent_by_api, app[SESSIONS])
@@ -176,7 +178,7 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
                 settings.wecom_secret,
                 app[CLOCK],
             )
-            wecom_api = WeComApi(http, wecom_tokens, settings.wecom_api_base)
+            wecom_api = WeComApi(http, wecom_tokens, settings.wecom_api_base, metrics=app[METRICS])
         app[CONTACT_WAYS] = ContactWays(app[SESSIONS], app[CLOCK], wecom_api, app[METRICS])
         app[DISPATCHER] = Dispatcher(
             app[SESSIONS],

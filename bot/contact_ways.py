@@ -81,7 +81,6 @@ class ContactWays:
             return await call
         except WeChatApiError as exc:
             log.warning("WeCom %s failed: errcode %d (%s)", what, exc.errcode, exc.errmsg)
-            self._metrics.api_errors.labels("wecom", str(exc.errcode)).inc()
             async with self._sessions() as session, session.begin():
                 await ApiErrorRepository(session).record(
                     "wecom", what, exc.errcode, exc.errmsg, self._clock.now()
@@ -152,7 +151,8 @@ class ContactWays:
             await repos.cards.mark_added(
                 card.id, now, contact_key(event.user_id, event.external_user_id)
             )
-            await repos.funnel.record_later(card.journey, FunnelStep.CONTACT_ADDED, now)
+            if await repos.funnel.record_later(card.journey, FunnelStep.CONTACT_ADDED, now):
+                self._metrics.funnel_steps.labels(FunnelStep.CONTACT_ADDED.value).inc()
             name = contact.name if contact else event.user_id
             line = Texts("zh").say("contact_added_line", name=name, tail=card.order_tail)
             await repos.transcript.add_turn(card.conversation_id, [("in", "system", line)], now)

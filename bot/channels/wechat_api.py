@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Secret
+from bot.metrics import Metrics
 from storage.repositories.tokens import TokenRepository
 
 log = logging.getLogger(__name__)
@@ -297,17 +298,37 @@ class TokenedApi:
         base_url: str,
         *,
         timeout: float = REQUEST_TIMEOUT,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
         self._tokens = tokens
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._metrics = metrics
+
+    def _count_error(self, exc: WeChatApiError) -> None:
+        if self._metrics is not None:
+            self._metrics.api_errors.labels(self._tokens.service.lower(), str(exc.errcode)).inc()
+
+    def _count_sent(self, channel: str, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.messages.labels(channel, "out", kind).inc()
 
     async def _post(self, path: str, payload: Mapping[str, Any], *, what: str) -> dict[str, Any]:
-        """The answer of a call that succeeded (errcode 0); WeChatApiError otherwise.
+        """The answer of a call that succeeded (errcode 0); WeChatApiError otherwise, counted
+        in /metrics by service and errcode.
 
         Network errors are not retried: the call may have arrived, and a retry could act twice.
         """
+        try:
+            return await self._post_once_or_twice(path, payload, what=what)
+        except WeChatApiError as exc:
+            self._count_error(exc)
+            raise
+
+    async def _post_once_or_twice(
+        self, path: str, payload: Mapping[str, Any], *, what: str
+    ) -> dict[str, Any]:
         # WeChat shows \\u escapes literally in some messages: send the UTF-8 itself.
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         for attempt in (1, 2):
@@ -345,3 +366,4 @@ class WeChatApi(TokenedApi):
         """A customer-service text message; raises WeChatApiError if WeChat refuses it."""
         payload = {"touser": openid, "msgtype": "text", "text": {"content": text}}
         await self._post("/cgi-bin/message/custom/send", payload, what="customer message")
+        self._count_sent("wechat", "api")

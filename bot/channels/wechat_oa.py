@@ -55,12 +55,14 @@ _EVENT_KINDS: Mapping[str, InboundKind] = {
 
 
 class ChannelError(Exception):
-    """A callback we refuse; ``status`` is what to answer, ``reason`` is safe to log and show."""
+    """A callback we refuse; ``status`` is what to answer, ``reason`` is safe to log and show,
+    ``kind`` is a short label for /metrics (signature, stale, mode, too_large, malformed…)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, kind: str = "") -> None:
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
+        self.kind = kind or {400: "malformed", 413: "too_large"}.get(status, "forbidden")
 
 
 @dataclass(frozen=True)
@@ -186,10 +188,10 @@ def required_field(root: Element, name: str, what: str) -> str:
 
 def check_timestamp(timestamp: str | None, clock: Clock) -> str:
     if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
-        raise ChannelError(403, "missing or non-numeric timestamp")
+        raise ChannelError(403, "missing or non-numeric timestamp", "stale")
     skew = abs(int(timestamp) - clock.now().timestamp())
     if skew > MAX_CLOCK_SKEW:
-        raise ChannelError(403, f"timestamp is {int(skew)} s away from our clock")
+        raise ChannelError(403, f"timestamp is {int(skew)} s away from our clock", "stale")
     return timestamp
 
 
@@ -228,7 +230,7 @@ class OfficialAccount:
             nonce = check_nonce(query.get("nonce"))
             expected = compute_signature(self._creds.token.reveal(), timestamp, nonce)
             if not signature_matches(expected, query.get("signature")):
-                raise ChannelError(403, "bad signature on URL verification")
+                raise ChannelError(403, "bad signature on URL verification", "signature")
             # echostr is not covered by the signature, so it must be too dull to reflect harm.
             echostr = query.get("echostr")
             if echostr is None or not _ECHOSTR.fullmatch(echostr):
@@ -257,7 +259,7 @@ class OfficialAccount:
         nonce = check_nonce(query.get("nonce"))
         signature = query.get("signature")
         if not signature_matches(compute_signature(token, timestamp, nonce), signature):
-            raise ChannelError(403, "bad signature")
+            raise ChannelError(403, "bad signature", "signature")
         encrypt_type = query.get("encrypt_type", "raw").lower()
         if encrypt_type not in ("raw", "aes"):
             raise ChannelError(400, f"unknown encrypt_type {encrypt_type!r}")
@@ -266,7 +268,9 @@ class OfficialAccount:
         if self._mode is EncryptMode.SAFE:
             # the plain signature covers only token, timestamp and nonce: in safe mode a
             # body is trusted only under msg_signature, which covers the ciphertext
-            raise ChannelError(403, "plaintext callback refused: WECHAT_ENCRYPT_MODE is safe")
+            raise ChannelError(
+                403, "plaintext callback refused: WECHAT_ENCRYPT_MODE is safe", "mode"
+            )
         root = parse_xml(req.body, "body")
         binding = (
             f"{CHANNEL}:{str(signature).lower()}:{timestamp}:{nonce}",
@@ -285,14 +289,14 @@ class OfficialAccount:
         self, req: OARequest, token: str, timestamp: str, nonce: str
     ) -> ParsedCall:
         if self._crypto is None or self._mode is EncryptMode.PLAIN:
-            raise ChannelError(403, "encrypted callback but WECHAT_ENCRYPT_MODE is plain")
+            raise ChannelError(403, "encrypted callback but WECHAT_ENCRYPT_MODE is plain", "mode")
         root = parse_xml(req.body, "body")
         encrypt = xml_field(root, "Encrypt")
         if not encrypt:
             raise ChannelError(400, "encrypt_type=aes but the body has no Encrypt")
         expected = compute_signature(token, timestamp, nonce, encrypt)
         if not signature_matches(expected, req.query.get("msg_signature")):
-            raise ChannelError(403, "bad msg_signature")
+            raise ChannelError(403, "bad msg_signature", "signature")
         inner = decrypt_envelope(self._crypto, encrypt, self._creds.app_id)
         # In compatible mode the plaintext copy beside Encrypt is unauthenticated: only the
         # decrypted document counts.

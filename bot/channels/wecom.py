@@ -69,7 +69,7 @@ class WeComCallback:
         nonce = check_nonce(query.get("nonce"))
         expected = compute_signature(self._token.reveal(), timestamp, nonce, encrypt)
         if not signature_matches(expected, query.get("msg_signature")):
-            raise ChannelError(403, "bad msg_signature")
+            raise ChannelError(403, "bad msg_signature", "signature")
 
     def verify_url(self, query: Mapping[str, str]) -> str:
         """GET /wecom: the decrypted ``echostr``, if WeCom signed it."""

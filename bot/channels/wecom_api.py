@@ -77,6 +77,8 @@ class WeComApi(TokenedApi):
         except WeChatApiError as exc:
             if exc.errcode not in WELCOME_ALREADY_SENT:
                 raise
+            return
+        self._count_sent("wecom", "welcome")
 
     async def fetch_image(self, url: str) -> bytes:
         """The QR image WeCom serves at ``url`` (fetched here so it can be watermarked)."""
@@ -85,8 +87,13 @@ class WeComApi(TokenedApi):
                 if resp.status != 200:
                     raise WeChatApiError(NETWORK_ERROR, f"QR image: HTTP {resp.status}")
                 body = await resp.content.read(MAX_QR_IMAGE + 1)
+            if len(body) > MAX_QR_IMAGE:
+                raise WeChatApiError(NETWORK_ERROR, "QR image: larger than expected")
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise WeChatApiError(NETWORK_ERROR, f"QR image: {type(exc).__name__}") from None
-        if len(body) > MAX_QR_IMAGE:
-            raise WeChatApiError(NETWORK_ERROR, "QR image: larger than expected")
+            error = WeChatApiError(NETWORK_ERROR, f"QR image: {type(exc).__name__}")
+            self._count_error(error)
+            raise error from None
+        except WeChatApiError as exc:
+            self._count_error(exc)
+            raise
         return body

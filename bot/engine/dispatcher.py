@@ -47,6 +47,7 @@ Notice = tuple[str, int | None]  # ("queue" | "message", handoff id)
 class Outcome:
     reply: str
     duplicate: bool  # True when this delivery was a redelivery answered from the record
+    steps: tuple[FunnelStep, ...] = ()  # funnel steps this turn reached for the first time
 
 
 class Dispatcher:
@@ -74,6 +75,7 @@ class Dispatcher:
     async def handle(self, inbound: Inbound) -> Outcome:
         key = f"{inbound.channel}:{inbound.dedup_key}"
         notices: list[Notice] = []
+        steps: list[FunnelStep] = []
         async with (
             self._locks.hold((inbound.channel, inbound.user_id)),
             self._sessions() as session,
@@ -88,11 +90,11 @@ class Dispatcher:
             conv = await repos.conversations.load_for_update(
                 inbound.channel, inbound.user_id, Step.NEW.value, now, now + SESSION_TTL
             )
-            reply = await self._turn(repos, conv, inbound, notices)
+            reply = await self._turn(repos, conv, inbound, notices, steps)
             await repos.inbox.store_reply(key, reply)
             await repos.conversations.save(conv, now)
         self._tell_agents(notices)  # after the commit, so consoles read what they are told
-        return Outcome(reply, duplicate=False)
+        return Outcome(reply, duplicate=False, steps=tuple(steps))
 
     def _tell_agents(self, notices: list[Notice]) -> None:
         if self._handoffs is None:
@@ -109,6 +111,7 @@ class Dispatcher:
         conv: ConversationRecord,
         inbound: Inbound,
         notices: list[Notice],
+        reached: list[FunnelStep],
     ) -> str:
         now = self._clock.now()
         if conv.expires_at is not None and conv.expires_at <= now:
@@ -187,7 +190,7 @@ class Dispatcher:
         conv.expires_at = now + SESSION_TTL
         conv.data[JOURNEY_KEY] = journey
         steps = [FunnelStep.STARTED, *ctx.funnel] if fresh else ctx.funnel
-        await self._record_funnel(repos, journey, steps, inbound.channel, now)
+        reached.extend(await self._record_funnel(repos, journey, steps, inbound.channel, now))
         if result.forget:
             await repos.transcript.delete_for_conversation(conv.id)
             return reply
@@ -204,17 +207,22 @@ class Dispatcher:
         steps: list[FunnelStep],
         channel: str,
         now: datetime,
-    ) -> None:
-        """The funnel steps this turn reached, in its transaction. A journey's id is random:
-        the funnel holds no personal data. Its furthest step is kept for the abandonment count."""
-        if not steps:
-            return
+    ) -> list[FunnelStep]:
+        """Records the funnel steps this turn reached for the first time in its journey, in its
+        transaction, and returns them. A journey's id is random: the funnel holds no personal
+        data. Its furthest step is kept for the abandonment count."""
+        seen = set(journey.get("steps", []))
+        new = [step for step in dict.fromkeys(steps) if step.value not in seen]
+        if not new:
+            return []
+        journey["steps"] = [*journey.get("steps", []), *(step.value for step in new)]
         order = list(FunnelStep)
         stage = FunnelStep(journey.get("stage", FunnelStep.STARTED.value))
-        journey["stage"] = max([stage, *steps], key=order.index).value
-        if FINISHING_STEPS.intersection(steps):
+        journey["stage"] = max([stage, *new], key=order.index).value
+        if FINISHING_STEPS.intersection(new):
             journey["done"] = True
-        await repos.funnel.record(str(journey["id"]), steps, channel, str(journey["mode"]), now)
+        await repos.funnel.record(str(journey["id"]), new, channel, str(journey["mode"]), now)
+        return new
 
     async def _to_agent(
         self,

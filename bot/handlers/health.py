@@ -8,7 +8,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot.keys import ENGINE, METRICS
+from bot.keys import ENGINE, METRICS, SESSIONS
+from storage.repositories import HandoffRepository
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    figures = request.app[METRICS]
+    try:  # the queue's length is read from the database, so every process reports the truth
+        async with request.app[SESSIONS]() as session:
+            waiting = await HandoffRepository(session).count_waiting()
+        figures.handoffs_waiting.set(waiting)
+    except Exception:
+        log.exception("metrics: could not count waiting handoffs")
+    body = generate_latest(figures.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -42,7 +42,9 @@ async def bind_signature(request: web.Request, signature_key: str, body_digest: 
             signature_key, body_digest, request.app[CLOCK].now()
         )
     if not fresh:
-        raise ChannelError(403, "this signature already carried a different message")
+        raise ChannelError(
+            403, "this signature already carried a different message", "reused_signature"
+        )
 
 
 async def verify_wechat_url(request: web.Request) -> web.Response:
@@ -65,10 +67,12 @@ async def receive_wechat(request: web.Request) -> web.Response:
             await bind_signature(request, *call.signature_binding)
     except web.HTTPRequestEntityTooLarge:
         metrics.deliveries.labels("wechat", "rejected").inc()
+        metrics.rejected.labels("wechat", "too_large").inc()
         log.warning("POST /wechat refused (413): body over %d bytes", MAX_BODY)
         return web.Response(status=413, text=f"body over {MAX_BODY} bytes")
     except ChannelError as exc:
         metrics.deliveries.labels("wechat", "rejected").inc()
+        metrics.rejected.labels("wechat", exc.kind).inc()
         log.warning("POST /wechat refused (%s): %s", exc.status, exc.reason)
         return web.Response(status=exc.status, text=exc.reason)
     late = request.app[LATE_REPLIES]
@@ -83,10 +87,18 @@ async def receive_wechat(request: web.Request) -> web.Response:
             reply, result = "", "duplicate"  # the answer went out through the API already
         else:
             reply, result = outcome.reply, "duplicate" if outcome.duplicate else "ok"
+        if outcome is not None:
+            for step in outcome.steps:
+                metrics.funnel_steps.labels(step.value).inc()
     except Exception:
         log.exception("turn failed for %s; the customer is asked to resend", call.inbound.dedup_key)
         lang = as_lang(detect_language(call.inbound.text) if call.inbound.text else None)
         reply, result = Texts(lang).say("busy"), "error"
     metrics.deliveries.labels("wechat", result).inc()
+    metrics.messages.labels("wechat", "in", call.inbound.kind.value).inc()
+    if result == "duplicate":
+        metrics.dedup_hits.labels("wechat").inc()
+    if reply:
+        metrics.messages.labels("wechat", "out", "reply").inc()
     metrics.turn_seconds.labels("wechat").observe(time.perf_counter() - started)
     return web.Response(body=account.render_text(call, reply), content_type="application/xml")

@@ -34,10 +34,12 @@ async def receive_wecom(request: web.Request) -> web.Response:
         event = request.app[WECOM].parse(OARequest(query=request.query, body=body))
     except web.HTTPRequestEntityTooLarge:
         metrics.deliveries.labels("wecom", "rejected").inc()
+        metrics.rejected.labels("wecom", "too_large").inc()
         log.warning("POST /wecom refused (413): body over %d bytes", MAX_BODY)
         return web.Response(status=413, text=f"body over {MAX_BODY} bytes")
     except ChannelError as exc:
         metrics.deliveries.labels("wecom", "rejected").inc()
+        metrics.rejected.labels("wecom", exc.kind).inc()
         log.warning("POST /wecom refused (%s): %s", exc.status, exc.reason)
         return web.Response(status=exc.status, text=exc.reason)
     try:
@@ -47,5 +49,8 @@ async def receive_wecom(request: web.Request) -> web.Response:
         log.exception("WeCom event %s failed", event.change_type or event.event)
         return web.Response(status=503, text="temporarily unavailable, retry")
     metrics.deliveries.labels("wecom", outcome).inc()
+    metrics.messages.labels("wecom", "in", "event").inc()
+    if outcome == "duplicate":
+        metrics.dedup_hits.labels("wecom").inc()
     log.info("WeCom %s event: %s", event.change_type or event.event, outcome)
     return web.Response(text="success")

@@ -23,7 +23,7 @@ from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
 from storage.models import Agent, AuditEntry, CannedReply, Conversation, Handoff, Message
-from storage.repositories.handoffs import OPEN_STATUSES
+from storage.repositories.handoffs import OPEN_STATUSES, HandoffRepository
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +222,7 @@ class HandoffService:
         now = self._clock.now()
         start = now.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
         async with self._sessions() as s:
-            waiting = await s.scalar(
-                select(func.count()).select_from(Handoff).where(Handoff.status == "waiting")
-            )
+            waiting = await HandoffRepository(s).count_waiting()
             rows = list(await s.scalars(select(Handoff).where(Handoff.created_at >= start)))
 
         def avg(pairs: list[tuple[datetime | None, datetime]]) -> float | None:

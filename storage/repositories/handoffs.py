@@ -102,6 +102,15 @@ class HandoffRepository:
             .values(status=status, closed_at=now)
         )
 
+    async def count_waiting(self) -> int:
+        """Handoffs waiting for an agent (not yet claimed)."""
+        return int(
+            await self._s.scalar(
+                select(func.count()).select_from(Handoff).where(Handoff.status == "waiting")
+            )
+            or 0
+        )
+
     async def list_open(self) -> list[HandoffRecord]:
         return await self._select(Handoff.status.in_(OPEN_STATUSES))
 
