@@ -468,4 +468,6 @@ async def report_funnel(
     if report.abandoned_at:
         where = ", ".join(f"{STEP_LABELS[k][1]} {n}" for k, n in report.abandoned_at.items())
         console.print(f"abandoned after / 中途离开于: {where}")
+    if report.contacts_lost:
+        console.print(f"contacts added, then deleted / 添加后又删除: {report.contacts_lost}")
     return 0
