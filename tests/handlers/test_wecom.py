@@ -297,3 +297,17 @@ async def test_spent_contact_ways_are_deleted_and_lost_contacts_counted(wecom: W
         )
         == 1
     )
+
+
+async def test_hostile_bodies_are_refused_with_4xx(wecom: WeCom) -> None:
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>'
+        "<xml><ToUserName>x</ToUserName><CreateTime>1</CreateTime><Event>&lol;</Event></xml>"
+    )
+    query, body = wecom.codec.build_document(bomb)
+    assert (await wecom.client.post("/wecom", params=query, data=body)).status == 400
+    too_big = b"<xml><Encrypt>" + b"A" * 70_000 + b"</Encrypt></xml>"
+    assert (await wecom.client.post("/wecom", params=query, data=too_big)).status == 413
+    unsigned = await wecom.client.post("/wecom", data=body)
+    assert unsigned.status == 403
+    assert (await wecom.client.get("/healthz")).status == 200
