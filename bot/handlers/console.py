@@ -158,6 +158,15 @@ async def console_api(request: web.Request, handler: Handler) -> web.StreamRespo
     """Authentication, the password gate, CSRF and JSON errors for everything under /api."""
     if not (request.path.startswith(API_PREFIX) or request.path == "/api"):
         return await handler(request)
+    response = await _guarded(request, handler)
+    if not response.prepared:  # a WebSocket has sent its headers already
+        # what the API answers may hold unmasked personal data: never cached, never sniffed
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     admitted: contextvars.Token[Admission] | None = None
     try:
         admission = await _admit(request)

@@ -6,6 +6,7 @@ Every mask uses a fixed run of four stars, so the mask does not leak the origina
 from __future__ import annotations
 
 import re
+import unicodedata
 
 STARS = "****"
 WECHAT_PREFIX = "wx_"
@@ -57,34 +58,72 @@ def mask_user_id(openid: str) -> str:
     return f"{openid[:1]}{STARS}"
 
 
-# Runs of letters/digits (spaces and dashes inside allowed) holding 6+ digits: order, card,
-# phone and tracking numbers, however the customer typed them.
-_LONG_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z](?:[0-9A-Za-z \-]*[0-9A-Za-z])?")
+# What a transcript line can hold that identifies someone, looked for on NFKC text (so
+# full-width digits and letters are plain ones). Order matters: links and e-mail addresses
+# first, then dates (a card's last four digits travel with the transaction date), amounts,
+# then any run of letters and digits (separators inside allowed) holding 5+ digits: order,
+# card, phone, ID-card, QQ and tracking numbers however they were typed.
 _CARD_LINK = re.compile(r"https?://\S+/card/\S+")
-_AMOUNT = re.compile(
-    r"[¥￥]\s*\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s*(?:元|块|yuan|rmb|cny)|\b\d+\.\d{1,2}\b",
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_DATE = re.compile(
+    r"(?<!\d)(?:\d{4}\s*[-/.年]\s*)?\d{1,2}\s*[-/.月]\s*\d{1,2}(?:\s*[日号])?(?!\d)"
+    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}\b",
     re.IGNORECASE,
 )
+_AMOUNT = re.compile(
+    r"[¥$]\s*-?\d[\d,]*(?:\.\d+)?"
+    r"|-?\d[\d,]*(?:\.\d+)?\s*(?:元|块|角|毛|yuan|rmb|cny)"
+    r"|(?:金额|付款|支付|实付|付了|花了|总共|共计|amount|paid|total)\s*[:：]?\s*-?\d[\d,]*(?:\.\d+)?"
+    r"|(?<![\w.])-?\d+\.\d{1,2}(?![\w.])",
+    re.IGNORECASE,
+)
+_NUMBER_RUN = re.compile(r"(?<![0-9A-Za-z])\+?[0-9A-Za-z](?:[0-9A-Za-z \-.()]*[0-9A-Za-z])?")
+_FOUR_DIGITS = re.compile(r"(?<![0-9A-Za-z*])\d{4}(?![0-9A-Za-z])")
+LINK_LABEL = "[名片链接 card link]"
+EMAIL_LABEL = "[邮箱 email]"
+DATE_LABEL = "[日期 date]"
+AMOUNT_LABEL = "[金额 amount]"
+
+
+def _plain_form(text: str) -> str:
+    """NFKC for what can spell a number or an address (full-width ０-９, Ａ-Ｚ, ＋, ＠…); the
+    customer's own punctuation (，？！) stays as typed."""
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        folded = unicodedata.normalize("NFKC", ch)
+        out.append(folded if folded.isascii() and (folded.isalnum() or folded in "+-.@()_") else ch)
+    return "".join(out)
 
 
 def _mask_number(match: re.Match[str]) -> str:
     run = match.group(0)
-    if sum(c.isdigit() for c in run) < 6:
+    if sum(c.isdigit() for c in run) < 5:
         return run
-    compact = re.sub(r"[ \-]", "", run)
+    compact = re.sub(r"[^0-9A-Za-z]", "", run)
     return STARS + compact[-4:]
 
 
 def mask_links(text: str) -> str:
     """The bot's own words already mask what they show; only the card link is hidden."""
-    return _CARD_LINK.sub("[名片链接 card link]", text)
+    return _CARD_LINK.sub(LINK_LABEL, text)
 
 
 def mask_text(text: str) -> str:
-    """A transcript line as an agent sees it by default: numbers that identify, masked.
+    """A transcript line as an agent sees it by default: whatever identifies, masked.
 
-    Long numbers keep their last four characters; card links and amounts are hidden.
+    Works on the NFKC form of digits, letters and the signs inside numbers and addresses
+    (full-width ones become plain). Card links, e-mail
+    addresses, dates and amounts are replaced by a label; a run of 5 or more digits keeps
+    only its last four characters; a lone group of four digits (a card's last four) goes.
+    No run of more than four characters of such a value survives, whatever surrounds it.
     """
-    text = _CARD_LINK.sub("[名片链接 card link]", text)
-    text = _AMOUNT.sub("[金额 amount]", text)
-    return _LONG_NUMBER.sub(_mask_number, text)
+    text = _plain_form(text)
+    text = _CARD_LINK.sub(LINK_LABEL, text)
+    text = _EMAIL.sub(EMAIL_LABEL, text)
+    text = _DATE.sub(DATE_LABEL, text)
+    text = _AMOUNT.sub(AMOUNT_LABEL, text)
+    text = _NUMBER_RUN.sub(_mask_number, text)
+    return _FOUR_DIGITS.sub(STARS, text)

@@ -296,6 +296,9 @@ async def test_an_agent_cannot_read_another_agents_conversation(
     await assert_error(await admin.get(f"/api/handoffs/{item['id']}?unmask_reason=%20"), 422)
     unmasked = await admin.get(f"/api/handoffs/{item['id']}?unmask_reason=customer%20complaint")
     assert unmasked.status == 200 and (await unmasked.json())["masked"] is False
+    # unmasked personal data is never cached or sniffed
+    assert unmasked.headers["Cache-Control"] == "no-store"
+    assert unmasked.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_claim_reply_note_and_resolve_through_the_api(

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import string
+import unicodedata
 
-from bot.privacy.masking import mask_order_no, mask_user_id, mask_wechat_id, order_tail
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.privacy.masking import (
+    AMOUNT_LABEL,
+    DATE_LABEL,
+    EMAIL_LABEL,
+    LINK_LABEL,
+    mask_order_no,
+    mask_text,
+    mask_user_id,
+    mask_wechat_id,
+    order_tail,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,3 +77,101 @@ def test_short_order_numbers_are_never_shown_whole(no: str, masked: str) -> None
 )
 def test_mask_user_id(openid: str, masked: str) -> None:
     assert mask_user_id(openid) == masked
+
+
+# --- the agent's masked view of what customers type ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "secret"),
+    [
+        ("我的手机 +86 138.1234.5678", "13812345678"),
+        ("手机 138 1234 5678 谢谢", "13812345678"),
+        ("电话 (010) 8888-6666", "88886666"),
+        ("订单ＤＤ２０２５０５０３１２３４５６", "DD20250503123456"),
+        ("邮箱 alice.w@example.com", "alice.w@example.com"),
+        ("身份证 11010519491231002X", "11010519491231002X"),
+        ("快递 SF1234567890 到了吗", "SF1234567890"),
+        ("QQ 123456789", "123456789"),
+    ],
+)
+def test_sensitive_values_in_any_form_are_masked(typed: str, secret: str) -> None:
+    shown = mask_text(typed)
+    alnum = re.sub(r"[^0-9A-Za-z]", "", shown)
+    plain = re.sub(r"[^0-9A-Za-z]", "", secret)
+    assert not any(plain[i : i + 5] in alnum for i in range(len(plain) - 4)), shown
+
+
+@pytest.mark.parametrize(
+    ("typed", "label"),
+    [
+        ("卡号后四位6789，5月3日", DATE_LABEL),
+        ("金额128", AMOUNT_LABEL),
+        ("¥１２８.５０", AMOUNT_LABEL),
+        ("付了 99 块", AMOUNT_LABEL),
+        ("write to bob@mail.example.cn please", EMAIL_LABEL),
+        ("https://bot.example/card/abc.def", LINK_LABEL),
+    ],
+)
+def test_amounts_dates_emails_and_links_become_labels(typed: str, label: str) -> None:
+    assert label in mask_text(typed)
+
+
+def test_a_card_last_four_beside_its_date_does_not_survive() -> None:
+    shown = mask_text("后四位 6789 日期 2025-05-03")
+    assert "6789" not in shown and "05-03" not in shown
+
+
+# Surroundings a customer might type: Chinese, punctuation, spaces, emoji — anything but
+# letters and digits, which would join the value into one longer run (masked just the same).
+_AROUND = st.text(
+    alphabet=st.sampled_from(
+        list("你好我的订单号是电话请帮忙查一下，。！？、：；“”（）【】 \n😀🙏-_/")
+    ),
+    max_size=12,
+)
+_PHONE = st.builds(
+    lambda d, sep, plus: ("+86" + sep if plus else "") + "1" + d[:2] + sep + d[2:6] + sep + d[6:],
+    st.text(alphabet=string.digits, min_size=10, max_size=10),
+    st.sampled_from(["", " ", "-", ".", "  "]),
+    st.booleans(),
+)
+_ORDER = st.text(alphabet=string.ascii_uppercase + string.digits, min_size=6, max_size=28).filter(
+    lambda s: sum(c.isdigit() for c in s) >= 5
+)
+_ID_CARD = st.builds(
+    lambda d, x: d + x,
+    st.text(alphabet=string.digits, min_size=17, max_size=17),
+    st.sampled_from([*string.digits, "X"]),
+)
+_EMAIL = st.builds(
+    lambda user, host: f"{user}@{host}.com",
+    st.text(alphabet=string.ascii_lowercase + string.digits + "._", min_size=1, max_size=16),
+    st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=10),
+)
+_FULL_WIDTH = st.booleans()
+
+
+def _widen(text: str) -> str:
+    """Full-width forms, as some keyboards type them."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=_AROUND,
+    value=st.one_of(_PHONE, _ORDER, _ID_CARD, _EMAIL),
+    after=_AROUND,
+    wide=_FULL_WIDTH,
+)
+def test_no_run_of_more_than_four_characters_of_a_sensitive_value_survives(
+    before: str, value: str, after: str, wide: bool
+) -> None:
+    typed = before + (_widen(value) if wide else value) + after
+    shown = mask_text(typed)
+    for label in (LINK_LABEL, EMAIL_LABEL, DATE_LABEL, AMOUNT_LABEL):
+        shown = shown.replace(label, " ")
+    alnum = re.sub(r"[^0-9a-z]", "", unicodedata.normalize("NFKC", shown).lower())
+    secret = re.sub(r"[^0-9a-z]", "", value.lower())
+    for i in range(len(secret) - 4):
+        assert secret[i : i + 5] not in alnum, (typed, shown)
