@@ -23,7 +23,7 @@ from bot.console.auth import AgentDirectory
 from bot.contact_ways import ContactWays
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.late import DEADLINE_SECONDS, LateReplies
-from bot.flows.base import OrderLookup
+from bot.flows.base import Limits, OrderLookup
 from bot.handlers.card import CardContact, card_routes
 from bot.handlers.console import close_console_sockets, console_api, console_routes
 from bot.handlers.health import health_routes
@@ -188,6 +188,10 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
             orders=orders,
             handoffs=app[HANDOFFS],
             wecom_ways=settings.wecom_enabled,
+            limits=Limits(
+                order_lock=timedelta(minutes=settings.order_lock_minutes),
+                cards_per_day=settings.cards_per_day,
+            ),
         )
         yield
         late = app[LATE_REPLIES].tasks

@@ -145,6 +145,8 @@ class Settings:
     service_hours: str = ""  # "HH:MM-HH:MM" China time; empty: always open
     claim_lease_seconds: int = 120
     access_log: AccessLog = AccessLog.ERRORS
+    order_lock_minutes: int = 30
+    cards_per_day: int = 10
 
     @property
     def wecom_enabled(self) -> bool:
@@ -232,6 +234,15 @@ class Settings:
             raise SettingsError(
                 f"BILLBOT_ACCESS_LOG={access_text!r} is not one of: {choices}"
             ) from None
+        numbers: dict[str, int] = {}
+        for name, default, least in (
+            ("BILLBOT_ORDER_LOCK_MINUTES", "30", 1),
+            ("BILLBOT_CARDS_PER_DAY", "10", 1),
+        ):
+            text = get(name, default)
+            if not text.isdigit() or int(text) < least:
+                raise SettingsError(f"{name}={text!r}: give a whole number, at least {least}")
+            numbers[name] = int(text)
         host = get("BILLBOT_HOST", "127.0.0.1")
         port = int(port_text)
         return cls(
@@ -259,6 +270,8 @@ class Settings:
             service_hours=hours,
             claim_lease_seconds=int(lease_text),
             access_log=access_log,
+            order_lock_minutes=numbers["BILLBOT_ORDER_LOCK_MINUTES"],
+            cards_per_day=numbers["BILLBOT_CARDS_PER_DAY"],
         )
 
     def public_demo_secrets(self) -> list[str]:

@@ -201,6 +201,20 @@ class ApiError(Base):
     at: Mapped[datetime] = mapped_column(index=True)
 
 
+class OrderGuard(Base):
+    """Failed verifications of one order, from any customer: three lock the order a while.
+
+    Keyed by a hash of the order number, so the table names no order.
+    """
+
+    __tablename__ = "order_guards"
+
+    order_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
 class Handoff(Base):
     """A conversation waiting for (or worked by) a person, with a reference the customer quotes."""
 

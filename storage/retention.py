@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.models import ConsoleSession, Conversation
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.conversations import ConversationRepository
+from storage.repositories.guards import OrderGuardRepository
 from storage.repositories.inbox import InboxRepository
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
@@ -33,6 +34,7 @@ async def purge_expired(
         messages = await ConversationRepository(session).end(expired, now)
         keys = await InboxRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         cards = await CardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
+        await OrderGuardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
         logins = (
             await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))

@@ -20,7 +20,7 @@ from bot.config import VerifyMode
 from bot.engine.inbound import Inbound, InboundKind
 from bot.engine.locks import KeyedLocks
 from bot.engine.understanding import Intent, detect_intent, detect_language
-from bot.flows.base import CardLinks, OrderLookup, Step, StepContext
+from bot.flows.base import CardLinks, Limits, OrderLookup, Step, StepContext
 from bot.flows.dialogue import run_step
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import HandoffService
@@ -40,7 +40,7 @@ RESUME_AFTER = timedelta(minutes=10)  # a pause this long and the bot reminds wh
 RESUMABLE = (Step.CONSENT, Step.ASK_ORDER, Step.VERIFY)
 
 
-Notice = tuple[str, int | None]  # ("queue" | "message", handoff id)
+Notice = tuple[str, int | None]  # ("queue" | "message" | "alert", handoff id)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Dispatcher:
         handoffs: HandoffService | None = None,
         *,
         wecom_ways: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -68,6 +69,7 @@ class Dispatcher:
         self._verify_mode = verify_mode
         self._orders = orders  # an outside order backend; the local table when None
         self._wecom_ways = wecom_ways  # contacts' WeCom accounts get contact ways on cards
+        self._limits = limits or Limits()
         self._locks = KeyedLocks()
         self._handoffs = handoffs  # the agents' side: told when the queue or a chat changes
         self._hours = handoffs.hours if handoffs is not None else ServiceHours()
@@ -102,6 +104,8 @@ class Dispatcher:
         for kind, handoff_id in notices:
             if kind == "queue":
                 self._handoffs.notify_queue()
+            elif kind == "alert":
+                self._handoffs.notify_alert("order_locked")
             else:
                 self._handoffs.notify_message(handoff_id)
 
@@ -170,12 +174,15 @@ class Dispatcher:
             handoffs=repos.handoffs,
             links=self._links,
             cards=repos.cards,
+            guards=repos.guards,
+            limits=self._limits,
             wecom_ways=self._wecom_ways,
             resumed=paused and state in RESUMABLE,
             hours=self._hours,
             journey=str(journey["id"]),
         )
         result = await run_step(ctx, state, inbound)
+        notices.extend(("alert", None) for _ in ctx.alerts)
         if (result.state is Step.HANDOFF) != (state is Step.HANDOFF):
             notices.append(("queue", None))
             if result.state is Step.HANDOFF:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -80,6 +80,7 @@ class HandoffQueue(Protocol):
 class CardIssuer(Protocol):
     """Records a card handed out (its one-time state ties a WeCom "contact added" back to it)."""
 
+    async def count_since(self, conversation_id: int, since: datetime) -> int: ...
     async def issue(
         self,
         *,
@@ -94,6 +95,31 @@ class CardIssuer(Protocol):
         expires_at: datetime,
         lang: str = "zh",
     ) -> CardRecord: ...
+
+
+class OrderGuards(Protocol):
+    """Failed verifications per order from any customer; enough of them lock the order."""
+
+    async def locked_until(self, order_no: str, now: datetime) -> datetime | None: ...
+    async def failed(
+        self,
+        order_no: str,
+        now: datetime,
+        *,
+        threshold: int,
+        window: timedelta,
+        lock: timedelta,
+    ) -> datetime | None: ...
+    async def succeeded(self, order_no: str, now: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much guessing and how many cards the bot allows (settings)."""
+
+    order_lock: timedelta = timedelta(minutes=30)  # a guessed-at order is locked this long
+    order_failures: int = 3  # failures on one order, from any customers, that lock it
+    cards_per_day: int = 10  # cards one customer may get in 24 hours
 
 
 class CardLinks(Protocol):
@@ -125,10 +151,13 @@ class StepContext:
     handoffs: HandoffQueue
     links: CardLinks
     cards: CardIssuer
+    guards: OrderGuards
+    limits: Limits = field(default_factory=Limits)
     wecom_ways: bool = False  # WeCom is on: a contact's wecom_userid gets a contact way
     resumed: bool = False  # the customer comes back after a pause
     hours: ServiceHours = field(default_factory=ServiceHours)
     funnel: list[FunnelStep] = field(default_factory=list)  # steps this turn reached
+    alerts: list[str] = field(default_factory=list)  # for the agents' consoles (order_locked)
     journey: str = ""  # the funnel's id for this conversation (random, not personal)
 
     def mark(self, *steps: FunnelStep) -> None:

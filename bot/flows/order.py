@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timedelta
+
 from bot.config import VerifyMode
 from bot.engine.understanding import Understood
 from bot.flows import verification
@@ -45,19 +48,35 @@ async def on_order(
     ctx.data["not_understood"] = 0
     order = await ctx.orders.find(understood.order_no)
     if order is None:
-        # not found yet: maybe a typo, maybe not synced yet; the same number is rechecked next time
+        # not found yet: maybe a typo, maybe not synced yet. An unknown number costs a guess
+        # like a wrong amount (or anyone could list which orders exist), even after a restart.
         ctx.data["order_no"] = understood.order_no
-        if ctx.bump("not_found") >= MAX_FAILURES:
+        ctx.bump("not_found")
+        if ctx.bump("verify_failures") >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.ORDER_NOT_FOUND, replies)
         return StepResult(
             Step.ASK_ORDER,
             [*replies, ctx.say("order_not_found", order=mask_order_no(understood.order_no))],
         )
+    if int(ctx.data.get("verify_failures", 0)) >= MAX_FAILURES:
+        return await request_handoff(ctx, HandoffReason.VERIFY_FAILED, replies)
+    locked = await ctx.guards.locked_until(order.order_no, ctx.now)
+    if locked is not None:
+        return _locked(ctx, order.order_no, locked, replies)
     ctx.data.update(order_no=order.order_no, not_found=0, verified=False)
     ctx.mark(FunnelStep.ORDER_FOUND)
     if ctx.verify_mode is VerifyMode.AMOUNT and understood.amount is not None:
         return await on_verify(ctx, text, understood, replies)
     return StepResult(Step.VERIFY, [*replies, verify_question(ctx)])
+
+
+def _locked(ctx: StepContext, order_no: str, until: datetime, replies: list[str]) -> StepResult:
+    """The order is locked after repeated failures: no more guesses; a person is offered."""
+    minutes = max(1, math.ceil((until - ctx.now).total_seconds() / 60))
+    return StepResult(
+        Step.ASK_ORDER,
+        [*replies, ctx.say("order_locked", order=mask_order_no(order_no), minutes=minutes)],
+    )
 
 
 async def on_verify(
@@ -78,6 +97,9 @@ async def on_verify(
     if int(ctx.data.get("verify_failures", 0)) >= MAX_FAILURES:
         # locked out for the rest of this conversation: no more guesses, only a person
         return await request_handoff(ctx, HandoffReason.VERIFY_FAILED, replies)
+    locked = await ctx.guards.locked_until(order_no, ctx.now)
+    if locked is not None:
+        return _locked(ctx, order_no, locked, replies)
     verdict = verification.check(ctx.verify_mode, order, text, understood.amount)
     if verdict is Verdict.UNAVAILABLE:
         return await request_handoff(ctx, HandoffReason.CANNOT_VERIFY, replies)
@@ -87,8 +109,20 @@ async def on_verify(
         return StepResult(Step.VERIFY, [*replies, ctx.say(_HINT[ctx.verify_mode])])
     ctx.data["not_understood"] = 0
     if verdict is Verdict.MISMATCH:
-        # counted per conversation, across orders and restarts: guessing is throttled
+        # counted per order across customers: three failures lock the order a while
+        locked = await ctx.guards.failed(
+            order_no,
+            ctx.now,
+            threshold=ctx.limits.order_failures,
+            window=ctx.limits.order_lock,
+            lock=ctx.limits.order_lock,
+        )
+        # and per conversation, across orders and restarts: guessing is throttled
         failures = ctx.bump("verify_failures")
+        if locked is not None:
+            ctx.alerts.append("order_locked")
+            if failures < MAX_FAILURES:
+                return _locked(ctx, order_no, locked, replies)
         if failures >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.VERIFY_FAILED, replies)
         return StepResult(
@@ -101,6 +135,7 @@ async def on_verify(
             ],
         )
     ctx.data.update(verified=True, verify_failures=0)
+    await ctx.guards.succeeded(order_no, ctx.now)
     ctx.mark(FunnelStep.VERIFIED)
     contact = await ctx.contacts.for_order(order)
     if contact is None:
@@ -108,6 +143,11 @@ async def on_verify(
     if not contact.qr_url and not (ctx.wecom_ways and contact.wecom_userid):
         # never a guessed link: with no QR code and no WeCom account, a person helps instead
         return await request_handoff(ctx, HandoffReason.NO_WAY_TO_ADD, replies)
+    given = await ctx.cards.count_since(ctx.conversation_id, ctx.now - timedelta(days=1))
+    if given >= ctx.limits.cards_per_day:
+        return StepResult(
+            Step.CARD_SENT, [*replies, ctx.say("cards_capped", cap=ctx.limits.cards_per_day)]
+        )
     card_record = await ctx.cards.issue(
         conversation_id=ctx.conversation_id,
         journey=ctx.journey,

@@ -506,6 +506,10 @@ class HandoffService:
     def notify_queue(self) -> None:
         self._events.publish({"type": "queue"})
 
+    def notify_alert(self, kind: str) -> None:
+        """Something admins should know at once (an order locked after repeated guessing)."""
+        self._events.publish({"type": "alert", "alert": kind})
+
     async def _notify_positions(self) -> None:
         """Tell waiting customers their new place, only when it moved meaningfully."""
         if self._sender is None:

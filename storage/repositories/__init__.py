@@ -10,6 +10,7 @@ from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.consents import ConsentRepository
 from storage.repositories.conversations import ConversationRepository, TranscriptRepository
 from storage.repositories.funnel import FunnelRepository
+from storage.repositories.guards import OrderGuardRepository
 from storage.repositories.handoffs import HandoffRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.orders import ContactRepository, OrderRepository
@@ -27,6 +28,7 @@ class Repositories:
     handoffs: HandoffRepository
     funnel: FunnelRepository
     cards: CardRepository
+    guards: OrderGuardRepository
 
     @classmethod
     def on(cls, session: AsyncSession) -> Repositories:
@@ -41,6 +43,7 @@ class Repositories:
             handoffs=HandoffRepository(session),
             funnel=FunnelRepository(session),
             cards=CardRepository(session),
+            guards=OrderGuardRepository(session),
         )
 
 
@@ -53,6 +56,7 @@ __all__ = [
     "FunnelRepository",
     "HandoffRepository",
     "InboxRepository",
+    "OrderGuardRepository",
     "OrderRepository",
     "Repositories",
     "TranscriptRepository",

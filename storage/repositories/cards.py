@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ApiError, Card
@@ -69,6 +69,17 @@ class CardRepository:
         self._s.add(row)
         await self._s.flush()
         return _record(row)
+
+    async def count_since(self, conversation_id: int, since: datetime) -> int:
+        """Cards this conversation's customer was given since ``since``."""
+        return int(
+            await self._s.scalar(
+                select(func.count())
+                .select_from(Card)
+                .where(Card.conversation_id == conversation_id, Card.created_at >= since)
+            )
+            or 0
+        )
 
     async def get(self, card_id: int) -> CardRecord | None:
         row = await self._s.get(Card, card_id)

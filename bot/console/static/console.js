@@ -1178,6 +1178,14 @@
         return;
       }
       if (!event || event.type === "pong") return;
+      if (event.type === "alert" && event.alert === "order_locked") {
+        toast(
+          "有订单因多次核对失败被临时锁定，可能有人在猜测订单，请留意。",
+          "An order was locked after repeated failed checks: someone may be guessing orders.",
+          "error"
+        );
+        return;
+      }
       scheduleRefresh();
     };
     ws.onclose = function () {
