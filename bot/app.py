@@ -53,6 +53,7 @@ from bot.keys import (
 from bot.metrics import Metrics
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
+from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.records import FunnelStep
 from storage.repositories import (
@@ -141,6 +142,7 @@ async def mark_sent_by_api(
 
 async def database(app: web.Application, orders: OrderLookup | None = None) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    configure_keyring([k.reveal() for k in settings.secret_keys])
     engine = create_engine(settings.database_url)
     await migrate(engine)
     app[ENGINE] = engine

@@ -27,6 +27,7 @@ from bot.config import (
     is_loopback,
 )
 from bot.demo import seed_demo
+from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.repositories import HandoffRepository
 
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="secrets").add_subparsers(dest="action", required=True)
     keys.add_parser("new", help="print fresh secrets to paste into .env")
+    rotate = keys.add_parser(
+        "rotate", help="re-seal every personal field under the newest key (resumable)"
+    )
+    rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
 
     sub.add_parser("purge", help="run the retention job once")
     sub.add_parser("migrate", help="apply database migrations")
@@ -104,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"billbot: bad setting: {exc}", file=sys.stderr)
         return 2
+    configure_keyring([k.reveal() for k in settings.secret_keys])
     command: str = args.command
     if command in ("serve", "demo"):
         host, port = args.host or settings.host, args.port or settings.port
@@ -128,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(report_funnel(settings, args.since, args.until, as_json=args.json))
     if command == "report":
         return asyncio.run(report_queue(settings, as_json=args.json))
+    if command == "keys" and args.action == "rotate":
+        return asyncio.run(rotate_keys(settings, max(1, args.batch)))
     if command == "keys":
         return print_fresh_secrets()
     if command == "purge":
@@ -470,4 +478,51 @@ async def report_funnel(
         console.print(f"abandoned after / 中途离开于: {where}")
     if report.contacts_lost:
         console.print(f"contacts added, then deleted / 添加后又删除: {report.contacts_lost}")
+    return 0
+
+
+async def rotate_keys(settings: Settings, batch: int) -> int:
+    """Re-seals personal fields under the newest of BILLBOT_SECRET_KEYS, with a progress bar;
+    interrupted, it runs again from where it stopped (sealed values are skipped)."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from storage.crypto import keyring
+    from storage.rotation import RotationReport, count_rows, rotate
+
+    keys = keyring()
+    engine = create_engine(settings.database_url)
+    started = time.perf_counter()
+    try:
+        await migrate(engine)
+        sessions = session_factory(engine)
+        total = await count_rows(sessions)
+        plain_lines = not sys.stdout.isatty()  # for logs: one line per batch
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            console=Console(stderr=True),
+        ) as bar:
+            task = bar.add_task(f"re-sealing under key {keys.newest_id}", total=max(total, 1))
+
+            def advance(table: str, rows: int, report: RotationReport) -> None:
+                bar.advance(task, rows)
+                if plain_lines:
+                    print(
+                        f"{table}: {report.rows}/{total} rows, {report.resealed} re-sealed",
+                        flush=True,
+                    )
+
+            report = await rotate(sessions, keys, batch=batch, progress=advance)
+    finally:
+        await engine.dispose()
+    seconds = time.perf_counter() - started
+    print(
+        f"Key rotation done in {seconds:.1f} s: {report.rows} rows, {report.resealed} values"
+        f" re-sealed under key {keys.newest_id}, {report.current} already current."
+        " The older keys can leave BILLBOT_SECRET_KEYS once every server runs with this list."
+    )
     return 0

@@ -21,6 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from storage.crypto import Sealed
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A datetime that is always aware UTC in Python and naive UTC in the database."""
@@ -56,9 +58,9 @@ class Order(Base):
     paid_at: Mapped[datetime | None]
     store: Mapped[str | None] = mapped_column(String(128))
     contact: Mapped[str | None] = mapped_column(String(128))
-    payer_openid: Mapped[str | None] = mapped_column(String(128))
-    card_last4: Mapped[str | None] = mapped_column(String(4))
-    tracking_no: Mapped[str | None] = mapped_column(String(64))
+    payer_openid: Mapped[str | None] = mapped_column(Sealed())
+    card_last4: Mapped[str | None] = mapped_column(Sealed())
+    tracking_no: Mapped[str | None] = mapped_column(Sealed())
     status: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime]
 
@@ -69,8 +71,8 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact: Mapped[str] = mapped_column(String(128), unique=True)
     name: Mapped[str] = mapped_column(String(128))
-    wechat_id: Mapped[str] = mapped_column(String(128))
-    qr_url: Mapped[str | None] = mapped_column(String(1024))
+    wechat_id: Mapped[str] = mapped_column(Sealed())
+    qr_url: Mapped[str | None] = mapped_column(Sealed())
     store: Mapped[str | None] = mapped_column(String(128), index=True)
     wecom_userid: Mapped[str | None] = mapped_column(String(128))
     on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -252,7 +254,7 @@ class Message(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     direction: Mapped[str] = mapped_column(String(8))  # "in" | "out" | "note" (agents only)
     sender: Mapped[str] = mapped_column(String(64))  # customer | bot | agent:<id>
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Sealed())
     created_at: Mapped[datetime]
 
 

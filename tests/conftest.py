@@ -19,6 +19,7 @@ from bot.channels.wechat_oa import OAClientCodec
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.demo import seed_demo
+from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 
 POSTGRES_URL = os.environ.get("BILLBOT_TEST_POSTGRES_URL", "")
@@ -40,6 +41,13 @@ async def reset_postgres(url: str) -> None:
         await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         await conn.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def field_keys() -> None:
+    """Every test starts with the default settings' field-encryption keys (the app and the
+    CLI set their own from their settings, as in production)."""
+    configure_keyring([k.reveal() for k in Settings.from_env({}).secret_keys])
 
 
 @pytest.fixture(params=BACKENDS)

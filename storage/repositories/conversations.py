@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
@@ -162,17 +162,22 @@ class TranscriptRepository:
             )
 
     async def resend_as(self, conversation_id: int, text: str, sender: str, resent_by: str) -> None:
-        """Marks the newest ``sender`` line with this text as delivered by ``resent_by``."""
-        newest = (
-            select(func.max(Message.id))
+        """Marks the newest ``sender`` line with this text as delivered by ``resent_by``.
+
+        Lines are sealed with a fresh nonce each, so the text is compared once opened."""
+        recent = await self._s.execute(
+            select(Message.id, Message.text)
             .where(
                 Message.conversation_id == conversation_id,
                 Message.direction == "out",
                 Message.sender == sender,
-                Message.text == text,
             )
-            .scalar_subquery()
+            .order_by(Message.id.desc())
+            .limit(20)
         )
+        newest = next((line_id for line_id, said in recent if said == text), None)
+        if newest is None:
+            return
         await self._s.execute(
             update(Message)
             .where(Message.id == newest)

@@ -112,10 +112,8 @@ async def test_redeliveries_to_three_dispatchers_run_once(
     assert len({o.reply for o in outcomes}) == 1
     assert [o.duplicate for o in outcomes].count(False) == 1
     async with sessions() as s:
-        strikes = await s.scalar(
-            select(func.count()).select_from(Message).where(Message.text == "100")
-        )
-    assert strikes == 1
+        said = list(await s.scalars(select(Message.text)))
+    assert said.count("100") == 1
 
 
 async def test_a_body_arriving_in_pieces_is_read_whole(
