@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +29,7 @@ from sqlalchemy.types import Text, TypeDecorator
 
 PREFIX = "e1."
 _INFO = b"billbot-field-encryption"
+_INDEX_INFO = b"billbot-blind-index"
 _AAD = b"billbot-field"
 _NONCE = 12
 
@@ -53,7 +57,17 @@ class Keyring:
             raise KeyringError("no BILLBOT_SECRET_KEYS: field encryption needs at least one key")
         self._keys = [(key_id(s), AESGCM(_derive(s, _INFO))) for s in secrets]
         self._by_id = dict(self._keys)
+        self._index_keys = [_derive(s, _INDEX_INFO) for s in secrets]
         self.newest_id = self._keys[0][0]
+
+    def index(self, value: str) -> str:
+        """The blind index of ``value`` under the newest key: equal values, equal indexes; the
+        value cannot be read back from it (HMAC-SHA256)."""
+        return hmac.new(self._index_keys[0], value.encode("utf-8"), "sha256").hexdigest()
+
+    def index_variants(self, value: str) -> list[str]:
+        """The index under every key, newest first: finds rows not yet rotated."""
+        return [hmac.new(k, value.encode("utf-8"), "sha256").hexdigest() for k in self._index_keys]
 
     def seal(self, plain: str) -> str:
         kid, aead = self._keys[0]
@@ -101,6 +115,25 @@ def keyring() -> Keyring:
     if _keyring is None:
         raise KeyringError("field encryption keys are not configured (storage.crypto.configure)")
     return _keyring
+
+
+class SealedJSON(TypeDecorator[Any]):
+    """A JSON value stored sealed; plain JSON from before encryption still reads."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return keyring().seal(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):  # a JSON column the driver already decoded
+            return value
+        return json.loads(keyring().open(value))
 
 
 class Sealed(TypeDecorator[str]):

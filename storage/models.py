@@ -21,7 +21,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from storage.crypto import Sealed
+from storage.crypto import Sealed, SealedJSON
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -52,7 +52,8 @@ class Order(Base):
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    order_no: Mapped[str] = mapped_column(String(64), unique=True)
+    order_no: Mapped[str] = mapped_column(Sealed(), unique=True)
+    order_index: Mapped[str] = mapped_column(String(64), unique=True)  # blind index
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(8), default="CNY")
     paid_at: Mapped[datetime | None]
@@ -83,13 +84,17 @@ class Conversation(Base):
     """One customer on one channel: the dialogue state, who owns it, and when it lapses."""
 
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("channel", "user_id", name="uq_conversations_user"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "user_id", name="uq_conversations_user"),
+        UniqueConstraint("channel", "user_index", name="uq_conversations_user_index"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    user_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(Sealed())  # the OpenID, sealed
+    user_index: Mapped[str] = mapped_column(String(64))  # its blind index, for look-ups
     state: Mapped[str] = mapped_column(String(32))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(SealedJSON(), default=dict)
     lang: Mapped[str] = mapped_column(String(8), default="zh")
     owner: Mapped[str] = mapped_column(String(64), default="bot")
     version: Mapped[int] = mapped_column(Integer, default=0)
@@ -103,11 +108,15 @@ class Consent(Base):
     """PIPL Art. 13: who agreed to which notice, when, and when they withdrew."""
 
     __tablename__ = "consents"
-    __table_args__ = (Index("ix_consents_user", "channel", "user_id"),)
+    __table_args__ = (
+        Index("ix_consents_user", "channel", "user_id"),
+        Index("ix_consents_user_index", "channel", "user_index"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    user_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(Sealed())
+    user_index: Mapped[str] = mapped_column(String(64))
     policy_version: Mapped[str] = mapped_column(String(32))
     agreed_at: Mapped[datetime]
     withdrawn_at: Mapped[datetime | None]

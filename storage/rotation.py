@@ -15,14 +15,22 @@ from dataclasses import dataclass, field
 from sqlalchemy import Column, Table, Text, bindparam, func, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.crypto import Keyring, Sealed
+from storage.crypto import Keyring, Sealed, SealedJSON
 from storage.models import Base
+
+# Blind indexes to recompute under the newest key: table → (sealed source, index column).
+INDEXES = {
+    "orders": ("order_no", "order_index"),
+    "conversations": ("user_id", "user_index"),
+    "consents": ("user_id", "user_index"),
+}
 
 
 @dataclass
 class RotationReport:
     rows: int = 0  # rows looked at
     resealed: int = 0  # values sealed again under the newest key
+    reindexed: int = 0  # blind indexes recomputed under the newest key
     current: int = 0  # values already under the newest key
     per_table: dict[str, int] = field(default_factory=dict)
 
@@ -31,7 +39,7 @@ def sealed_columns() -> list[tuple[Table, list[Column[str]]]]:
     """Every table with sealed columns, and those columns (tables keyed by ``id``)."""
     found = []
     for table in Base.metadata.sorted_tables:
-        columns = [c for c in table.columns if isinstance(c.type, Sealed)]
+        columns = [c for c in table.columns if isinstance(c.type, Sealed | SealedJSON)]
         if columns:
             found.append((table, columns))
     return found
@@ -57,6 +65,9 @@ async def rotate(
     for table, columns in sealed_columns():
         key = table.c.id
         raw = [type_coerce(c, Text).label(c.name) for c in columns]  # as stored: no opening
+        indexed = INDEXES.get(table.name)
+        if indexed is not None:
+            raw.append(table.c[indexed[1]].label("_index"))
         after = 0
         while True:
             async with sessions() as session, session.begin():
@@ -93,6 +104,20 @@ async def rotate(
                         report.per_table[table.name] = report.per_table.get(table.name, 0) + len(
                             changes
                         )
+                if indexed is not None:
+                    stale = []
+                    for row in rows:
+                        fresh = keys.index(keys.open(getattr(row, indexed[0])))
+                        if row._index != fresh:
+                            stale.append({"rid": row.id, "new": fresh})
+                    if stale:
+                        await session.execute(
+                            update(table)
+                            .where(key == bindparam("rid"))
+                            .values({indexed[1]: bindparam("new")}),
+                            stale,
+                        )
+                        report.reindexed += len(stale)
                 report.rows += len(rows)
                 after = rows[-1].id
             if progress is not None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.crypto import keyring
 from storage.models import Consent
 
 
@@ -20,7 +21,7 @@ class ConsentRepository:
             select(Consent.policy_version)
             .where(
                 Consent.channel == channel,
-                Consent.user_id == user_id,
+                Consent.user_index.in_(keyring().index_variants(user_id)),
                 Consent.withdrawn_at.is_(None),
             )
             .order_by(Consent.id.desc())
@@ -32,7 +33,13 @@ class ConsentRepository:
         if await self.active_version(channel, user_id) == policy_version:
             return False
         self._s.add(
-            Consent(channel=channel, user_id=user_id, policy_version=policy_version, agreed_at=now)
+            Consent(
+                channel=channel,
+                user_id=user_id,
+                user_index=keyring().index(user_id),
+                policy_version=policy_version,
+                agreed_at=now,
+            )
         )
         await self._s.flush()
         return True
@@ -42,7 +49,7 @@ class ConsentRepository:
             update(Consent)
             .where(
                 Consent.channel == channel,
-                Consent.user_id == user_id,
+                Consent.user_index.in_(keyring().index_variants(user_id)),
                 Consent.withdrawn_at.is_(None),
             )
             .values(withdrawn_at=now)
@@ -53,7 +60,10 @@ class ConsentRepository:
     ) -> list[tuple[str, datetime, datetime | None]]:
         rows = await self._s.execute(
             select(Consent.policy_version, Consent.agreed_at, Consent.withdrawn_at)
-            .where(Consent.channel == channel, Consent.user_id == user_id)
+            .where(
+                Consent.channel == channel,
+                Consent.user_index.in_(keyring().index_variants(user_id)),
+            )
             .order_by(Consent.id)
         )
         return [(v, a, w) for v, a, w in rows]

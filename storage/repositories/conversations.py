@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.crypto import keyring
 from storage.db import dialect_insert
 from storage.models import Conversation, Handoff, Message
 from storage.records import JOURNEY_KEY, ConversationRecord, FunnelStep
@@ -41,9 +42,13 @@ class ConversationRepository:
         Most turns find it (one statement); a first message inserts it, tolerating a
         concurrent insert of the same user, and reads it back.
         """
+        keys = keyring()
         locked = (
             select(Conversation)
-            .where(Conversation.channel == channel, Conversation.user_id == user_id)
+            .where(
+                Conversation.channel == channel,
+                Conversation.user_index.in_(keys.index_variants(user_id)),
+            )
             .with_for_update()
             .execution_options(populate_existing=True)
         )
@@ -55,6 +60,7 @@ class ConversationRepository:
             .values(
                 channel=channel,
                 user_id=user_id,
+                user_index=keys.index(user_id),
                 state=initial_state,
                 data={},
                 lang="zh",
@@ -64,7 +70,7 @@ class ConversationRepository:
                 updated_at=now,
                 expires_at=ttl_expires,
             )
-            .on_conflict_do_nothing(index_elements=["channel", "user_id"])
+            .on_conflict_do_nothing(index_elements=["channel", "user_index"])
         )
         await self._s.execute(stmt)
         row = await self._s.scalar(locked)
@@ -132,7 +138,8 @@ class ConversationRepository:
     async def get(self, channel: str, user_id: str) -> ConversationRecord | None:
         row = await self._s.scalar(
             select(Conversation).where(
-                Conversation.channel == channel, Conversation.user_id == user_id
+                Conversation.channel == channel,
+                Conversation.user_index.in_(keyring().index_variants(user_id)),
             )
         )
         return None if row is None else _record(row)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.crypto import keyring
 from storage.db import dialect_insert
 from storage.models import Contact, Order
 from storage.records import ContactRecord, OrderRecord
@@ -56,15 +57,18 @@ class OrderRepository:
         self._s = session
 
     async def find(self, order_no: str) -> OrderRecord | None:
-        row = await self._s.scalar(select(Order).where(Order.order_no == order_no))
+        variants = keyring().index_variants(order_no)
+        row = await self._s.scalar(select(Order).where(Order.order_index.in_(variants)).limit(1))
         return None if row is None else _order_record(row)
 
     async def upsert_many(self, orders: Sequence[OrderRecord], now: datetime) -> int:
         """Insert or update by order number, one statement per call; returns rows written."""
         if not orders:
             return 0
+        keys = keyring()
         rows = [
             {
+                "order_index": keys.index(o.order_no),
                 "order_no": o.order_no,
                 "amount_cents": o.amount_cents,
                 "currency": o.currency,
@@ -79,7 +83,7 @@ class OrderRepository:
             }
             for o in orders
         ]
-        await _upsert(self._s, Order, rows, "order_no")
+        await _upsert(self._s, Order, rows, "order_index")
         return len(orders)
 
     async def count(self) -> int:

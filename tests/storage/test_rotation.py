@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import Text, insert, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.crypto import PREFIX, KeyringError, configure, key_id
+from storage.crypto import PREFIX, KeyringError, configure, key_id, keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.models import Contact, Conversation, Message
 from storage.records import ContactRecord
-from storage.repositories import ContactRepository
+from storage.repositories import ContactRepository, ConversationRepository
 from storage.rotation import rotate
 
 OLD = "old-field-key-0123456789abcdef"
@@ -33,6 +33,7 @@ async def conversation(sessions: async_sessionmaker[AsyncSession]) -> int:
             insert(Conversation).values(
                 channel="wechat",
                 user_id="oRotation",
+                user_index=keyring().index("oRotation"),
                 state="new",
                 data={},
                 lang="zh",
@@ -105,13 +106,16 @@ async def test_fields_are_sealed_at_rest_and_rotation_reseals_them(
             await s.scalars(select(Message.text).order_by(Message.id))
         ).first() == "plain from before"
     report = await rotate(sessions, keys, batch=7)
-    assert report.resealed == 30 + 2  # 30 lines (one of them plaintext) + wechat_id and qr_url
+    # 30 lines (one of them plaintext), wechat_id and qr_url, the conversation's OpenID and data
+    assert report.resealed == 30 + 2 + 2 and report.reindexed == 1
     assert all(r.startswith(f"{PREFIX}{key_id(NEW)}.") for r in await stored_texts(sessions))
     again = await rotate(sessions, keys, batch=7)
-    assert again.resealed == 0 and again.current == 32
+    assert again.resealed == 0 and again.reindexed == 0 and again.current == 34
 
     configure([NEW])  # the old key can go now
     async with sessions() as s:
+        found = await ConversationRepository(s).get("wechat", "oRotation")
+        assert found is not None and found.user_id == "oRotation"
         texts = list(await s.scalars(select(Message.text).order_by(Message.id)))
         contact = await s.scalar(select(Contact))
     assert texts[0] == "plain from before" and texts[1].startswith("我的手机 13800130001")
@@ -159,8 +163,10 @@ async def test_a_rotation_killed_half_way_resumes_and_loses_nothing(tmp_path: Pa
         )
         assert proc.stdout is not None
         if kill_after_first_batch:
-            line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
-            assert b"re-sealed" in line
+            line = b""
+            while not line.startswith(b"messages:"):  # the first batch of transcript lines
+                line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+                assert line, "the rotation ended before it reached the transcript"
             proc.send_signal(signal.SIGKILL)
         else:
             await asyncio.wait_for(proc.communicate(), timeout=300)
