@@ -129,7 +129,7 @@ class ProcessedMessage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
-    reply: Mapped[str | None] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Sealed())
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -101,6 +101,11 @@ def signature_matches(expected: str, given: str | None) -> bool:
     return hmac.compare_digest(expected, given.lower())
 
 
+def pseudonym(user_id: str) -> str:
+    """A stable stand-in for an id in delivery keys and logs, which must not hold it."""
+    return hashlib.sha256(f"billbot-pseudonym\x00{user_id}".encode()).hexdigest()[:20]
+
+
 def cdata(value: str) -> str:
     """``value`` as CDATA that no content can break: ``]]>`` is split, forbidden chars dropped."""
     clean = _XML_FORBIDDEN.sub("", value)
@@ -356,13 +361,13 @@ def map_message(root: Element) -> Inbound:
             user_id=user_id,
             kind=kind,
             text=_clip(xml_field(root, "EventKey") or ""),
-            dedup_key=f"evt:{user_id}:{create_time}:{event}",
+            dedup_key=f"evt:{pseudonym(user_id)}:{create_time}:{event}",
             raw_type=f"event:{event}",
         )
 
     msg_id = xml_field(root, "MsgId")
     # WeChat always sends MsgId with messages; without one, fall back to the event rule.
-    dedup_key = f"msg:{msg_id}" if msg_id else f"msg:{user_id}:{create_time}"
+    dedup_key = f"msg:{msg_id}" if msg_id else f"msg:{pseudonym(user_id)}:{create_time}"
     match msg_type.lower():
         case "text":
             kind, text = InboundKind.TEXT, xml_field(root, "Content") or ""

@@ -27,6 +27,7 @@ from bot.channels.wechat_oa import (
     decrypt_envelope,
     encrypt_envelope,
     parse_xml,
+    pseudonym,
     required_field,
     signature_matches,
     xml_field,
@@ -111,7 +112,7 @@ class WeComCallback:
             external_user_id=external,
             state=state if state and _STATE.fullmatch(state) else None,
             welcome_code=welcome,
-            dedup_key=f"{event}:{change}:{user}:{external}:{create_time}",
+            dedup_key=f"{event}:{change}:{pseudonym(user + chr(0) + external)}:{create_time}",
         )
 
 

@@ -20,6 +20,7 @@ from bot.channels.wechat_oa import (
     OfficialAccount,
     ParsedCall,
     compute_signature,
+    pseudonym,
 )
 from bot.clock import FakeClock
 from bot.config import EncryptMode, Secret, WeChatCredentials
@@ -574,7 +575,7 @@ def test_events(
     assert inbound.kind is kind
     assert inbound.text == key
     assert inbound.raw_type == f"event:{event}"
-    assert inbound.dedup_key == f"evt:{OPENID}:{now(clock)}:{event}"
+    assert inbound.dedup_key == f"evt:{pseudonym(OPENID)}:{now(clock)}:{event}"
     assert inbound.user_id == OPENID
 
 
@@ -642,10 +643,10 @@ def test_dedup_keys(server: OfficialAccount, clock: FakeClock) -> None:
 
     click = post(server, codec.build_event(OPENID, "CLICK", "A")).inbound
     click_again = post(server, codec.build_event(OPENID, "CLICK", "B")).inbound
-    assert click.dedup_key == click_again.dedup_key == f"evt:{OPENID}:{now(clock)}:CLICK"
+    assert click.dedup_key == click_again.dedup_key == f"evt:{pseudonym(OPENID)}:{now(clock)}:CLICK"
     clock.advance(timedelta(seconds=1))
     later = post(server, codec.build_event(OPENID, "CLICK", "A")).inbound
-    assert later.dedup_key == f"evt:{OPENID}:{now(clock)}:CLICK" != click.dedup_key
+    assert later.dedup_key == f"evt:{pseudonym(OPENID)}:{now(clock)}:CLICK" != click.dedup_key
 
 
 def test_random_msg_ids_differ(server: OfficialAccount, clock: FakeClock) -> None:
