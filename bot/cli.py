@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
 
+    audit = sub.add_parser("audit", help="the append-only audit log (no personal data in clear)")
+    audit.add_argument("--since", type=parse_day, help="first day (YYYY-MM-DD, China time)")
+    audit.add_argument("--json", action="store_true")
+
     sub.add_parser("purge", help="run the retention job once")
     sub.add_parser("migrate", help="apply database migrations")
     return p
@@ -138,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(rotate_keys(settings, max(1, args.batch)))
     if command == "keys":
         return print_fresh_secrets()
+    if command == "audit":
+        return asyncio.run(show_audit(settings, args.since, as_json=args.json))
     if command == "purge":
         return asyncio.run(purge(settings))
     if command == "migrate":
@@ -490,6 +496,7 @@ async def rotate_keys(settings: Settings, batch: int) -> int:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     from storage.crypto import keyring
+    from storage.repositories import AuditRepository
     from storage.rotation import RotationReport, count_rows, rotate
 
     keys = keyring()
@@ -517,6 +524,14 @@ async def rotate_keys(settings: Settings, batch: int) -> int:
                     )
 
             report = await rotate(sessions, keys, batch=batch, progress=advance)
+        async with sessions() as session, session.begin():
+            await AuditRepository(session).record(
+                "key_rotation",
+                actor="system",
+                target=f"key:{keys.newest_id}",
+                reason=f"{report.resealed} values re-sealed, {report.reindexed} re-indexed",
+                now=SystemClock().now(),
+            )
     finally:
         await engine.dispose()
     seconds = time.perf_counter() - started
@@ -525,4 +540,49 @@ async def rotate_keys(settings: Settings, batch: int) -> int:
         f" re-sealed under key {keys.newest_id}, {report.current} already current."
         " The older keys can leave BILLBOT_SECRET_KEYS once every server runs with this list."
     )
+    return 0
+
+
+async def show_audit(settings: Settings, since: date | None, *, as_json: bool) -> int:
+    from bot.funnel import CHINA, day_start
+    from storage.repositories import AuditRepository
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session:
+            entries = await AuditRepository(session).since(day_start(since) if since else None)
+    finally:
+        await engine.dispose()
+    rows = [
+        {
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            "target": e.target,
+            "reason": e.reason,
+        }
+        for e in entries
+    ]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("审计日志为空 / The audit log is empty.")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"审计日志 / Audit log ({len(rows)})")
+    for column in ("time (China)", "actor", "action", "target", "reason"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(
+            e.at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.action,
+            e.target,
+            e.reason,
+        )
+    Console().print(table)
     return 0

@@ -165,3 +165,22 @@ def test_report_funnel_json_and_table(workdir: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as bad:
         main(["report", "funnel", "--since", "yesterday"])
     assert bad.value.code == 2
+
+
+def test_keys_rotate_is_audited_and_audit_prints_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["migrate"]) == 0
+    monkeypatch.setenv(
+        "BILLBOT_SECRET_KEYS",
+        "a-brand-new-key-0123456789,demo-only-secret-key-change-me-in-production-0001",
+    )
+    assert main(["keys", "rotate", "--batch", "10"]) == 0
+    assert "Key rotation done" in capsys.readouterr().out
+    assert main(["audit", "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["action"] == "key_rotation" and entry["actor"] == "system"
+    assert main(["audit"]) == 0
+    assert "key_rotation" in capsys.readouterr().out
+    assert main(["audit", "--since", "2099-01-01", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []

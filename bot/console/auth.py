@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.handoff.queue import AgentView
 from storage.repositories.agents import AgentRecord, AgentRepository
+from storage.repositories.audit import AuditRepository
 
 SESSION_TTL = timedelta(hours=12)
 MAX_FAILURES = 5  # wrong passwords in a row before the account locks
@@ -137,10 +138,13 @@ class AgentDirectory:
             attempts, locked = await self._count_attempt(repo, record) if record else (0, None)
         if record is None:
             await self._verify(await self._dummy(), password)
+            await self._audit("login_failed", None, "unknown name")
             raise _wrong_login()
         if locked is not None:
+            await self._audit("login_failed", record.id, "locked")
             raise locked
         if not await self._verify(record.password_hash, password):
+            await self._audit("login_failed", record.id, "wrong password")
             await self._refuse_attempt(record.id, attempts)
             raise _wrong_login()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -156,6 +160,9 @@ class AgentDirectory:
                 )
             await repo.delete_sessions(record.id, expired_before=now)
             await repo.add_session(hash_token(token), record.id, csrf, now, now + SESSION_TTL)
+            await AuditRepository(session).record(
+                "login", actor=f"agent:{record.id}", now=now, agent_id=record.id
+            )
         return token, csrf, view_of(record)
 
     async def session(self, token: str, *, touch: bool = False) -> tuple[AgentView, str] | None:
@@ -247,9 +254,28 @@ class AgentDirectory:
     async def _refuse_attempt(self, agent_id: int, attempts: int) -> None:
         """After a wrong password: the last allowed one locks the account (AuthError 429)."""
         if attempts >= MAX_FAILURES:
+            now = self._clock.now()
             async with self._sessions.begin() as session:
-                await AgentRepository(session).lock(agent_id, self._clock.now() + LOCK_FOR)
+                await AgentRepository(session).lock(agent_id, now + LOCK_FOR)
+                await AuditRepository(session).record(
+                    "lockout",
+                    actor="system",
+                    target=f"agent:{agent_id}",
+                    reason=f"{attempts} wrong passwords",
+                    now=now,
+                    agent_id=agent_id,
+                )
             raise _locked(self._minutes(LOCK_FOR))
+
+    async def _audit(self, action: str, agent_id: int | None, reason: str) -> None:
+        async with self._sessions.begin() as session:
+            await AuditRepository(session).record(
+                action,
+                actor=f"agent:{agent_id}" if agent_id else "unknown",
+                reason=reason,
+                now=self._clock.now(),
+                agent_id=agent_id,
+            )
 
     @staticmethod
     def _minutes(left: timedelta) -> int:

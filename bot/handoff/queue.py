@@ -22,7 +22,8 @@ from bot.handoff.hours import CHINA, ServiceHours
 from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
-from storage.models import Agent, AuditEntry, CannedReply, Conversation, Handoff, Message
+from storage.models import Agent, CannedReply, Conversation, Handoff, Message
+from storage.repositories.audit import AuditRepository
 from storage.repositories.handoffs import OPEN_STATUSES, HandoffRepository
 
 log = logging.getLogger(__name__)
@@ -202,20 +203,16 @@ class HandoffService:
         """One audit row per unmasking: the console's live refreshes of the same unmasked
         view, for the same reason, within a few minutes are the same act."""
         now, target = self._clock.now(), f"handoff:{handoff.ref}"
-        seen = await s.scalar(
-            select(AuditEntry.id).where(
-                AuditEntry.agent_id == agent.id,
-                AuditEntry.action == "unmask",
-                AuditEntry.target == target,
-                AuditEntry.reason == reason,
-                AuditEntry.created_at >= now - UNMASK_AUDIT_WINDOW,
-            )
-        )
-        if seen is None:
-            s.add(
-                AuditEntry(
-                    agent_id=agent.id, action="unmask", target=target, reason=reason, created_at=now
-                )
+        audit = AuditRepository(s)
+        recent = await audit.recent_reasons(agent.id, "unmask", target, now - UNMASK_AUDIT_WINDOW)
+        if reason not in recent:
+            await audit.record(
+                "unmask",
+                actor=f"agent:{agent.id}",
+                target=target,
+                reason=reason,
+                now=now,
+                agent_id=agent.id,
             )
 
     async def today(self) -> TodayFigures:

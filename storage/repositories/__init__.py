@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories.audit import AuditRecord, AuditRepository
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.consents import ConsentRepository
 from storage.repositories.conversations import ConversationRepository, TranscriptRepository
@@ -49,6 +50,8 @@ class Repositories:
 
 __all__ = [
     "ApiErrorRepository",
+    "AuditRecord",
+    "AuditRepository",
     "CardRepository",
     "ConsentRepository",
     "ContactRepository",

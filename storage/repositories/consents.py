@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
 from storage.models import Consent
+from storage.repositories.audit import AuditRepository
 
 
 class ConsentRepository:
@@ -42,9 +43,22 @@ class ConsentRepository:
             )
         )
         await self._s.flush()
+        await self._audit("consent", channel, user_id, policy_version, now)
         return True
 
+    async def _audit(
+        self, action: str, channel: str, user_id: str, policy_version: str, now: datetime
+    ) -> None:
+        """Consent and withdrawal go to the audit log under the customer's pseudonym."""
+        customer = f"customer:{keyring().index(f'{channel}:{user_id}')[:16]}"
+        await AuditRepository(self._s).record(
+            action, actor=customer, target=f"policy:{policy_version}", now=now
+        )
+
     async def withdraw(self, channel: str, user_id: str, now: datetime) -> None:
+        version = await self.active_version(channel, user_id)
+        if version is not None:
+            await self._audit("withdraw", channel, user_id, version, now)
         await self._s.execute(
             update(Consent)
             .where(

@@ -279,7 +279,9 @@ async def test_agents_read_only_their_own_conversations_and_admins_unmask_with_a
     desk.clock.advance(timedelta(minutes=11))
     await desk.service.view(admin, handoff, unmask_reason="客户投诉核实")  # a new look
     async with desk.sessions() as s:
-        audits = await s.scalar(select(func.count()).select_from(AuditEntry))
+        audits = await s.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "unmask")
+        )
     assert audits == 2
 
 
