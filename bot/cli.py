@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent = agents.add_parser("add", help="create a console login; prints a one-time password")
     add_agent.add_argument("name")
     add_agent.add_argument("--role", choices=("agent", "admin"), default="agent")
+    unlock = agents.add_parser("unlock", help="lift a login's lockout after wrong passwords")
+    unlock.add_argument("name")
 
     report = sub.add_parser("report", help="figures").add_subparsers(dest="action", required=True)
     queue_report = report.add_parser("queue", help="today's handoff queue figures")
@@ -132,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(import_file(settings, command, args.file))
     if command == "handoffs":
         return asyncio.run(list_handoffs(settings, as_json=args.json))
+    if command == "agents" and args.action == "unlock":
+        return asyncio.run(unlock_agent(settings, args.name))
     if command == "agents":
         return asyncio.run(add_agent(settings, args.name, args.role))
     if command == "report" and args.action == "funnel":
@@ -585,4 +589,34 @@ async def show_audit(settings: Settings, since: date | None, *, as_json: bool) -
             e.reason,
         )
     Console().print(table)
+    return 0
+
+
+async def unlock_agent(settings: Settings, name: str) -> int:
+    from storage.repositories import AuditRepository
+    from storage.repositories.agents import AgentRepository
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session, session.begin():
+            agents = AgentRepository(session)
+            record = await agents.by_name(name.strip())
+            if record is None:
+                print(
+                    f"billbot: no login named {name!r} (see the console's agent list)",
+                    file=sys.stderr,
+                )
+                return 1
+            await agents.unlock(record.id)
+            await AuditRepository(session).record(
+                "unlock",
+                actor="system",
+                target=f"agent:{record.id}",
+                now=SystemClock().now(),
+                agent_id=record.id,
+            )
+    finally:
+        await engine.dispose()
+    print(f"Unlocked {record.name!r}: they can sign in again. / 已解锁，可以重新登录。")
     return 0

@@ -11,7 +11,10 @@ import asyncio
 import hashlib
 import secrets
 import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,10 +25,12 @@ from bot.handoff.queue import AgentView
 from storage.repositories.agents import AgentRecord, AgentRepository
 from storage.repositories.audit import AuditRepository
 
+T = TypeVar("T")
+
 SESSION_TTL = timedelta(hours=12)
 MAX_FAILURES = 5  # wrong passwords in a row before the account locks
 LOCK_FOR = timedelta(minutes=15)
-MIN_PASSWORD = 10
+MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # long enough for any passphrase, short enough not to be a hashing DoS
 MAX_NAME = 64
 ROLES = ("agent", "admin")
@@ -46,16 +51,23 @@ class AuthError(Exception):
 
 
 def _wrong_login() -> AuthError:
-    return AuthError(401, "用户名或密码不正确。", "Wrong name or password.")
+    """The one answer to an unknown name, a wrong password and a locked login alike (same
+    status, same words, same work), so the form tells nobody which names exist or are locked."""
+    return AuthError(
+        401,
+        "用户名或密码不正确；多次输错后账号会暂时锁定 15 分钟。请稍后再试，或请管理员帮忙解锁。",
+        "Wrong name or password; after several wrong tries a login locks for 15 minutes. Try"
+        " again later, or ask an admin to unlock it.",
+    )
 
 
 def _locked(minutes: int) -> AuthError:
-    return AuthError(
-        429,
-        f"密码错误次数过多，此账号已锁定，请 {minutes} 分钟后再试，或请管理员帮忙。",
-        f"Too many wrong passwords: this login is locked; try again in {minutes} min"
-        " or ask an admin.",
-    )
+    return _wrong_login()
+
+
+# Password hashing is slow on purpose: it runs in a small pool of its own, so a flood of
+# logins queues there instead of taking the threads the webhook's work needs.
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
 def hash_token(token: str) -> str:
@@ -67,8 +79,9 @@ def new_one_time_password() -> str:
 
 
 def clean_name(name: str) -> str:
-    """An agent name as stored: trimmed, NFC, printable, at most 64 characters."""
-    cleaned = unicodedata.normalize("NFC", name.strip())
+    """An agent name as stored: trimmed, NFKC, printable, at most 64 characters (names are
+    unique after NFKC and case folding: ＡＬＩＣＥ and alice are one login)."""
+    cleaned = unicodedata.normalize("NFKC", name.strip())
     if not cleaned or len(cleaned) > MAX_NAME:
         raise AuthError(
             422,
@@ -112,7 +125,7 @@ class AgentDirectory:
                 422, "角色只能是 agent 或 admin。", "The role must be 'agent' or 'admin'."
             )
         password = new_one_time_password()
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        password_hash = await self._in_pool(self._hasher.hash, password)
         async with self._sessions.begin() as session:
             record = await AgentRepository(session).create(
                 name, role, password_hash, self._clock.now()
@@ -141,6 +154,7 @@ class AgentDirectory:
             await self._audit("login_failed", None, "unknown name")
             raise _wrong_login()
         if locked is not None:
+            await self._verify(record.password_hash, password)  # the same work as any answer
             await self._audit("login_failed", record.id, "locked")
             raise locked
         if not await self._verify(record.password_hash, password):
@@ -149,7 +163,7 @@ class AgentDirectory:
             raise _wrong_login()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         rehash = self._needs_rehash(record.password_hash)
-        new_hash = await asyncio.to_thread(self._hasher.hash, password) if rehash else None
+        new_hash = await self._in_pool(self._hasher.hash, password) if rehash else None
         now = self._clock.now()
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
@@ -201,6 +215,16 @@ class AgentDirectory:
             raise AuthError(
                 422, "新密码不能与旧密码相同。", "The new password must differ from the old one."
             )
+        if len(set(new)) == 1:
+            raise AuthError(
+                422,
+                "新密码不能只由一个字符重复组成。",
+                "The new password cannot be one character repeated.",
+            )
+        if unicodedata.normalize("NFKC", new).casefold() == agent.name.casefold():
+            raise AuthError(
+                422, "新密码不能与账号名相同。", "The new password cannot be your name."
+            )
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
             record = await repo.get(agent.id)
@@ -212,7 +236,7 @@ class AgentDirectory:
         if len(old) > MAX_PASSWORD or not await self._verify(record.password_hash, old):
             await self._refuse_attempt(record.id, attempts)
             raise AuthError(422, "当前密码不正确。", "The current password is wrong.")
-        new_hash = await asyncio.to_thread(self._hasher.hash, new)
+        new_hash = await self._in_pool(self._hasher.hash, new)
         now = self._clock.now()
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
@@ -288,7 +312,11 @@ class AgentDirectory:
             except (VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        return await self._in_pool(check)
+
+    @staticmethod
+    async def _in_pool(work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(_HASHING, work, *args)
 
     def _needs_rehash(self, password_hash: str) -> bool:
         try:
@@ -298,5 +326,5 @@ class AgentDirectory:
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
+            self._dummy_hash = await self._in_pool(self._hasher.hash, secrets.token_urlsafe(16))
         return self._dummy_hash

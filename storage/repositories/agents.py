@@ -53,7 +53,14 @@ class AgentRepository:
         return None if row is None else _record(row)
 
     async def by_name(self, name: str) -> AgentRecord | None:
+        """The login of that name, compared after case folding (names are few)."""
         row = (await self._s.execute(select(Agent).where(Agent.name == name))).scalar_one_or_none()
+        if row is None:
+            folded = name.casefold()
+            row = next(
+                (a for a in await self._s.scalars(select(Agent)) if a.name.casefold() == folded),
+                None,
+            )
         return None if row is None else _record(row)
 
     async def list_all(self) -> list[AgentRecord]:
@@ -63,7 +70,10 @@ class AgentRepository:
     async def create(
         self, name: str, role: str, password_hash: str, now: datetime
     ) -> AgentRecord | None:
-        """A new login that must change its password; ``None`` if the name is taken."""
+        """A new login that must change its password; ``None`` if the name is taken (after
+        case folding)."""
+        if await self.by_name(name) is not None:
+            return None
         row = Agent(
             name=name,
             role=role,
@@ -100,6 +110,11 @@ class AgentRepository:
             )
         ).one()
         return int(row.failed_logins), row.locked_until
+
+    async def unlock(self, agent_id: int) -> None:
+        await self._s.execute(
+            update(Agent).where(Agent.id == agent_id).values(failed_logins=0, locked_until=None)
+        )
 
     async def lock(self, agent_id: int, until: datetime) -> None:
         await self._s.execute(update(Agent).where(Agent.id == agent_id).values(locked_until=until))
