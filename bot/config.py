@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from dotenv import dotenv_values
 
@@ -43,6 +44,9 @@ class Secret:
 
     def reveal(self) -> str:
         return self._value
+
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class VerifyMode(StrEnum):
@@ -166,14 +170,16 @@ class Settings:
         port_text = get("BILLBOT_PORT", "8080")
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise SettingsError(f"BILLBOT_PORT={port_text!r} is not a TCP port; use e.g. 8080")
-        mode_text = get("BILLBOT_VERIFY_MODE", VerifyMode.AMOUNT.value)
-        try:
-            mode = VerifyMode(mode_text)
-        except ValueError:
-            choices = " | ".join(m.value for m in VerifyMode)
-            raise SettingsError(
-                f"BILLBOT_VERIFY_MODE={mode_text!r} is not one of: {choices}"
-            ) from None
+
+        def choice(name: str, kind: type[E], default: E) -> E:
+            text = get(name, default.value).lower()
+            try:
+                return kind(text)
+            except ValueError:
+                choices = " | ".join(m.value for m in kind)
+                raise SettingsError(f"{name}={text!r} is not one of: {choices}") from None
+
+        mode = choice("BILLBOT_VERIFY_MODE", VerifyMode, VerifyMode.AMOUNT)
         keys = tuple(
             Secret(k.strip())
             for k in get("BILLBOT_SECRET_KEYS", DEMO_SECRET_KEY).split(",")
@@ -184,15 +190,9 @@ class Settings:
         aes_key = get("WECHAT_AES_KEY", DEMO_AES_KEY)
         if aes_key and len(aes_key) != 43:
             raise SettingsError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
-        mode_default = EncryptMode.SAFE.value if aes_key else EncryptMode.PLAIN.value
-        encrypt_text = get("WECHAT_ENCRYPT_MODE", mode_default).lower()
-        try:
-            encrypt_mode = EncryptMode(encrypt_text)
-        except ValueError:
-            choices = " | ".join(m.value for m in EncryptMode)
-            raise SettingsError(
-                f"WECHAT_ENCRYPT_MODE={encrypt_text!r} is not one of: {choices}"
-            ) from None
+        encrypt_mode = choice(
+            "WECHAT_ENCRYPT_MODE", EncryptMode, EncryptMode.SAFE if aes_key else EncryptMode.PLAIN
+        )
         if encrypt_mode is not EncryptMode.PLAIN and not aes_key:
             raise SettingsError(
                 f"WECHAT_ENCRYPT_MODE={encrypt_mode.value} needs WECHAT_AES_KEY (the"
@@ -226,14 +226,7 @@ class Settings:
             )
         if wecom["WECOM_AES_KEY"] and len(wecom["WECOM_AES_KEY"]) != 43:
             raise SettingsError("WECOM_AES_KEY must be the 43-character EncodingAESKey")
-        access_text = get("BILLBOT_ACCESS_LOG", AccessLog.ERRORS.value).lower()
-        try:
-            access_log = AccessLog(access_text)
-        except ValueError:
-            choices = " | ".join(m.value for m in AccessLog)
-            raise SettingsError(
-                f"BILLBOT_ACCESS_LOG={access_text!r} is not one of: {choices}"
-            ) from None
+        access_log = choice("BILLBOT_ACCESS_LOG", AccessLog, AccessLog.ERRORS)
         numbers: dict[str, int] = {}
         for name, default, least in (
             ("BILLBOT_ORDER_LOCK_MINUTES", "30", 1),

@@ -11,8 +11,8 @@ import logging
 
 from aiohttp import web
 
-from bot.channels.wechat_oa import MAX_BODY, ChannelError, OARequest
-from bot.handlers.webhook import read_capped
+from bot.channels.wechat_oa import ChannelError, OARequest
+from bot.handlers.webhook import read_capped, refused
 from bot.keys import CONTACT_WAYS, METRICS, WECOM
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,8 @@ async def receive_wecom(request: web.Request) -> web.Response:
     try:
         body = await read_capped(request)
         event = request.app[WECOM].parse(OARequest(query=request.query, body=body))
-    except web.HTTPRequestEntityTooLarge:
-        metrics.deliveries.labels("wecom", "rejected").inc()
-        metrics.rejected.labels("wecom", "too_large").inc()
-        log.warning("POST /wecom refused (413): body over %d bytes", MAX_BODY)
-        return web.Response(status=413, text=f"body over {MAX_BODY} bytes")
     except ChannelError as exc:
-        metrics.deliveries.labels("wecom", "rejected").inc()
-        metrics.rejected.labels("wecom", exc.kind).inc()
-        log.warning("POST /wecom refused (%s): %s", exc.status, exc.reason)
-        return web.Response(status=exc.status, text=exc.reason)
+        return refused(request, "wecom", exc)
     try:
         outcome = await request.app[CONTACT_WAYS].on_event(event)
     except Exception:
