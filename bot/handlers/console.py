@@ -47,8 +47,11 @@ PUBLIC = frozenset({("POST", "/api/login"), ("GET", "/api/openapi.json")})
 PASSWORD_GATE = frozenset({"/api/me", "/api/password", "/api/logout"})
 WS_HEARTBEAT = 30.0  # seconds; aiohttp pings and drops consoles that stop answering
 
-# which login each live feed belongs to, so logging out ends that login's feeds
-_FEED_LOGINS: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = weakref.WeakKeyDictionary()
+# which login (session token, agent) each live feed belongs to, so logging out or changing the
+# password ends the feeds of the sessions that ended with it
+_FEED_LOGINS: weakref.WeakKeyDictionary[web.WebSocketResponse, tuple[str, int]] = (
+    weakref.WeakKeyDictionary()
+)
 _ID = r"{id:\d{1,9}}"  # fits PostgreSQL integer ids; a longer one is no route (404)
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
@@ -379,10 +382,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     token = admission().token
     await _directory(request).logout(token)
-    sockets: set[web.WebSocketResponse] = request.app[CONSOLE_SOCKETS]
-    for ws in list(sockets):  # this login's live feeds end with it
-        if _FEED_LOGINS.get(ws) == token:
-            await ws.close(code=4401, message=b"session ended")
+    await _close_feeds(request, lambda login: login[0] == token)  # the feeds end with the login
     resp = json_ok({"ok": True})
     resp.del_cookie(
         COOKIE, path="/", secure=_cookie_secure(request), httponly=True, samesite="Strict"
@@ -397,10 +397,21 @@ async def me(request: web.Request) -> web.Response:
 async def change_password(request: web.Request) -> web.Response:
     body = await read_object(request)
     old, new = text_field(body, "old_password"), text_field(body, "new_password")
+    token, agent_id = admission().token, current_agent(request).id
     agent = await _directory(request).change_password(
-        current_agent(request), old, new, keep_session=admission().token
+        current_agent(request), old, new, keep_session=token
     )
+    # the agent's other sessions ended with the old password: so do their live feeds
+    await _close_feeds(request, lambda login: login[1] == agent_id and login[0] != token)
     return json_ok({"agent": agent, "csrf_token": admission().csrf})
+
+
+async def _close_feeds(request: web.Request, ended: Callable[[tuple[str, int]], bool]) -> None:
+    sockets: set[web.WebSocketResponse] = request.app[CONSOLE_SOCKETS]
+    for ws in list(sockets):
+        login = _FEED_LOGINS.get(ws)
+        if login is not None and ended(login):
+            await ws.close(code=4401, message=b"session ended")
 
 
 # -- the queue --------------------------------------------------------------------------------
@@ -492,7 +503,7 @@ async def live_events(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=API_MAX_BODY)
     await ws.prepare(request)
     sockets = request.app[CONSOLE_SOCKETS]
-    _FEED_LOGINS[ws] = admission().token
+    _FEED_LOGINS[ws] = (admission().token, current_agent(request).id)
     sockets.add(ws)
     agent_id = current_agent(request).id
     _service(request).console_opened(agent_id)

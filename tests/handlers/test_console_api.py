@@ -398,6 +398,26 @@ async def test_a_console_whose_session_ended_is_closed(
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
 
 
+async def test_a_password_change_ends_the_other_sessions_live_feeds_at_once(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    here = await ready_agent(api, browsers(), "alice")
+    elsewhere = browsers()
+    assert (await elsewhere.login("alice")).status == 200
+    async with (
+        elsewhere.http.ws_connect(elsewhere.url("/api/ws")) as theirs,
+        here.http.ws_connect(here.url("/api/ws")) as mine,
+    ):
+        changed = await here.post(
+            "/api/password", {"old_password": PASSWORD, "new_password": "another long password"}
+        )
+        assert changed.status == 200, await changed.text()
+        msg = await asyncio.wait_for(theirs.receive(), 5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
+        await mine.send_json({"type": "ping"})
+        assert await asyncio.wait_for(mine.receive_json(), 5) == {"type": "pong"}
+
+
 # -- the operator's report --------------------------------------------------------------------
 
 
