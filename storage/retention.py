@@ -11,6 +11,7 @@ from storage.models import ConsoleSession, Conversation
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.guards import OrderGuardRepository
+from storage.repositories.handoffs import HandoffRepository
 from storage.repositories.inbox import InboxRepository
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
@@ -35,6 +36,7 @@ async def purge_expired(
         keys = await InboxRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         cards = await CardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         await OrderGuardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
+        cancelled = await HandoffRepository(session).purge_cancelled(now - DELIVERY_KEYS_KEPT)
         await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
         logins = (
             await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
@@ -44,5 +46,6 @@ async def purge_expired(
         "messages": messages,
         "delivery_keys": keys,
         "cards": cards,
+        "cancelled_handoffs": cancelled,
         "console_sessions": int(logins),
     }

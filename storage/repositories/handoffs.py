@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,7 @@ from storage.records import HandoffRecord
 # Crockford-style alphabet: no 0/O or 1/I/L, so a reference read aloud over the phone survives.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 OPEN_STATUSES = ("waiting", "claimed", "waiting_customer")
+NEW_PER_HOUR = 3  # handoffs a conversation may open in an hour before cancelled ones are reused
 
 
 def new_ref() -> str:
@@ -42,10 +43,52 @@ class HandoffRepository:
         failures: int,
         priority: int = 0,
     ) -> HandoffRecord:
-        """Opens a handoff (or returns the one already open for this conversation)."""
+        """Opens a handoff (or returns the one already open for this conversation).
+
+        A customer who keeps asking and cancelling gets their latest cancelled handoff back
+        once they have opened ``NEW_PER_HOUR`` in the last hour, so the table cannot grow
+        without bound; they are still queued, at the back.
+        """
         existing = await self.open_for(conversation_id)
         if existing is not None:
             return existing
+        recent = list(
+            await self._s.scalars(
+                select(Handoff)
+                .where(
+                    Handoff.conversation_id == conversation_id,
+                    Handoff.created_at >= now - timedelta(hours=1),
+                )
+                .order_by(Handoff.id.desc())
+            )
+        )
+        cancelled = [h for h in recent if h.status == "cancelled"]
+        if len(recent) >= NEW_PER_HOUR and cancelled:
+            await self._s.execute(
+                update(Handoff)
+                .where(Handoff.id == cancelled[0].id)
+                .values(
+                    status="waiting",
+                    reason=reason,
+                    priority=priority,
+                    order_tail=order_tail,
+                    amount_confirmed=amount_confirmed,
+                    failures=failures,
+                    created_at=now,
+                    closed_at=None,
+                    claimed_by=None,
+                    claimed_at=None,
+                    lease_until=None,
+                    dropped_by=None,
+                    first_response_at=None,
+                    resolved_at=None,
+                    notified_position=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            reopened = await self.open_for(conversation_id)
+            assert reopened is not None
+            return reopened
         for _ in range(5):
             row = Handoff(
                 ref=new_ref(),
@@ -101,6 +144,13 @@ class HandoffRepository:
             .where(Handoff.conversation_id == conversation_id, Handoff.status.in_(OPEN_STATUSES))
             .values(status=status, closed_at=now)
         )
+
+    async def purge_cancelled(self, before: datetime) -> int:
+        """Cancelled handoffs closed before ``before`` are deleted (retention)."""
+        result = await self._s.execute(
+            delete(Handoff).where(Handoff.status == "cancelled", Handoff.closed_at < before)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def count_waiting(self) -> int:
         """Handoffs waiting for an agent (not yet claimed)."""
