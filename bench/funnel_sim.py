@@ -48,6 +48,8 @@ CORP_ID, CORP_SECRET = "wwsimulation0001", "simulation-contact-secret"
 WECOM_TOKEN, WECOM_AES_KEY = "simulationtoken", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 MEMBER = "wangxm"
 ORDER, AMOUNT = "DD20250503123456", "128.5"
+# Guessers try another demo order: three failed checks lock an order for everyone (30 min).
+GUESSED = "2025050322001456781234567890"
 CARD = re.compile(r"https?://[^/\s]+(/card/[A-Za-z0-9_.-]+)")
 
 # (behaviour, weight): what each simulated customer does
@@ -99,7 +101,8 @@ class Simulation:
             if behaviour == "declines":
                 await say("不同意")
             return
-        await say(ORDER if behaviour != "unknown_order_three_times" else "你好")
+        first = {"unknown_order_three_times": "你好", "wrong_amount_three_times": GUESSED}
+        await say(first.get(behaviour, ORDER))
         await say("同意")
         if behaviour == "silent_after_consent":
             return
@@ -132,9 +135,7 @@ class Simulation:
         from storage.models import Card
 
         async with self.client.app[SESSIONS]() as s:
-            state = await s.scalar(
-                select(Card.state).where(Card.journey.is_not(None)).order_by(Card.id.desc())
-            )
+            state = await s.scalar(select(Card.state).order_by(Card.id.desc()).limit(1))
         external = f"wmSim{n:06d}"
         self.clock.advance(timedelta(seconds=random.randint(10, 90)))
         await self.wecom_event("add_external_contact", external, state)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import weakref
 from collections.abc import Awaitable
 from datetime import timedelta, timezone
 from typing import TypeVar
@@ -60,7 +61,8 @@ class ContactWays:
         self._clock = clock
         self._api = api  # None when WeCom is off
         self._metrics = metrics
-        self._making: dict[int, asyncio.Lock] = {}
+        # one lock per card while someone holds or awaits it (then it goes by itself)
+        self._making: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def enabled(self) -> bool:
@@ -93,15 +95,12 @@ class ContactWays:
             return None
         lock = self._making.setdefault(card_id, asyncio.Lock())
         async with lock:  # one contact way per card, however many times the page loads
-            try:
-                card = await self._card(card_id)
-                if card is None or card.added_at is not None:
-                    return None
-                if card.expires_at <= self._clock.now():
-                    return None
-                qr_code = card.qr_code or await self._make_way(card, wecom_userid)
-            finally:
-                self._making.pop(card_id, None)
+            card = await self._card(card_id)
+            if card is None or card.added_at is not None:
+                return None
+            if card.expires_at <= self._clock.now():
+                return None
+            qr_code = card.qr_code or await self._make_way(card, wecom_userid)
         if qr_code is None:
             return None
         return await self._call("fetch QR image", self._api.fetch_image(qr_code))

@@ -61,10 +61,6 @@ def _wrong_login() -> AuthError:
     )
 
 
-def _locked(minutes: int) -> AuthError:
-    return _wrong_login()
-
-
 # Password hashing is slow on purpose: it runs in a small pool of its own, so a flood of
 # logins queues there instead of taking the threads the webhook's work needs.
 _HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
@@ -272,7 +268,7 @@ class AgentDirectory:
             locked_until = now + LOCK_FOR
             await repo.lock(record.id, locked_until)
         if locked_until is not None:
-            return attempts, _locked(self._minutes(locked_until - now))
+            return attempts, _wrong_login()
         return attempts, None
 
     async def _refuse_attempt(self, agent_id: int, attempts: int) -> None:
@@ -289,7 +285,7 @@ class AgentDirectory:
                     now=now,
                     agent_id=agent_id,
                 )
-            raise _locked(self._minutes(LOCK_FOR))
+            raise _wrong_login()
 
     async def _audit(self, action: str, agent_id: int | None, reason: str) -> None:
         async with self._sessions.begin() as session:
@@ -300,10 +296,6 @@ class AgentDirectory:
                 now=self._clock.now(),
                 agent_id=agent_id,
             )
-
-    @staticmethod
-    def _minutes(left: timedelta) -> int:
-        return max(1, -(-int(left.total_seconds()) // 60))
 
     async def _verify(self, password_hash: str, password: str) -> bool:
         def check() -> bool:

@@ -311,3 +311,12 @@ async def test_hostile_bodies_are_refused_with_4xx(wecom: WeCom) -> None:
     unsigned = await wecom.client.post("/wecom", data=body)
     assert unsigned.status == 403
     assert (await wecom.client.get("/healthz")).status == 200
+
+
+async def test_a_card_opened_many_times_at_once_gets_one_contact_way(wecom: WeCom) -> None:
+    import asyncio
+
+    _, page = await wecom.card_for()
+    answers = await asyncio.gather(*(wecom.client.get(f"{page}/qr.png") for _ in range(5)))
+    assert [a.status for a in answers] == [200] * 5
+    assert len(wecom.fake.contact_ways) == 1 and wecom.fake.requests["add_way"] == 1
