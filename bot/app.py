@@ -24,8 +24,14 @@ from bot.contact_ways import ContactWays
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.late import DEADLINE_SECONDS, LateReplies
 from bot.flows.base import Limits, OrderLookup
-from bot.handlers.card import CardContact, card_routes
-from bot.handlers.console import close_console_sockets, console_api, console_routes
+from bot.handlers.bodies import BODY_SECONDS, CUT_OFF
+from bot.handlers.card import QR_IMAGES_PER_MINUTE, CardContact, card_routes
+from bot.handlers.console import (
+    LOGINS_PER_MINUTE,
+    close_console_sockets,
+    console_api,
+    console_routes,
+)
 from bot.handlers.health import health_routes
 from bot.handlers.reports import report_routes
 from bot.handlers.webhook import receive_wechat, verify_wechat_url
@@ -35,6 +41,7 @@ from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import API_BOT, HandoffService
 from bot.keys import (
     AGENTS,
+    BODY_DEADLINE,
     CLOCK,
     CONSOLE_SOCKETS,
     CONTACT_WAYS,
@@ -44,8 +51,10 @@ from bot.keys import (
     HANDOFFS,
     HTTP,
     LATE_REPLIES,
+    LOGIN_THROTTLE,
     METRICS,
     OFFICIAL_ACCOUNT,
+    QR_THROTTLE,
     SESSIONS,
     SETTINGS,
     WECOM,
@@ -53,6 +62,7 @@ from bot.keys import (
 from bot.metrics import Metrics
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
+from bot.throttle import AddressThrottle
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.records import FunnelStep
@@ -75,9 +85,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unexpected failures are logged with their traceback and answered with plain words."""
+    """Unexpected failures are logged with their traceback and answered with plain words; a
+    connection whose body was cut off is closed after the answer."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except web.HTTPException:
         raise
     except Exception:
@@ -85,6 +96,15 @@ async def no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRes
         return web.Response(
             status=503, text="服务暂时不可用，请稍后再试。/ Temporarily unavailable, please retry."
         )
+    if request.get(CUT_OFF):
+        # Answer, then hang up at once: aiohttp would otherwise keep reading the rest of a
+        # trickling body for another ten seconds before closing.
+        response.force_close()
+        with contextlib.suppress(ConnectionError):  # unless the client already hung up
+            await response.prepare(request)
+            await response.write_eof()
+        request.protocol.force_close()
+    return response
 
 
 class DatabaseContacts:
@@ -239,6 +259,7 @@ def create_app(
     *,
     background_jobs: bool = False,
     reply_deadline: float = DEADLINE_SECONDS,
+    body_deadline: float = BODY_SECONDS,
     orders: OrderLookup | None = None,
 ) -> web.Application:
     """The whole server. ``orders`` replaces the local orders table as the order source."""
@@ -249,6 +270,9 @@ def create_app(
     app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, app[CLOCK])
     app[EVENTS] = EventBus()
     app[LATE_REPLIES] = LateReplies(reply_deadline)
+    app[BODY_DEADLINE] = body_deadline
+    app[LOGIN_THROTTLE] = AddressThrottle(LOGINS_PER_MINUTE, timedelta(minutes=1), app[CLOCK])
+    app[QR_THROTTLE] = AddressThrottle(QR_IMAGES_PER_MINUTE, timedelta(minutes=1), app[CLOCK])
     app[CONSOLE_SOCKETS] = set()
     app.on_shutdown.append(close_console_sockets)
     app.cleanup_ctx.append(functools.partial(database, orders=orders))
@@ -264,7 +288,7 @@ def create_app(
             web.get("/wechat", verify_wechat_url),
             web.post("/wechat", receive_wechat),
             *health_routes(),
-            *card_routes(app_signer(app), DatabaseContacts(app)),
+            *card_routes(app_signer(app), DatabaseContacts(app), app[QR_THROTTLE]),
             *console_routes(),
             *report_routes(),
         ]

@@ -608,15 +608,20 @@ async def unlock_agent(settings: Settings, name: str) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            await agents.unlock(record.id)
+            now = SystemClock().now()
+            locked = await agents.unlock(record.id, now)
             await AuditRepository(session).record(
                 "unlock",
                 actor="system",
                 target=f"agent:{record.id}",
-                now=SystemClock().now(),
+                reason=f"{locked} address(es) locked out",
+                now=now,
                 agent_id=record.id,
             )
     finally:
         await engine.dispose()
-    print(f"Unlocked {record.name!r}: they can sign in again. / 已解锁，可以重新登录。")
+    print(
+        f"Unlocked {record.name!r} ({locked} address(es) were locked out): they can sign in"
+        f" again. / 已解锁（{locked} 个地址曾被锁定），可以重新登录。"
+    )
     return 0

@@ -47,6 +47,7 @@ class Secret:
 
 
 E = TypeVar("E", bound=StrEnum)
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class VerifyMode(StrEnum):
@@ -151,6 +152,8 @@ class Settings:
     access_log: AccessLog = AccessLog.ERRORS
     order_lock_minutes: int = 30
     cards_per_day: int = 10
+    # reverse proxies whose X-Forwarded-For names the client (login lockouts, rate limits)
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @property
     def wecom_enabled(self) -> bool:
@@ -236,6 +239,17 @@ class Settings:
             if not text.isdigit() or int(text) < least:
                 raise SettingsError(f"{name}={text!r}: give a whole number, at least {least}")
             numbers[name] = int(text)
+        proxies: list[IPNetwork] = []
+        for text in get("BILLBOT_TRUSTED_PROXIES", "").split(","):
+            if not text.strip():
+                continue
+            try:
+                proxies.append(ipaddress.ip_network(text.strip(), strict=False))
+            except ValueError:
+                raise SettingsError(
+                    f"BILLBOT_TRUSTED_PROXIES: {text.strip()!r} is not an address or network;"
+                    " give e.g. 127.0.0.1,10.0.0.0/8"
+                ) from None
         host = get("BILLBOT_HOST", "127.0.0.1")
         port = int(port_text)
         return cls(
@@ -265,6 +279,7 @@ class Settings:
             access_log=access_log,
             order_lock_minutes=numbers["BILLBOT_ORDER_LOCK_MINUTES"],
             cards_per_day=numbers["BILLBOT_CARDS_PER_DAY"],
+            trusted_proxies=tuple(proxies),
         )
 
     def public_demo_secrets(self) -> list[str]:

@@ -17,6 +17,7 @@ from bot.engine.late import LateReplies
 from bot.handoff.events import EventBus
 from bot.handoff.queue import HandoffService
 from bot.metrics import Metrics
+from bot.throttle import AddressThrottle
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -33,3 +34,6 @@ CONSOLE_SOCKETS = web.AppKey("console_sockets", set[web.WebSocketResponse])
 LATE_REPLIES = web.AppKey("late_replies", LateReplies)
 CONTACT_WAYS = web.AppKey("contact_ways", ContactWays)  # WeCom contact ways on cards
 WECOM = web.AppKey("wecom", WeComCallback)  # the /wecom callback, when WeCom is on
+BODY_DEADLINE = web.AppKey("body_deadline", float)  # seconds a request body may take
+LOGIN_THROTTLE = web.AppKey("login_throttle", AddressThrottle)  # /api/login per address
+QR_THROTTLE = web.AppKey("qr_throttle", AddressThrottle)  # card QR images per address

@@ -289,10 +289,26 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(16), default="agent")
     password_hash: Mapped[str] = mapped_column(String(255))
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class LoginGuard(Base):
+    """Wrong passwords for one login from one client address: five lock that pair a while.
+
+    Per address, so somebody guessing from elsewhere cannot keep the agent locked out; the
+    address is kept as an HMAC blind index, never in clear.
+    """
+
+    __tablename__ = "login_guards"
+
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime]
 
 
 class ConsoleSession(Base):

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import ConsoleSession, Conversation
+from storage.repositories.agents import AgentRepository
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.guards import OrderGuardRepository
@@ -36,6 +37,7 @@ async def purge_expired(
         keys = await InboxRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         cards = await CardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         await OrderGuardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
+        await AgentRepository(session).purge_guards_before(now - DELIVERY_KEYS_KEPT)
         cancelled = await HandoffRepository(session).purge_cancelled(now - DELIVERY_KEYS_KEPT)
         await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
         logins = (

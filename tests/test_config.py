@@ -38,6 +38,7 @@ def test_values_are_read_and_secrets_hidden() -> None:
         ("BILLBOT_VERIFY_MODE", "face", "amount"),
         ("BILLBOT_SECRET_KEYS", "short", "16"),
         ("WECHAT_AES_KEY", "abc", "43"),
+        ("BILLBOT_TRUSTED_PROXIES", "10.0.0.1,nginx", "nginx"),
     ],
 )
 def test_bad_values_say_what_to_fix(name: str, value: str, mentions: str) -> None:

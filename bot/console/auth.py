@@ -1,8 +1,10 @@
-"""Console logins: argon2id passwords, per-account lockout, and browser sessions.
+"""Console logins: argon2id passwords, lockout per login and client address, browser sessions.
 
 A session token lives only in the agent's cookie; the database keeps its SHA-256, so a leaked
 table opens no browser. Unknown names and wrong passwords get the same answer after the same
-work (a dummy hash is verified), so the login form does not tell which names exist.
+work (a dummy hash is verified), so the login form does not tell which names exist. Five
+wrong passwords lock the login *from that address* for 15 minutes: somebody guessing from
+elsewhere cannot keep the agent out of their own desk.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from storage.repositories.audit import AuditRepository
 T = TypeVar("T")
 
 SESSION_TTL = timedelta(hours=12)
-MAX_FAILURES = 5  # wrong passwords in a row before the account locks
+MAX_FAILURES = 5  # wrong passwords in a row from one address before the login locks there
 LOCK_FOR = timedelta(minutes=15)
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # long enough for any passphrase, short enough not to be a hashing DoS
@@ -132,8 +134,13 @@ class AgentDirectory:
             )
         return view_of(record), password
 
-    async def login(self, name: str, password: str) -> tuple[str, str, AgentView]:
-        """A new session: ``(session token, CSRF token, agent)``; AuthError 401 or 429."""
+    async def login(
+        self, name: str, password: str, address: str = "-"
+    ) -> tuple[str, str, AgentView]:
+        """A new session: ``(session token, CSRF token, agent)``; AuthError 401 otherwise.
+
+        ``address`` is the client's (see ``bot.handlers.clients``): lockouts are per address.
+        """
         try:
             name = clean_name(name)
         except AuthError:
@@ -144,7 +151,9 @@ class AgentDirectory:
             repo = AgentRepository(session)
             record = await repo.by_name(name) if name else None
             # Counted before the (slow) check, so parallel guesses cannot pass the limit.
-            attempts, locked = await self._count_attempt(repo, record) if record else (0, None)
+            attempts, locked = (
+                await self._count_attempt(repo, record, address) if record else (0, None)
+            )
         if record is None:
             await self._verify(await self._dummy(), password)
             await self._audit("login_failed", None, "unknown name")
@@ -155,7 +164,7 @@ class AgentDirectory:
             raise locked
         if not await self._verify(record.password_hash, password):
             await self._audit("login_failed", record.id, "wrong password")
-            await self._refuse_attempt(record.id, attempts)
+            await self._refuse_attempt(record.id, address, attempts)
             raise _wrong_login()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         rehash = self._needs_rehash(record.password_hash)
@@ -163,7 +172,7 @@ class AgentDirectory:
         now = self._clock.now()
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
-            await repo.login_succeeded(record.id, now)
+            await repo.login_succeeded(record.id, address, now)
             if new_hash is not None:
                 await repo.set_password(
                     record.id, new_hash, must_change=record.must_change_password
@@ -194,7 +203,13 @@ class AgentDirectory:
         return view_of(record), csrf
 
     async def change_password(
-        self, agent: AgentView, old: str, new: str, *, keep_session: str | None = None
+        self,
+        agent: AgentView,
+        old: str,
+        new: str,
+        *,
+        keep_session: str | None = None,
+        address: str = "-",
     ) -> AgentView:
         """Sets a new password (clears must_change_password) and ends the agent's other sessions.
 
@@ -226,17 +241,17 @@ class AgentDirectory:
             record = await repo.get(agent.id)
             if record is None:
                 raise AuthError(401, "请重新登录。", "Please log in again.")
-            attempts, locked = await self._count_attempt(repo, record)
+            attempts, locked = await self._count_attempt(repo, record, address)
         if locked is not None:
             raise locked
         if len(old) > MAX_PASSWORD or not await self._verify(record.password_hash, old):
-            await self._refuse_attempt(record.id, attempts)
+            await self._refuse_attempt(record.id, address, attempts)
             raise AuthError(422, "当前密码不正确。", "The current password is wrong.")
         new_hash = await self._in_pool(self._hasher.hash, new)
         now = self._clock.now()
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
-            await repo.login_succeeded(record.id, now)
+            await repo.login_succeeded(record.id, address, now)
             await repo.set_password(record.id, new_hash, must_change=False)
             keep = hash_token(keep_session) if keep_session else None
             await repo.delete_sessions(record.id, keep=keep)
@@ -256,32 +271,33 @@ class AgentDirectory:
             await AgentRepository(session).touch(agent_id, self._clock.now())
 
     async def _count_attempt(
-        self, repo: AgentRepository, record: AgentRecord
+        self, repo: AgentRepository, record: AgentRecord, address: str
     ) -> tuple[int, AuthError | None]:
-        """Counts an attempt; with the 429 to answer if the account is (or now becomes) locked.
+        """Counts an attempt; with the refusal to answer if the login is (or now becomes)
+        locked from this address.
 
         The refusal is returned, not raised, so the transaction still commits the count.
         """
         now = self._clock.now()
-        attempts, locked_until = await repo.count_attempt(record.id, now)
+        attempts, locked_until = await repo.count_attempt(record.id, address, now)
         if locked_until is None and attempts > MAX_FAILURES:  # parallel guesses got here
             locked_until = now + LOCK_FOR
-            await repo.lock(record.id, locked_until)
+            await repo.lock(record.id, address, locked_until)
         if locked_until is not None:
             return attempts, _wrong_login()
         return attempts, None
 
-    async def _refuse_attempt(self, agent_id: int, attempts: int) -> None:
-        """After a wrong password: the last allowed one locks the account (AuthError 429)."""
+    async def _refuse_attempt(self, agent_id: int, address: str, attempts: int) -> None:
+        """After a wrong password: the last allowed one locks the login from that address."""
         if attempts >= MAX_FAILURES:
             now = self._clock.now()
             async with self._sessions.begin() as session:
-                await AgentRepository(session).lock(agent_id, now + LOCK_FOR)
+                await AgentRepository(session).lock(agent_id, address, now + LOCK_FOR)
                 await AuditRepository(session).record(
                     "lockout",
                     actor="system",
                     target=f"agent:{agent_id}",
-                    reason=f"{attempts} wrong passwords",
+                    reason=f"{attempts} wrong passwords from one address",
                     now=now,
                     agent_id=agent_id,
                 )

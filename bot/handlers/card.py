@@ -18,6 +18,7 @@ from typing import Protocol
 import jinja2
 from aiohttp import web
 
+from bot.handlers.clients import client_address
 from bot.privacy.card_links import (
     CARD_FIELD,
     CONTACT_FIELD,
@@ -29,6 +30,7 @@ from bot.privacy.card_links import (
 from bot.privacy.links import EXPIRY_FIELD, LinkExpired, LinkPayload, LinkSigner, LinkTampered
 from bot.privacy.masking import mask_wechat_id
 from bot.privacy.watermark import render_qr_png, watermark_png
+from bot.throttle import AddressThrottle
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class CardContact:
 # A qr_url ending like this is a picture of a QR code (fetched and watermarked); any other
 # link is what a QR code holds (drawn here).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
+# A customer opens a card or two; a page reload asks again. More than this from one address
+# is somebody making us fetch and draw images (and call WeCom) for nothing.
+QR_IMAGES_PER_MINUTE = 30
 
 
 class ContactSource(Protocol):
@@ -79,10 +84,12 @@ class ContactSource(Protocol):
 def card_routes(
     signer: LinkSigner,
     contacts: ContactSource,
+    throttle: AddressThrottle,
     templates_dir: Path | None = None,
 ) -> list[web.RouteDef]:
-    """``GET /card/{token}`` (the page) and ``GET /card/{token}/qr.png`` (its QR code)."""
-    pages = _CardPages(signer, contacts, templates_dir or DEFAULT_TEMPLATES_DIR)
+    """``GET /card/{token}`` (the page) and ``GET /card/{token}/qr.png`` (its QR code, at most
+    ``throttle`` allows per client address: each one may cost a WeChat or WeCom call)."""
+    pages = _CardPages(signer, contacts, throttle, templates_dir or DEFAULT_TEMPLATES_DIR)
     return [
         web.get("/card/{token}", pages.page),
         web.get("/card/{token}/qr.png", pages.qr_png),
@@ -129,6 +136,13 @@ _NO_QR = _ErrorView(
     "请回到微信对话告诉我们，我们会为你转接人工客服。",
     "Go back to the WeChat chat and tell us; we will connect you with a person.",
 )
+_TOO_MANY = _ErrorView(
+    429,
+    "请求太频繁",
+    "Too many requests",
+    "请稍等一分钟再刷新页面。",
+    "Please wait a minute, then reload the page.",
+)
 _QR_UNAVAILABLE = _ErrorView(
     503,
     "二维码暂时无法生成",
@@ -160,10 +174,12 @@ class _CardPages:
         self,
         signer: LinkSigner,
         contacts: ContactSource,
+        throttle: AddressThrottle,
         templates_dir: Path,
     ) -> None:
         self._signer = signer
         self._contacts = contacts
+        self._throttle = throttle
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(templates_dir),
             autoescape=True,
@@ -198,6 +214,11 @@ class _CardPages:
         return self._html(200, card=card, error=None, watermark=watermark)
 
     async def qr_png(self, request: web.Request) -> web.Response:
+        wait = self._throttle.retry_after(client_address(request))
+        if wait is not None:
+            response = self._error(_TOO_MANY)
+            response.headers["Retry-After"] = str(wait)
+            return response
         try:
             payload, contact = await self._resolve(request.match_info["token"])
         except _Refused as refused:

@@ -31,9 +31,11 @@ from aiohttp import WSMsgType, web
 from bot.console import STATIC_DIR, TEMPLATES_DIR
 from bot.console.auth import SESSION_TTL, AgentDirectory, AuthError
 from bot.console.openapi import openapi_document
+from bot.handlers.bodies import BodyError, read_body
+from bot.handlers.clients import client_address
 from bot.handoff.events import Event
 from bot.handoff.queue import AgentView, HandoffError, HandoffService
-from bot.keys import AGENTS, CONSOLE_SOCKETS, EVENTS, HANDOFFS, SETTINGS
+from bot.keys import AGENTS, CONSOLE_SOCKETS, EVENTS, HANDOFFS, LOGIN_THROTTLE, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ COOKIE = "billbot_session"
 CSRF_HEADER = "X-CSRF-Token"
 API_PREFIX = "/api/"
 API_MAX_BODY = 64 * 1024
+# Login attempts a minute from one client address, whatever the name: an office behind one
+# address logs in at nine; a guesser spread over many names is slowed down.
+LOGINS_PER_MINUTE = 20
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC = frozenset({("POST", "/api/login"), ("GET", "/api/openapi.json")})
 # All an agent holding a one-time password may do: see who they are, change it, or leave.
@@ -112,6 +117,17 @@ _BAD_JSON = (
     "请求内容不是有效的 JSON 对象。",
     "The request body is not a valid JSON object.",
 )
+_TOO_MANY_LOGINS = (
+    "登录尝试太频繁，请一分钟后再试。",
+    "Too many login attempts from here; try again in a minute.",
+)
+_BODY_WORDS: Mapping[int, tuple[str, str]] = {
+    408: (
+        "请求内容发送太慢，连接已断开。请重试。",
+        "The request body came too slowly; please retry.",
+    ),
+    413: ("请求内容太大。", "The request body is too large."),
+}
 _HTTP_WORDS: Mapping[int, tuple[str, str]] = {
     400: ("请求格式不正确。", "The request is malformed."),
     404: ("没有这个接口或对象。", "No such endpoint or object."),
@@ -278,23 +294,26 @@ def json_ok(payload: object, status: int = 200) -> web.Response:
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; 400 with plain words for anything else."""
-    if request.content_length is not None and request.content_length > API_MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=API_MAX_BODY, actual_size=request.content_length
-        )
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > API_MAX_BODY:
-            raise web.HTTPRequestEntityTooLarge(max_size=API_MAX_BODY, actual_size=len(body))
+    """The body as a JSON object; a 4xx with plain words for anything else."""
     try:
-        parsed = json.loads(bytes(body).decode("utf-8"))
-    except ValueError:
-        raise ApiError(400, *_BAD_JSON) from None
-    if not isinstance(parsed, dict):
+        raw = await read_body(request, API_MAX_BODY)
+    except BodyError as exc:
+        log.warning("%s %s refused (%s): %s", request.method, request.path, exc.status, exc.reason)
+        raise ApiError(exc.status, *_BODY_WORDS.get(exc.status, _BAD_JSON)) from None
+    parsed = json_object(raw)
+    if parsed is None:
         raise ApiError(400, *_BAD_JSON)
     return parsed
+
+
+def json_object(raw: bytes | str) -> dict[str, Any] | None:
+    """``raw`` parsed as a JSON object, or None: not UTF-8, not JSON, not an object, or nested
+    too deeply for the parser (64 KiB of ``[`` is a RecursionError, not a ValueError)."""
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def text_field(body: Mapping[str, Any], name: str) -> str:
@@ -363,9 +382,16 @@ def _cookie_secure(request: web.Request) -> bool:
 
 
 async def login(request: web.Request) -> web.Response:
+    address = client_address(request)
+    wait = request.app[LOGIN_THROTTLE].retry_after(address)
+    if wait is not None:
+        log.warning("console login: too many attempts from one address; refused for %d s", wait)
+        response = error_response(429, *_TOO_MANY_LOGINS)
+        response.headers["Retry-After"] = str(wait)
+        return response
     body = await read_object(request)
     name, password = text_field(body, "name"), text_field(body, "password")
-    token, csrf, agent = await _directory(request).login(name, password)
+    token, csrf, agent = await _directory(request).login(name, password, address)
     resp = json_ok({"agent": agent, "csrf_token": csrf})
     resp.set_cookie(
         COOKIE,
@@ -399,7 +425,7 @@ async def change_password(request: web.Request) -> web.Response:
     old, new = text_field(body, "old_password"), text_field(body, "new_password")
     token, agent_id = admission().token, current_agent(request).id
     agent = await _directory(request).change_password(
-        current_agent(request), old, new, keep_session=token
+        current_agent(request), old, new, keep_session=token, address=client_address(request)
     )
     # the agent's other sessions ended with the old password: so do their live feeds
     await _close_feeds(request, lambda login: login[1] == agent_id and login[0] != token)
@@ -539,11 +565,8 @@ async def _answer(request: web.Request, ws: web.WebSocketResponse) -> None:
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
             continue
-        try:
-            frame = json.loads(msg.data)
-        except ValueError:
-            continue
-        if not isinstance(frame, dict) or frame.get("type") != "ping":
+        frame = json_object(msg.data)
+        if frame is None or frame.get("type") != "ping":
             continue
         if await _directory(request).session(admission().token, touch=True) is None:
             await ws.close(code=4401, message=b"session ended")

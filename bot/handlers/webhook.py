@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.channels.wechat_oa import MAX_BODY, ChannelError, OARequest
 from bot.engine.understanding import detect_language
+from bot.handlers.bodies import BodyError, read_body
 from bot.keys import CLOCK, DISPATCHER, LATE_REPLIES, METRICS, OFFICIAL_ACCOUNT, SESSIONS
 from bot.texts import Texts, as_lang
 from storage.repositories import InboxRepository
@@ -22,18 +23,11 @@ log = logging.getLogger(__name__)
 
 
 async def read_capped(request: web.Request, limit: int = MAX_BODY) -> bytes:
-    """The body; a ChannelError 413 as soon as it is known to be over ``limit``."""
-    too_large = ChannelError(413, f"body over {limit} bytes", "too_large")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():  # a body may arrive in several pieces
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body; a ChannelError if it is too large, too slow or abandoned half way."""
+    try:
+        return await read_body(request, limit)
+    except BodyError as exc:
+        raise ChannelError(exc.status, exc.reason, exc.kind) from None
 
 
 def refused(request: web.Request, channel: str, exc: ChannelError) -> web.Response:

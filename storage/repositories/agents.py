@@ -1,8 +1,8 @@
 """Console logins and their browser sessions: password hashes, lockouts, session token hashes.
 
-Password attempts are counted with a single UPDATE that also ends a lapsed lock, and the count
-is read back in the same transaction, so concurrent guesses cannot slip past the limit: on
-SQLite writers are serialised, on PostgreSQL the row lock orders them.
+Password attempts are counted per login and client address in the row of that pair, locked
+for update and read back in the same transaction, so concurrent guesses cannot slip past the
+limit: on SQLite writers are serialised, on PostgreSQL the row lock orders them.
 """
 
 from __future__ import annotations
@@ -10,11 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Agent, ConsoleSession
+from storage.crypto import keyring
+from storage.db import dialect_insert
+from storage.models import Agent, ConsoleSession, LoginGuard
+
+
+def source_key(address: str) -> str:
+    """A client address as the guards keep it: an HMAC blind index, not the address."""
+    return keyring().index(f"login-source\x00{address}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +31,6 @@ class AgentRecord:
     role: str
     password_hash: str
     must_change_password: bool
-    failed_logins: int
-    locked_until: datetime | None
     last_seen_at: datetime | None
     created_at: datetime
 
@@ -37,8 +42,6 @@ def _record(row: Agent) -> AgentRecord:
         role=row.role,
         password_hash=row.password_hash,
         must_change_password=row.must_change_password,
-        failed_logins=row.failed_logins,
-        locked_until=row.locked_until,
         last_seen_at=row.last_seen_at,
         created_at=row.created_at,
     )
@@ -79,7 +82,6 @@ class AgentRepository:
             role=role,
             password_hash=password_hash,
             must_change_password=True,
-            failed_logins=0,
             created_at=now,
         )
         try:
@@ -89,42 +91,76 @@ class AgentRepository:
             return None
         return _record(row)
 
-    async def count_attempt(self, agent_id: int, now: datetime) -> tuple[int, datetime | None]:
-        """Counts one more password attempt (a failure until proven otherwise).
+    async def count_attempt(
+        self, agent_id: int, address: str, now: datetime
+    ) -> tuple[int, datetime | None]:
+        """Counts one more password attempt for the login from ``address`` (a failure until
+        proven otherwise).
 
         Returns the new count and the end of a lock still in force. A lock that has lapsed is
         lifted here and the count starts again from one.
         """
-        lapsed = and_(Agent.locked_until.is_not(None), Agent.locked_until <= now)
+        source = source_key(address)
         await self._s.execute(
-            update(Agent)
-            .where(Agent.id == agent_id)
-            .values(
-                failed_logins=case((lapsed, 1), else_=Agent.failed_logins + 1),
-                locked_until=case((lapsed, None), else_=Agent.locked_until),
+            dialect_insert(self._s, LoginGuard)
+            .values(agent_id=agent_id, source=source, failures=0, last_attempt_at=now)
+            .on_conflict_do_nothing(index_elements=["agent_id", "source"])
+        )
+        guard = await self._s.scalar(
+            select(LoginGuard)
+            .where(LoginGuard.agent_id == agent_id, LoginGuard.source == source)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert guard is not None
+        if guard.locked_until is not None and guard.locked_until <= now:
+            guard.failures, guard.locked_until = 0, None
+        guard.failures += 1
+        guard.last_attempt_at = now
+        await self._s.flush()
+        return guard.failures, guard.locked_until
+
+    async def lock(self, agent_id: int, address: str, until: datetime) -> None:
+        await self._s.execute(
+            update(LoginGuard)
+            .where(LoginGuard.agent_id == agent_id, LoginGuard.source == source_key(address))
+            .values(locked_until=until)
+        )
+
+    async def unlock(self, agent_id: int, now: datetime) -> int:
+        """Lifts every lock on the login and forgets its wrong tries, from every address;
+        returns how many addresses were locked out."""
+        locked = await self.locked_addresses(agent_id, now)
+        await self._s.execute(delete(LoginGuard).where(LoginGuard.agent_id == agent_id))
+        return locked
+
+    async def locked_addresses(self, agent_id: int, now: datetime) -> int:
+        """How many client addresses are locked out of the login now."""
+        count = await self._s.scalar(
+            select(func.count())
+            .select_from(LoginGuard)
+            .where(LoginGuard.agent_id == agent_id, LoginGuard.locked_until > now)
+        )
+        return int(count or 0)
+
+    async def purge_guards_before(self, cutoff: datetime) -> int:
+        """Forgets attempts older than ``cutoff`` whose lock (if any) has ended by then."""
+        result = await self._s.execute(
+            delete(LoginGuard).where(
+                LoginGuard.last_attempt_at < cutoff,
+                or_(LoginGuard.locked_until.is_(None), LoginGuard.locked_until < cutoff),
             )
         )
-        row = (
-            await self._s.execute(
-                select(Agent.failed_logins, Agent.locked_until).where(Agent.id == agent_id)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def login_succeeded(self, agent_id: int, address: str, now: datetime) -> None:
+        """The password was right: that address's wrong tries are forgotten."""
+        await self._s.execute(
+            delete(LoginGuard).where(
+                LoginGuard.agent_id == agent_id, LoginGuard.source == source_key(address)
             )
-        ).one()
-        return int(row.failed_logins), row.locked_until
-
-    async def unlock(self, agent_id: int) -> None:
-        await self._s.execute(
-            update(Agent).where(Agent.id == agent_id).values(failed_logins=0, locked_until=None)
         )
-
-    async def lock(self, agent_id: int, until: datetime) -> None:
-        await self._s.execute(update(Agent).where(Agent.id == agent_id).values(locked_until=until))
-
-    async def login_succeeded(self, agent_id: int, now: datetime) -> None:
-        await self._s.execute(
-            update(Agent)
-            .where(Agent.id == agent_id)
-            .values(failed_logins=0, locked_until=None, last_seen_at=now)
-        )
+        await self._s.execute(update(Agent).where(Agent.id == agent_id).values(last_seen_at=now))
 
     async def set_password(
         self, agent_id: int, password_hash: str, *, must_change: bool = False

@@ -17,7 +17,7 @@ from bot.cli import main
 from bot.clock import FakeClock
 from bot.console.auth import AgentDirectory, AuthError
 from storage.db import create_engine, session_factory
-from storage.models import Agent, ConsoleSession
+from storage.models import Agent, ConsoleSession, LoginGuard
 from storage.repositories import AuditRepository
 
 # Cheap parameters keep the suite quick; the app itself uses argon2-cffi's defaults.
@@ -113,28 +113,42 @@ async def test_unknown_names_cost_a_hash_check_too(
     assert unknown > 0.5 * known, (known, unknown)
 
 
-async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
+async def test_five_wrong_passwords_lock_the_login_from_that_address_for_fifteen_minutes(
     directory: AgentDirectory, clock: FakeClock
 ) -> None:
     _, password = await directory.create("alice")
+    guesser, desk = "203.0.113.5", "198.51.100.7"
     for _ in range(4):
         with pytest.raises(AuthError) as wrong:
-            await directory.login("alice", "guess-guess")
+            await directory.login("alice", "guess-guess", guesser)
         assert wrong.value.status == 401
     with pytest.raises(AuthError) as fifth:
-        await directory.login("alice", "guess-guess")
+        await directory.login("alice", "guess-guess", guesser)
     # locked: the same status and words as a wrong password, so nobody learns it from outside
     assert (fifth.value.status, fifth.value.en) == (wrong.value.status, wrong.value.en)
     with pytest.raises(AuthError) as locked:
-        await directory.login("alice", password)  # even the right password waits
+        await directory.login("alice", password, guesser)  # even the right password waits
     assert (locked.value.status, locked.value.zh) == (401, wrong.value.zh)
+    # the guesser cannot keep alice out of her own desk
+    await directory.login("alice", password, desk)
 
     clock.advance(timedelta(minutes=14))
     with pytest.raises(AuthError) as still:
-        await directory.login("alice", password)
+        await directory.login("alice", password, guesser)
     assert still.value.status == 401
     clock.advance(timedelta(minutes=1, seconds=1))
-    await directory.login("alice", password)
+    await directory.login("alice", password, guesser)
+
+
+async def test_login_guards_keep_no_address_in_clear(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await directory.create("alice")
+    with pytest.raises(AuthError):
+        await directory.login("alice", "guess-guess", "203.0.113.5")
+    async with sessions() as session:
+        sources = list(await session.scalars(select(LoginGuard.source)))
+    assert len(sources) == 1 and "203.0.113" not in sources[0] and len(sources[0]) == 64
 
 
 async def test_a_right_password_resets_the_count(directory: AgentDirectory) -> None:
@@ -273,9 +287,8 @@ def test_agents_unlock_lifts_a_lockout(tmp_path: Path, monkeypatch: pytest.Monke
                         await directory.login("amy", "wrong-wrong-wrong")
                 return 0
             async with session_factory(engine)() as s:
-                row = await s.scalar(select(Agent).where(Agent.name == "amy"))
-                assert row is not None
-                return 1 if row.locked_until is not None else 0
+                locks = await s.scalars(select(LoginGuard.locked_until))
+                return sum(1 for until in locks if until is not None)
         finally:
             await engine.dispose()
 

@@ -12,9 +12,10 @@ from PIL import Image
 from pytest_aiohttp import AiohttpClient
 
 from bot.clock import FakeClock
-from bot.handlers.card import CardContact, card_routes
+from bot.handlers.card import QR_IMAGES_PER_MINUTE, CardContact, card_routes
 from bot.privacy.links import LinkSigner
 from bot.privacy.watermark import render_qr_png
+from bot.throttle import AddressThrottle
 
 KEY = "test-card-key-0123456789abcdef"
 FULL_WECHAT_ID = "wx_ab12cd89"
@@ -65,9 +66,10 @@ def signer(clock: FakeClock) -> LinkSigner:
 
 
 @pytest.fixture
-async def client(aiohttp_client: AiohttpClient, signer: LinkSigner) -> Client:
+async def client(aiohttp_client: AiohttpClient, signer: LinkSigner, clock: FakeClock) -> Client:
     app = web.Application()
-    app.add_routes(card_routes(signer, CONTACTS))
+    throttle = AddressThrottle(QR_IMAGES_PER_MINUTE, timedelta(minutes=1), clock)
+    app.add_routes(card_routes(signer, CONTACTS, throttle))
     return await aiohttp_client(app)
 
 
@@ -185,3 +187,21 @@ async def test_unknown_contact_is_404(client: Client, signer: LinkSigner, suffix
 async def test_signed_token_without_contact_is_403(client: Client, signer: LinkSigner) -> None:
     response = await client.get(f"/card/{signer.sign({'o': '3456'})}")
     assert response.status == 403
+
+
+async def test_qr_images_are_rate_limited_per_address(
+    client: Client, signer: LinkSigner, clock: FakeClock
+) -> None:
+    """Each QR image may cost an image fetch or a WeCom call: one address gets a minute's
+    allowance, then a 429 page that says to wait, until the minute is over."""
+    url = f"/card/{signer.sign(card_payload(8))}/qr.png"
+    for _ in range(QR_IMAGES_PER_MINUTE):
+        assert (await client.get(url)).status == 200
+    refused = await client.get(url)
+    assert refused.status == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert_private_headers(refused)
+    page = await client.get(f"/card/{signer.sign(card_payload(8))}")
+    assert page.status == 200  # the page itself still opens
+    clock.advance(timedelta(minutes=1))
+    assert (await client.get(url)).status == 200

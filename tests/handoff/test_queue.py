@@ -82,7 +82,6 @@ async def desk(
                     role=role,
                     password_hash="-",
                     must_change_password=False,
-                    failed_logins=0,
                     created_at=clock.now(),
                 )
                 s.add(row)

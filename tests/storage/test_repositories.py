@@ -176,7 +176,6 @@ async def test_retention_drops_expired_console_logins(sessions: Sessions, clock:
             role="agent",
             password_hash="-",
             must_change_password=False,
-            failed_logins=0,
             created_at=now,
         )
         s.add(agent)
