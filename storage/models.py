@@ -215,7 +215,7 @@ class ApiError(Base):
 class OrderGuard(Base):
     """Failed verifications of one order, from any customer: three lock the order a while.
 
-    Keyed by a hash of the order number, so the table names no order.
+    Keyed by an HMAC blind index of the order number, so the table names no order.
     """
 
     __tablename__ = "order_guards"
