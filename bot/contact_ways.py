@@ -25,7 +25,7 @@ from bot.channels.wecom import WeComEvent
 from bot.channels.wecom_api import WeComApi
 from bot.clock import Clock
 from bot.metrics import Metrics
-from bot.texts import Texts, as_lang
+from bot.texts import Texts, as_lang, money
 from storage.records import CardRecord, FunnelStep
 from storage.repositories import ApiErrorRepository, Repositories
 
@@ -37,11 +37,6 @@ ADDED = frozenset({"add_external_contact", "add_half_external_contact"})
 REMOVED = frozenset({"del_external_contact", "del_follow_user"})
 REMARK_LIMIT = 20  # characters, WeCom's limit for a remark
 DESCRIPTION_LIMIT = 150
-
-
-def money(cents: int, currency: str) -> str:
-    sign = "¥" if currency in ("CNY", "RMB") else f"{currency} "
-    return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
 def contact_key(user_id: str, external_user_id: str) -> str:

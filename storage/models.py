@@ -60,6 +60,7 @@ class Order(Base):
     store: Mapped[str | None] = mapped_column(String(128))
     contact: Mapped[str | None] = mapped_column(String(128))
     payer_openid: Mapped[str | None] = mapped_column(Sealed())
+    payer_index: Mapped[str | None] = mapped_column(String(64), index=True)  # blind index
     card_last4: Mapped[str | None] = mapped_column(Sealed())
     tracking_no: Mapped[str | None] = mapped_column(Sealed())
     status: Mapped[str | None] = mapped_column(String(32))

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.crypto import Keyring, Sealed, SealedJSON
 from storage.models import Base
 
-# Blind indexes to recompute under the newest key: table → (sealed source, index column).
-INDEXES = {
-    "orders": ("order_no", "order_index"),
-    "conversations": ("user_id", "user_index"),
-    "consents": ("user_id", "user_index"),
+# Blind indexes to recompute under the newest key: table → (sealed source, index column)…
+INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
+    "orders": (("order_no", "order_index"), ("payer_openid", "payer_index")),
+    "conversations": (("user_id", "user_index"),),
+    "consents": (("user_id", "user_index"),),
 }
 
 
@@ -65,9 +65,8 @@ async def rotate(
     for table, columns in sealed_columns():
         key = table.c.id
         raw = [type_coerce(c, Text).label(c.name) for c in columns]  # as stored: no opening
-        indexed = INDEXES.get(table.name)
-        if indexed is not None:
-            raw.append(table.c[indexed[1]].label("_index"))
+        indexed = INDEXES.get(table.name, ())
+        raw.extend(table.c[target].label(f"_index_{target}") for _, target in indexed)
         after = 0
         while True:
             async with sessions() as session, session.begin():
@@ -104,17 +103,18 @@ async def rotate(
                         report.per_table[table.name] = report.per_table.get(table.name, 0) + len(
                             changes
                         )
-                if indexed is not None:
+                for source, target in indexed:
                     stale = []
                     for row in rows:
-                        fresh = keys.index(keys.open(getattr(row, indexed[0])))
-                        if row._index != fresh:
+                        value = getattr(row, source)
+                        fresh = None if value is None else keys.index(keys.open(value))
+                        if getattr(row, f"_index_{target}") != fresh:
                             stale.append({"rid": row.id, "new": fresh})
                     if stale:
                         await session.execute(
                             update(table)
                             .where(key == bindparam("rid"))
-                            .values({indexed[1]: bindparam("new")}),
+                            .values({target: bindparam("new")}),
                             stale,
                         )
                         report.reindexed += len(stale)

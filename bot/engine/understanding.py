@@ -44,6 +44,7 @@ class Intent(StrEnum):
     WITHDRAW_CONSENT = "withdraw_consent"
     YES = "yes"
     NO = "no"
+    MY_ORDERS = "my_orders"  # 查订单: list the orders this WeChat paid for
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,6 +519,16 @@ _STRONG_PATTERNS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
         ),
     ),
     (
+        Intent.MY_ORDERS,
+        re.compile(
+            r"^(?:请|请帮我|帮我|麻烦|我要|我想|想)?(?:查|看|找|查询|查看|查找)(?:一下|下)?"
+            r"(?:我的|我)?(?:最近的?)?(?:订单|账单|单子)(?:列表)?[吧呢啊呀哦嘛]?$"
+            r"|^(?:我的|最近的?)(?:订单|账单)(?:列表)?$|^订单(?:查询|列表)$"
+            r"|^(?:(?:check|show|see|list|find)\s+)?(?:me\s+)?my\s+(?:recent\s+)?orders$",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         Intent.HELP,
         re.compile(
             r"帮助|怎么用|咋用|怎样用|如何用|怎么使用|如何使用|怎样使用|怎么操作|如何操作|不会用"
@@ -819,6 +830,46 @@ def _detect_intent(text: str) -> Intent | None:
     if intent := _yes_no_intent(words):
         return intent
     return _english_fuzzy_intent(words)
+
+
+# --------------------------------------------------------------------------- choices
+
+_CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)}  # ①…⑳
+_KEYCAP_RE = re.compile(r"^([1-9])\ufe0f?\u20e3$")  # 1️⃣
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "last": -1}
+_CHOICE_RE = re.compile(
+    r"^(?:我?(?:选|要|选择|挑|就)(?:择)?|第|就第|就|要第|选第)?\s*"
+    r"([0-9]{1,2}|[一二两三四五六七八九十]|十[一二三四五六七八九]?)\s*"
+    r"(?:个|号|条|笔|项|单|个订单|笔订单|项吧)?(?:吧|呢|啊|哦|的|就行|就好|好了)?$"
+)
+_EN_CHOICE_RE = re.compile(
+    r"^(?:(?:the|number|no|option|choice|pick|i\s+pick|i\s+choose|choose)\s*)*"
+    r"(first|second|third|fourth|fifth|last|[0-9]{1,2})(?:\s*(?:one|order))?$"
+)
+
+
+def parse_choice(text: str) -> int | None:
+    """The number picked from a numbered list (2, 第二个, 选2, ②, 2️⃣, "the second one"); -1
+    for "the last one"; else ``None``. Whether it is in range is the caller's business."""
+    stripped = text.strip()
+    if stripped in _CIRCLED:
+        return _CIRCLED[stripped]
+    if keycap := _KEYCAP_RE.match(stripped):
+        return int(keycap.group(1))
+    normalized = normalize_text(text)
+    words = _intent_words(normalized)
+    if english := _EN_CHOICE_RE.match(words):
+        token = english.group(1)
+        return int(token) if token.isdigit() else _ORDINALS[token]
+    core = _PUNCT_RE.sub("", normalized).replace(" ", "")
+    if match := _CHOICE_RE.match(core):
+        token = match.group(1)
+        if token.isdigit():
+            return int(token)
+        return _parse_cn_integer(token.replace("两", "二"))
+    if core in ("最后一个", "最后那个", "最后一笔", "最后一单"):
+        return -1
+    return None
 
 
 # --------------------------------------------------------------------------- language

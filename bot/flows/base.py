@@ -22,6 +22,7 @@ class Step(StrEnum):
     CONSENT = "consent"
     ASK_ORDER = "ask_order"
     VERIFY = "verify"
+    PICK_ORDER = "pick_order"  # a numbered list of the customer's own orders is shown
     CARD_SENT = "card_sent"
     HANDOFF = "handoff"
 
@@ -40,6 +41,9 @@ class OrderLookup(Protocol):
     """Finds an order by its normalised number (local table or the merchant's order API)."""
 
     async def find(self, order_no: str) -> OrderRecord | None: ...
+    async def paid_by(self, user_id: str, since: datetime, limit: int) -> list[OrderRecord]:
+        """Orders this customer's OpenID paid for (its ``payer_openid``), newest first."""
+        ...
 
 
 class ContactLookup(Protocol):

@@ -17,7 +17,14 @@ from bot.flows.consent import (
     withdraw_consent,
 )
 from bot.flows.handoff import leave_queue, request_handoff, while_queued
-from bot.flows.order import ask_order, on_order, on_verify, verify_question
+from bot.flows.order import (
+    ask_order,
+    list_orders,
+    on_order,
+    on_pick,
+    on_verify,
+    verify_question,
+)
 from bot.privacy.masking import mask_order_no
 
 
@@ -27,6 +34,8 @@ def current_prompt(ctx: StepContext, state: Step) -> str:
         return ctx.say("consent_reminder")
     if state is Step.VERIFY:
         return verify_question(ctx)
+    if state is Step.PICK_ORDER:
+        return ctx.say("pick_order_hint", count=len(ctx.data.get("choices", [])))
     if state is Step.CARD_SENT:
         return ctx.say("card_sent_followup")
     return ctx.say("ask_order")
@@ -115,6 +124,10 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
         return StepResult(shown, [ctx.say("help"), current_prompt(ctx, shown)])
     if intent is Intent.RESTART:
         return await _restart(ctx, [ctx.say("restart")])
+    if state is Step.PICK_ORDER:
+        return await on_pick(ctx, text, understood, lead)
+    if intent is Intent.MY_ORDERS and understood.order_no is None:
+        return await list_orders(ctx, lead)
     if state is Step.VERIFY:
         return await on_verify(ctx, text, understood, lead)
     if state is Step.CARD_SENT and understood.order_no is None:
@@ -127,7 +140,7 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
 
 
 async def _restart(ctx: StepContext, lead: list[str]) -> StepResult:
-    for key in ("order_no", "verified", "not_found", "not_understood", "held_text"):
+    for key in ("order_no", "verified", "not_found", "not_understood", "held_text", "choices"):
         ctx.data.pop(key, None)
     if not await has_consented(ctx):
         return StepResult(Step.CONSENT, [*lead, consent_notice(ctx)])

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from bot.config import VerifyMode
-from bot.engine.understanding import Understood
+from bot.engine.understanding import Understood, parse_choice
 from bot.flows import verification
 from bot.flows.base import MAX_FAILURES, HandoffReason, Step, StepContext, StepResult
 from bot.flows.handoff import request_handoff
 from bot.flows.verification import Verdict
 from bot.privacy.links import CARD_LIFETIME
 from bot.privacy.masking import mask_order_no, mask_wechat_id, order_tail
-from storage.records import FunnelStep
+from bot.texts import money
+from storage.records import FunnelStep, OrderRecord
 
+CHINA_TIME = timezone(timedelta(hours=8))  # what customers read dates in
 _ASK = {
     VerifyMode.AMOUNT: "ask_amount",
     VerifyMode.CARD_LAST4_DATE: "ask_card_last4_date",
@@ -27,12 +29,61 @@ _HINT = {
 }
 
 
+PAYER_ORDERS_SINCE = timedelta(days=90)  # "查订单" lists orders paid this recently…
+PAYER_ORDERS_SHOWN = 5  # …at most this many, newest first
+
+
 def ask_order(ctx: StepContext, replies: list[str] | None = None) -> StepResult:
     return StepResult(Step.ASK_ORDER, [*(replies or []), ctx.say("ask_order")])
 
 
 def verify_question(ctx: StepContext) -> str:
     return ctx.say(_ASK[ctx.verify_mode], order=mask_order_no(str(ctx.data.get("order_no", ""))))
+
+
+async def list_orders(ctx: StepContext, lead: list[str] | None = None) -> StepResult:
+    """查订单: the orders this customer's WeChat paid for, as a numbered list (one: straight
+    to it; none: ask for the order number)."""
+    replies = list(lead or [])
+    orders = await ctx.orders.paid_by(ctx.user_id, ctx.now - PAYER_ORDERS_SINCE, PAYER_ORDERS_SHOWN)
+    if not orders:
+        return StepResult(Step.ASK_ORDER, [*replies, ctx.say("no_paid_orders")])
+    if len(orders) == 1:
+        return await on_order(ctx, "", Understood(orders[0].order_no, None, None), replies)
+    ctx.data["choices"] = [order.order_no for order in orders]
+    lines = "\n".join(
+        ctx.say(
+            "order_choice",
+            n=n,
+            order=mask_order_no(order.order_no),
+            amount=money(order.amount_cents, order.currency),
+            date=order.paid_at.astimezone(CHINA_TIME).strftime("%m-%d") if order.paid_at else "",
+        ).rstrip(" ·")
+        for n, order in enumerate(orders, start=1)
+    )
+    return StepResult(Step.PICK_ORDER, [*replies, ctx.say("pick_order", choices=lines)])
+
+
+async def on_pick(
+    ctx: StepContext, text: str, understood: Understood, lead: list[str] | None = None
+) -> StepResult:
+    """The customer answers the numbered list: a number, or an order number after all."""
+    replies = list(lead or [])
+    choices = [str(c) for c in ctx.data.get("choices", [])]
+    if understood.order_no is not None or not choices:
+        ctx.data.pop("choices", None)
+        return await on_order(ctx, text, understood, replies)
+    picked = parse_choice(text)
+    if picked == -1:
+        picked = len(choices)
+    if picked is None or not 1 <= picked <= len(choices):
+        if ctx.bump("not_understood") >= MAX_FAILURES:
+            return await request_handoff(ctx, HandoffReason.NOT_UNDERSTOOD, replies)
+        return StepResult(
+            Step.PICK_ORDER, [*replies, ctx.say("pick_order_hint", count=len(choices))]
+        )
+    ctx.data.pop("choices", None)
+    return await on_order(ctx, text, Understood(choices[picked - 1], None, None), replies)
 
 
 async def on_order(
@@ -65,6 +116,9 @@ async def on_order(
         return _locked(ctx, order.order_no, locked, replies)
     ctx.data.update(order_no=order.order_no, not_found=0, verified=False)
     ctx.mark(FunnelStep.ORDER_FOUND)
+    if is_payer(ctx, order):
+        # the customer's own WeChat paid this order: nothing more to prove
+        return await hand_card(ctx, order, replies)
     if ctx.verify_mode is VerifyMode.AMOUNT and understood.amount is not None:
         return await on_verify(ctx, text, understood, replies)
     return StepResult(Step.VERIFY, [*replies, verify_question(ctx)])
@@ -134,8 +188,18 @@ async def on_verify(
                 ),
             ],
         )
-    ctx.data.update(verified=True, verify_failures=0)
     await ctx.guards.succeeded(order_no, ctx.now)
+    return await hand_card(ctx, order, replies)
+
+
+def is_payer(ctx: StepContext, order: OrderRecord) -> bool:
+    """The order was paid from this customer's own WeChat (its recorded ``payer_openid``)."""
+    return bool(order.payer_openid) and order.payer_openid == ctx.user_id
+
+
+async def hand_card(ctx: StepContext, order: OrderRecord, replies: list[str]) -> StepResult:
+    """The order is proven the customer's: the card for its contact (or a person)."""
+    ctx.data.update(order_no=order.order_no, verified=True, verify_failures=0)
     ctx.mark(FunnelStep.VERIFIED)
     contact = await ctx.contacts.for_order(order)
     if contact is None:

@@ -18,6 +18,12 @@ def catalogue(lang: Lang) -> dict[str, str]:
         return {k: str(v) for k, v in tomllib.load(f).items()}
 
 
+def money(cents: int, currency: str) -> str:
+    """An amount as customers read it: ``¥128.50`` (or ``USD 12.00``)."""
+    sign = "¥" if currency in ("CNY", "RMB") else f"{currency} "
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
 class Texts:
     """One language's catalogue; ``say(key, **values)`` fills the placeholders."""
 

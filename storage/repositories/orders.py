@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
@@ -61,6 +61,19 @@ class OrderRepository:
         row = await self._s.scalar(select(Order).where(Order.order_index.in_(variants)).limit(1))
         return None if row is None else _order_record(row)
 
+    async def paid_by(self, user_id: str, since: datetime, limit: int) -> list[OrderRecord]:
+        """The orders this OpenID paid for since ``since`` (newest first; undated ones last)."""
+        rows = await self._s.scalars(
+            select(Order)
+            .where(
+                Order.payer_index.in_(keyring().index_variants(user_id)),
+                or_(Order.paid_at.is_(None), Order.paid_at >= since),
+            )
+            .order_by(Order.paid_at.desc().nulls_last(), Order.id.desc())
+            .limit(limit)
+        )
+        return [_order_record(row) for row in rows]
+
     async def upsert_many(self, orders: Sequence[OrderRecord], now: datetime) -> int:
         """Insert or update by order number, one statement per call; returns rows written."""
         if not orders:
@@ -76,6 +89,7 @@ class OrderRepository:
                 "store": o.store,
                 "contact": o.contact,
                 "payer_openid": o.payer_openid,
+                "payer_index": keys.index(o.payer_openid) if o.payer_openid else None,
                 "card_last4": o.card_last4,
                 "tracking_no": o.tracking_no,
                 "status": o.status,
