@@ -60,6 +60,7 @@ from bot.keys import (
     WECOM,
 )
 from bot.metrics import Metrics
+from bot.order_api import HttpOrders
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
 from bot.throttle import AddressThrottle
@@ -179,6 +180,8 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
             app[CLOCK],
         )
         wechat = WeChatApi(http, tokens, settings.wechat_api_base, metrics=app[METRICS])
+        if orders is None and settings.order_api_url:
+            orders = HttpOrders(http, settings.order_api_url, app[CLOCK])
         app[LATE_REPLIES].sender = wechat
         app[LATE_REPLIES].bot_may_speak = functools.partial(bot_owns, app[SESSIONS])
         app[LATE_REPLIES].sent_through_api = functools.partial(mark_sent_by_api, app[SESSIONS])

@@ -201,10 +201,11 @@ class Settings:
                 f"WECHAT_ENCRYPT_MODE={encrypt_mode.value} needs WECHAT_AES_KEY (the"
                 " EncodingAESKey); set it, or choose plain for an account without one"
             )
-        if get("BILLBOT_ORDER_API_URL", ""):
+        order_api = get("BILLBOT_ORDER_API_URL", "")
+        if order_api and not order_api.startswith(("http://", "https://")):
             raise SettingsError(
-                "BILLBOT_ORDER_API_URL: an HTTP order backend is not supported yet; leave it"
-                " empty and load orders with `billbot orders import FILE.csv`"
+                f"BILLBOT_ORDER_API_URL={order_api!r} is not an http(s) URL; give e.g."
+                " https://shop.example.com/api/orders, or leave it empty for the orders table"
             )
         hours = get("BILLBOT_SERVICE_HOURS", "")
         try:

@@ -37,6 +37,11 @@ class HandoffReason(StrEnum):
     NO_WAY_TO_ADD = "no_way_to_add"  # the contact has no QR code and no WeCom account
 
 
+class OrdersUnavailable(Exception):
+    """The order source cannot say whether an order exists right now (its API is down): the
+    customer is asked to try again shortly; it is neither an unknown order nor a guess."""
+
+
 class OrderLookup(Protocol):
     """Finds an order by its normalised number (local table or the merchant's order API)."""
 

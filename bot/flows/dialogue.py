@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bot.engine.inbound import Inbound, InboundKind
 from bot.engine.understanding import Intent, Understood, understand
-from bot.flows.base import HandoffReason, Step, StepContext, StepResult
+from bot.flows.base import HandoffReason, OrdersUnavailable, Step, StepContext, StepResult
 from bot.flows.consent import (
     ask_consent,
     consent_notice,
@@ -90,7 +90,11 @@ async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResul
         return StepResult(shown, [ctx.say(lead), current_prompt(ctx, shown)])
     if kind is InboundKind.VOICE and not inbound.text.strip():
         return stay(state, [ctx.say("voice_unclear")])
-    return await on_text(ctx, state, inbound.text)
+    try:
+        return await on_text(ctx, state, inbound.text)
+    except OrdersUnavailable:
+        # the merchant's order API is down: nothing was decided, nothing counts as a guess
+        return stay(state, [ctx.say("orders_unavailable")])
 
 
 async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
