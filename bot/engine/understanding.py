@@ -34,6 +34,9 @@ from typing import Literal
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 
+from bot.engine.order_shapes import OrderShapes
+from bot.engine.requests import Verdict, person_verdict, withdraw_verdict
+
 
 class Intent(StrEnum):
     """What a message asks the bot to do, besides giving it an order number or an amount."""
@@ -54,6 +57,8 @@ class Understood:
     order_no: str | None
     amount: Decimal | None
     intent: Intent | None
+    # other readings of the order number, most likely first (the flow checks which exist)
+    order_options: tuple[str, ...] = ()
 
 
 MIN_ORDER_DIGITS = 8
@@ -66,13 +71,18 @@ _CENT = Decimal("0.01")
 _SPACE_RE = re.compile(r"\s+")
 
 
+_SPACED_DIGITS_RE = re.compile(r"(?<![0-9A-Za-z])\d(?: ?\. ?\d| \d){2,}(?![0-9A-Za-z])")
+
+
 def normalize_text(text: str) -> str:
     """NFKC (full-width forms → ASCII, ￥ → ¥), other scripts' decimal digits → ASCII, invisible
-    format characters dropped, whitespace collapsed and stripped."""
+    format characters dropped, whitespace collapsed and stripped, digits typed one by one
+    joined (1 2 8 . 5 0 → 128.50)."""
     text = unicodedata.normalize("NFKC", text)
     if not text.isascii():
         text = "".join(_normalize_char(ch) for ch in text)
-    return _SPACE_RE.sub(" ", text).strip()
+    text = _SPACE_RE.sub(" ", text).strip()
+    return _SPACED_DIGITS_RE.sub(lambda m: m.group().replace(" ", ""), text)
 
 
 def _normalize_char(ch: str) -> str:
@@ -168,13 +178,13 @@ def _parse_number(token: str) -> Decimal | None:
 
 # --------------------------------------------------------------------------- amounts
 
-_D1 = "0-9零〇一二两三四五六七八九"
+_D1 = "0-9零〇一二两三四五六七八九壹贰貳叁參肆伍陆陸柒捌玖"
 # A number token: ASCII-led (not glued to letters/digits) or Chinese-led (not glued to numerals).
 _NUM_FREE = rf"[0-9{_CN}][0-9{_CN},.点]*"
 _NUM = rf"(?:(?<![0-9A-Za-z])(?<![0-9][.,])[0-9]|(?<![0-9A-Za-z{_CN}])[{_CN}])[0-9{_CN},.点]*"
 _QUANTITY_UNITS = "件个次天张份位人号年月日点时分秒岁斤瓶杯单笔条期周楼层室栋米%"
 _MINOR = (
-    rf"(?:(?P<jiao>[{_D1}])\s*[角毛](?:\s*零?\s*(?P<fen>[{_D1}])(?:\s*分|(?![{_D1}])))?"
+    rf"(?:零?(?P<jiao>[{_D1}])\s*[角毛](?:\s*零?\s*(?P<fen>[{_D1}])(?:\s*分|(?![{_D1}])))?"
     rf"|零?(?P<fen_only>[{_D1}])\s*分(?!钟)"
     rf"|(?P<tail>[{_D1}]{{1,2}})(?![{_D1}{_CN}.点角毛分{_QUANTITY_UNITS}]))"
 )
@@ -195,7 +205,7 @@ _MINOR_ONLY_RE = re.compile(
     rf"(?:\s*零?\s*(?P<fen>[{_D1}])(?:\s*分|(?![{_D1}])))?|(?P<fen_only>[{_D1}])\s*分钱)(?:钱)?"
 )
 _KEYWORD_AMOUNT_RE = re.compile(
-    r"(?:金额|付了|付款|支付了?|实付|实收|花了|扣了|扣款|消费了?|总共|一共|共计|合计|总计|总额"
+    r"(?:金额|付了|付款|支付了?|实付款?|实收|花了|扣了|扣款|消费了?|总共|一共|共计|合计|总计|总额|到手价?"
     r"|总价|应付|价格|费用|价钱|收费|(?<![a-z])(?:amount|paid|pay|total|price|cost|charged)(?![a-z]))"
     r"(?:是|为|了|款|:|\s)*"
     rf"(?:(?P<neg>[-−])\s*)?{_CURRENCY}?\s*(?P<num>{_NUM_FREE})"
@@ -207,9 +217,21 @@ _BARE_NUMBER_RE = re.compile(
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![0-9A-Za-z]|[.,]\d)"
 )
 _ANY_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+_SPENT_RE = re.compile(
+    r"(?<![0-9A-Za-z.])(?P<neg>[-−])\s*(?P<num>\d{1,3}(?:,\d{3})+\.\d{2}|\d+\.\d{2})(?![0-9])"
+)
+# after a lone number: it counts or measures something; before it: it is not a price
+_MEASURE_WORDS = (
+    "小时", "分钟", "公斤", "千克", "克", "厘米", "公分", "毫米", "码", "样", "房", "寸", "度",
+    "item", "pc", "kg", "cm", "hour", "day", "min", "year", "floor", "room", "size", "%",
+)  # fmt: skip
+_NOT_MONEY_BEFORE = (
+    "第", "#", "尾号", "后四位", "身高", "体重", "年龄", "房间", "房号", "门牌", "楼", "码", "size",
+    "room", "floor", "age", "No", "no.",
+)  # fmt: skip
 # A whole message that is one spelled-out number: 一百二十八, 2万, 一百二十八点五, 是三千吧.
 _BARE_SPELLED_RE = re.compile(
-    rf"(?:大概|大约|约|是)?\s*(?P<num>[0-9{_CN}][0-9{_CN}点]*)\s*(?:吧|啊|呀|的|吗)?"
+    rf"(?:大概|大约|约|是)?\s*(?P<num>[0-9{_CN}][0-9{_CN}点.]*)\s*(?:吧|啊|呀|的|吗)?"
 )
 
 # Priorities: a keyword beats a currency sign/元, which beats 块/毛, which beats a bare number.
@@ -251,7 +273,8 @@ def _minor_value(match: re.Match[str]) -> Decimal:
 
 
 def _trim_list_comma(token: str, start: int) -> tuple[str, int]:
-    """``12345678,100`` (a full-width comma between clauses) → ``100``."""
+    """``12345678,100`` (a full-width comma between clauses) → ``100``; ``17.50,`` → ``17.50``."""
+    token = token.rstrip(",.")
     if "," in token and not _ASCII_NUMBER_RE.fullmatch(token):
         cut = token.rindex(",") + 1
         return token[cut:], start + cut
@@ -271,7 +294,7 @@ def _marked_amounts(text: str) -> list[_Amount]:
     ) -> None:
         token, start = _trim_list_comma(match.group("num"), match.start("num"))
         if value is None:
-            value = _parse_number(token)
+            value = _parse_number(token.rstrip(",."))  # 17.50, (a clause's comma after it)
         trimmed = start != match.start("num")
         groups = match.groupdict()
         negative = not trimmed and bool(groups.get("neg") or groups.get("neg0"))
@@ -298,6 +321,8 @@ def _marked_amounts(text: str) -> list[_Amount]:
         add(match, priority, marked=True, value=value)
     for match in _KEYWORD_AMOUNT_RE.finditer(text):
         add(match, _PRIORITY_KEYWORD, marked=False)
+    for match in _SPENT_RE.finditer(text):  # -36.50: how a bill shows what was paid
+        add(match, _PRIORITY_CURRENCY, marked=True)
     for match in _MINOR_ONLY_RE.finditer(text):
         start = match.start()
         if any(a.span[0] <= start < a.span[1] for a in found.values()):
@@ -306,15 +331,46 @@ def _marked_amounts(text: str) -> list[_Amount]:
             start, match.span(), _minor_value(match), False, _PRIORITY_COLLOQUIAL, True
         )
     # A keyword followed by a long plain integer is an id ("支付 4200…"), not money.
-    return [
-        a
-        for a in found.values()
-        if a.marked or a.value is None or a.value != a.value.to_integral() or a.value < 10**7
-    ]
+    return _rank_by_context(
+        text,
+        [
+            a
+            for a in found.values()
+            if a.marked or a.value is None or a.value != a.value.to_integral() or a.value < 10**7
+        ],
+    )
+
+
+# What was actually paid beats every other price in a pasted bill; list prices, discounts,
+# shipping and points are money too (never order numbers) but not the answer.
+_PAID_BEFORE_RE = re.compile(
+    r"(?:实付款?|实收|实际(?:支付|付款|扣款)|合计|总计|到手价?|付款金额|支付金额|交易金额|订单金额"
+    r"|实付金额|(?<![a-z])(?:paid|total)(?![a-z]))[^0-9]{0,6}$",
+    re.IGNORECASE,
+)
+_OTHER_PRICE_BEFORE_RE = re.compile(
+    r"(?:原价|划线价|标价|市场价|商品(?:总价|金额|总额)|应付款?|优惠|折扣|立减|减免|抵扣|抵用|红包"
+    r"|京豆|积分|运费|邮费|配送费|打包费|优惠券|券|(?<![a-z])(?:was|list\s+price|discount"
+    r"|shipping|coupon|saved?)(?![a-z]))[^0-9]{0,8}$",
+    re.IGNORECASE,
+)
+_PRIORITY_PAID = 5
+_PRIORITY_OTHER_PRICE = 0
+
+
+def _rank_by_context(text: str, amounts: list[_Amount]) -> list[_Amount]:
+    for amount in amounts:
+        before = text[max(0, amount.num_start - 12) : amount.num_start]
+        if _PAID_BEFORE_RE.search(before):
+            amount.priority = _PRIORITY_PAID
+        elif _OTHER_PRICE_BEFORE_RE.search(before):
+            amount.priority = _PRIORITY_OTHER_PRICE
+    return amounts
 
 
 def _valid_amount(amount: _Amount | None) -> Decimal | None:
-    if amount is None or amount.value is None or amount.negative:
+    # A minus sign is how bills show money spent (支出 -128.50): the amount is what was paid.
+    if amount is None or amount.value is None:
         return None
     try:
         value = amount.value.quantize(_CENT, rounding=ROUND_HALF_UP)
@@ -344,7 +400,11 @@ def _bare_amount(text: str) -> _Amount | None:
         return None
     after = text[match.end() :].lstrip()
     before = text[: match.start()].rstrip()
-    if (after and after[0] in _QUANTITY_UNITS) or before.endswith(("第", "#")):
+    if (
+        (after and after[0] in _QUANTITY_UNITS)
+        or after.lower().startswith(_MEASURE_WORDS)
+        or before.endswith(_NOT_MONEY_BEFORE)
+    ):
         return None
     if "." not in match.group("num") and _ORDER_LABEL_BEFORE_RE.search(before + " "):
         return None  # 订单号 12345: a (too short) order number, not money
@@ -363,15 +423,18 @@ def _best_amount(amounts: Iterable[_Amount]) -> _Amount | None:
 
 # --------------------------------------------------------------------------- order numbers
 
-_ORDER_CN_DIGITS = "零〇一幺二三四五六七八九"
-_TO_ASCII_DIGITS = str.maketrans({ch: str(_CN_DIGIT_VALUE[ch]) for ch in _ORDER_CN_DIGITS})
-_CN_DIGIT_RUN_RE = re.compile(f"[{_ORDER_CN_DIGITS}]+")
+_ORDER_CN_DIGITS = "零〇洞一幺二两三四五六七八九"
+_TO_ASCII_DIGITS = str.maketrans(
+    {ch: str(_CN_DIGIT_VALUE.get(ch, 0)) for ch in _ORDER_CN_DIGITS}  # 洞 is 0 on the radio
+)
+# a spoken number is often split by commas, full stops or spaces (二零二五，零五零三。…)
+_CN_DIGIT_RUN_RE = re.compile(f"[{_ORDER_CN_DIGITS}]+(?:[，。、,. ]+[{_ORDER_CN_DIGITS}]+)*")
 _MIN_CN_DIGIT_RUN = 4  # 二零二五…; runs of 2-3 only when they touch ASCII digits
 
 _ORDER_RE = re.compile(
     r"(?<![A-Za-z0-9])(?P<prefix>[A-Z](?: [A-Z]){1,3}|[A-Za-z]{1,4})(?P<psep>[-_]*| )(?=\d)"
-    r"(?P<body>\d+(?:[ \-_.]+\d+)*)"
-    r"|(?<![0-9])(?P<bare>\d+(?:[ \-_.]+\d+)*)"
+    r"(?P<body>\d+(?:[ \-_.—–]+\d+)*)"
+    r"|(?<![0-9])(?P<bare>\d+(?:[ \-_.—–]+\d+)*)"
 )
 _DECIMAL_RE = re.compile(r"\d+\.\d{1,2}")
 _DATE_RE = re.compile(r"(?:19|20)\d{2}([-/.])\d{1,2}\1\d{1,2}(?:\s|$)")
@@ -383,8 +446,17 @@ _ORDER_LABEL_BEFORE_RE = re.compile(
     re.IGNORECASE,
 )
 _PHONE_LABEL_RE = re.compile(r"手机|电话|联系方式|phone|mobile|(?<![a-z])tel(?![a-z])", re.I)
+# A number right after one of these is what the label says, not an order number.
+_OTHER_NUMBER_LABEL_RE = re.compile(
+    r"(?:手机|电话|座机|固话|热线|联系方式|qq|q号|扣扣|身份证|证件|会员卡|卡号|银行卡|工号|邮编"
+    r"|phone|mobile|(?<![a-z])tel(?![a-z])|call|id\s*card|member)[^0-9a-z]{0,8}"
+    r"(?:\(\d{3,4}\)\s*)?$",
+    re.IGNORECASE,
+)
+_COUNTRY_CODE_RE = re.compile(r"(?:\+\s*86|(?<![0-9])0086|(?<![0-9])86)[\s\-]*$")
+_LANDLINE_RE = re.compile(r"0\d{2,3}[\s\-)]+\d{3,4}[\s\-]?\d{4}")  # 010-12345678, 0755 8888 6666
 # Letters that label a number rather than belong to it (No.12345678, ID12345678).
-_NOT_A_PREFIX = frozenset({"NO", "NR", "NUM", "REF", "TXN", "ID"})
+_NOT_A_PREFIX = frozenset({"NO", "NR", "NUM", "REF", "TXN", "ID", "QQ", "Q", "TEL"})
 # Lower-case letters before a space are a prefix only for well-known platforms ("is 2025…").
 _KNOWN_PREFIXES = frozenset({"DD", "JD", "TB", "PDD", "WX", "MT", "SN"})
 _SPACED_NOT_A_PREFIX = _NOT_A_PREFIX | frozenset(
@@ -406,7 +478,11 @@ def _convert_cn_digit_runs(text: str) -> str:
 
     def long_run(match: re.Match[str]) -> str:
         run = match.group()
-        return run.translate(_TO_ASCII_DIGITS) if len(run) >= _MIN_CN_DIGIT_RUN else run
+        digits = sum(ch in _ORDER_CN_DIGITS for ch in run)
+        if digits < _MIN_CN_DIGIT_RUN:
+            return run
+        # separators inside a spoken number become spaces: same length, positions stay put
+        return re.sub(r"[，。、,.]", " ", run).translate(_TO_ASCII_DIGITS)
 
     def touching_digits(match: re.Match[str]) -> str:
         s, start, end = match.string, match.start(), match.end()
@@ -466,8 +542,113 @@ def _order_candidates(text: str, amounts: Iterable[_Amount]) -> list[_Order]:
         if not prefix and _PHONE_LIKE_RE.fullmatch(digits) and (phone_text or not labelled_text):
             continue
         labelled = _ORDER_LABEL_BEFORE_RE.search(text[max(0, start - 16) : start]) is not None
+        if not prefix and not labelled and _is_other_number(masked, start, body, digits):
+            continue
         orders.append(_Order(value, start, end, labelled))
     return orders
+
+
+def _valid_date(digits: str) -> bool:
+    """YYYYMMDD of this century or the last (a birth date, an order date)."""
+    if len(digits) != 8 or digits[:2] not in ("19", "20"):
+        return False
+    month, day = int(digits[4:6]), int(digits[6:8])
+    return 1 <= month <= 12 and 1 <= day <= 31
+
+
+def _is_other_number(text: str, start: int, body: str, digits: str) -> bool:
+    """A phone number (also +86 or a landline), QQ or ID-card number, hotline, or a date:
+    numbers customers send that are never order numbers."""
+    before = text[max(0, start - 14) : start]
+    if _OTHER_NUMBER_LABEL_RE.search(before):
+        return True
+    if _COUNTRY_CODE_RE.search(before) or (
+        digits[:2] == "86" and _PHONE_LIKE_RE.fullmatch(digits[2:])
+    ):
+        return True
+    if digits.startswith("0086") or (digits[:1] == "0" and _LANDLINE_RE.fullmatch(body)):
+        return True
+    if digits[:3] in ("400", "800") and len(digits) == 10:  # service hotlines
+        return True
+    after = text[start + len(body) : start + len(body) + 1]
+    if len(digits) == 18 or (len(digits) == 17 and after in ("X", "x")):
+        return _valid_date(digits[6:14])  # an ID-card number: region, birth date, serial
+    return _valid_date(digits)
+
+
+_TOKEN_RE = re.compile(r"[A-Z0-9]+(?:[ \-_.,，。、—–/]{1,3}[A-Z0-9]+)*")
+_GROUP_SEP_RE = re.compile(r"[ \-_.,，。、—–/]+")
+_MAX_GROUPS = 16  # "S O 2 0 2 5 …" as voice recognition spells it
+_LOOKALIKE_DIGITS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Order]:
+    """Runs of letters and digits (their separators dropped) whose shape is one of this
+    merchant's; a look-alike letter (O for 0, I or l for 1) after the prefix is read as the
+    digit when only that gives a known shape. A run inside a longer known one is dropped."""
+    found: list[tuple[_Order, bool]] = []
+    prefixes = sorted(shapes.prefixes, key=len, reverse=True)
+    for token in _TOKEN_RE.finditer(masked.upper()):
+        groups = [
+            (m.start() + token.start(), m.group()) for m in re.finditer(r"[A-Z0-9]+", token.group())
+        ]
+        for i in range(len(groups)):
+            for j in range(i, min(len(groups), i + _MAX_GROUPS)):
+                value = "".join(g for _, g in groups[i : j + 1])
+                if len(value) < MIN_ORDER_DIGITS or len(value) > MAX_ORDER_LEN:
+                    continue
+                start = groups[i][0]
+                end = groups[j][0] + len(groups[j][1])
+                lookalike = False
+                if not shapes.matches(value):
+                    head = next((p for p in prefixes if value.startswith(p)), "")
+                    fixed = head + value[len(head) :].translate(_LOOKALIKE_DIGITS)
+                    if fixed == value or not shapes.matches(fixed):
+                        continue
+                    value, lookalike = fixed, True
+                labelled = _ORDER_LABEL_BEFORE_RE.search(text[max(0, start - 16) : start])
+                digits = re.sub(r"\D", "", value)
+                if (
+                    labelled is None
+                    and digits == value
+                    and _is_other_number(masked, start, masked[start:end], digits)
+                ):
+                    continue
+                found.append((_Order(value, start, end, labelled is not None), lookalike))
+    kept = [
+        (order, lookalike)
+        for order, lookalike in found
+        if not any(
+            o.start <= order.start
+            and order.end <= o.end
+            and (o.end - o.start) > (order.end - order.start)
+            for o, _ in found
+        )
+    ]
+    kept.sort(key=lambda ol: (ol[1], not ol[0].labelled, -len(ol[0].value), ol[0].start))
+    return [order for order, _ in kept]
+
+
+def order_candidates(text: str, shapes: OrderShapes | None = None) -> list[str]:
+    """Every reading of an order number in ``text``, most likely first: runs of a known shape
+    (see ``OrderShapes``), then numbers that merely look like an order number."""
+    normalized = normalize_text(text)
+    marked = _marked_amounts(normalized)
+    return _ranked_orders(normalized, marked, shapes)
+
+
+def _ranked_orders(normalized: str, marked: list[_Amount], shapes: OrderShapes | None) -> list[str]:
+    heuristic = _order_candidates(normalized, marked)
+    values: list[str] = []
+    if shapes:
+        masked = _convert_cn_digit_runs(_mask(normalized, (a.span for a in marked)))
+        values = [o.value for o in _shaped_candidates(normalized, masked, shapes)]
+    best = _best_order(heuristic)
+    rest = sorted(heuristic, key=lambda o: (not o.labelled, -len(o.value), o.start))
+    for order in ([best] if best else []) + rest:
+        if order.value not in values:
+            values.append(order.value)
+    return values
 
 
 def _best_order(orders: Iterable[_Order]) -> _Order | None:
@@ -510,7 +691,10 @@ _STRONG_PATTERNS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
     (
         Intent.RESTART,
         re.compile(
-            r"重新开始|重新来|重来|从头(?:开始|来)|重新(?:查|输入|填)|换(?:一个|个|一)?(?:订单|单)"
+            r"重新开始|重新来|重来|从头(?:开始|来|再来)|重头来|重新(?:查|输入|填|发)|换(?:一个|个|一)?(?:订单|单)"
+            r"|再来一(?:次|遍)|返回首页|回到(?:开始|开头|第一步)|从第一步|(?:还有|另外|另)(?:一个|一笔|一单)"
+            r"(?:订单|单子|账单)?(?:要查)?|(?:查|看)(?:一下)?(?:别的|另外的?|其他的?)(?:订单|单子|账单)"
+            r"|另外一个单子|\b(?:new|one\s+more|next)\s+order\b"
             r"|换一笔|再查一(?:个|单|笔)|查另一|另(?:外)?一个订单|重置"
             r"|\bstart\s+(?:over|again|afresh)\b|\brestart\b|\breset\b|\bbegin\s+again\b"
             r"|\bstart\s+from\s+(?:the\s+)?(?:beginning|scratch)\b"
@@ -532,6 +716,10 @@ _STRONG_PATTERNS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
         Intent.HELP,
         re.compile(
             r"帮助|怎么用|咋用|怎样用|如何用|怎么使用|如何使用|怎样使用|怎么操作|如何操作|不会用"
+            r"|怎么弄|咋弄|咋整|怎么搞|怎么做|该怎么办|怎么办|下一步|做啥|干啥|干嘛用|干什么用|不会弄"
+            r"|(?:该|要|需要)发(?:什么|啥)|发(?:什么|啥)给你|(?:在)?哪(?:里|儿)?(?:看|找|查)|什么是"
+            r"|看不懂|不懂|不知道(?:怎么|咋|该)|说明书|指南|介绍|能帮我(?:做|干)(?:什么|啥)"
+            r"|\b(?:how\s+do\s+i|what\s+do\s+i|where\s+(?:do|can)\s+i|what\s+is\s+(?:a|an|the)?)\b"
             r"|使用说明|使用方法|操作说明|用法|能做什么|能干什么|能干嘛|可以做什么|有什么功能"
             r"|\bhelp\b|\bhow\s+(?:do|does|can|should)\s+(?:i|you|it|this|we)\s+(?:use|work)\b"
             r"|\bhow\s+to\s+use\b|\bwhat\s+can\s+you\s+do\b|\binstructions?\b|\busage\b|\bmenu\b",
@@ -735,6 +923,7 @@ _YES_TOKENS = (
     "可以", "可以的", "是", "是的", "是滴", "没错", "对", "对的", "对滴", "我可以", "我确认",
     "我愿意", "我接受", "对头", "嗯", "恩", "嗯呢", "确认", "确认无误", "无误", "确定", "正确",
     "没问题", "就是", "就是这个", "是这个", "接受", "愿意", "当然", "当然可以", "授权", "允许",
+    "就是它", "是我的", "中", "thats mine", "its mine", "mine",
     "ok", "okay", "okey", "okk", "kk", "yes", "y", "yeah", "yep", "yup", "ya", "sure", "agree",
     "i agree", "agreed", "correct", "right", "thats right", "that is right", "confirm", "confirmed",
     "fine", "alright", "of course", "absolutely", "i do", "sounds good", "go ahead",
@@ -743,6 +932,9 @@ _YES_TOKENS = (
 _NO_TOKENS = (
     "不", "不对", "不是", "不是的", "不是这个", "不同意", "我不同意", "否", "不要", "不用",
     "不用了", "不行", "不可以", "不好", "不愿意", "不接受", "错", "错了", "不正确", "拒绝",
+    "不是我的", "不不不", "不不", "没有的事", "否认", "并不是", "搞错了", "弄错了", "你弄错了",
+    "我没买过这个", "没买过", "我不认识这个订单", "不认识", "thats not it", "not it",
+    "thats not mine", "not mine",
     "算了", "取消", "没有", "不需要", "不了", "别", "no", "n", "nope", "nah", "not", "disagree",
     "i disagree", "dont", "do not", "wrong", "incorrect", "cancel", "decline", "refuse",
     "reject", "not this", "not this one", "no thanks", "not right", "not correct",
@@ -751,7 +943,7 @@ _FILLER_TOKENS = (
     "的", "啊", "呀", "吧", "呢", "哦", "噢", "喔", "哈", "啦", "了", "嘛", "呐", "哎", "这个",
     "那个", "这个订单", "这单", "这笔", "订单", "谢谢", "谢啦", "多谢", "谢谢你", "please",
     "pls", "plz", "thanks", "thank you", "thx", "ty", "it", "is", "this", "one", "that", "the",
-    "order", "its",
+    "order", "its", "这", "单子", "这单子", "这个单子",
 )
 # fmt: on
 _YES_NO_KIND: dict[str, Intent | None] = {
@@ -770,7 +962,7 @@ _YES_NO_TOKEN_RE = re.compile(
     + r") *"
 )
 _YES_NO_MAX_LEN = 24
-_A_NOT_A_RE = re.compile(r"(?<!不)(.)不\1")  # 好不好, 对不对: a question, neither yes nor no
+_A_NOT_A_RE = re.compile(r"(?<!不)([^不])不\1")  # 好不好, 对不对: a question, neither yes nor no
 _EMOJI_WORDS = {
     "[强]": " 好 ",
     "[ok]": " ok ",
@@ -812,6 +1004,15 @@ def _intent_words(text: str) -> str:
 
 
 def _detect_intent(text: str) -> Intent | None:
+    intent = _detect_intent_unscoped(text)
+    if intent is Intent.HANDOFF and person_verdict(text) is Verdict.REFUSED:
+        return None  # a person mentioned, refused or reported on: not asked for
+    if intent is Intent.WITHDRAW_CONSENT and withdraw_verdict(text) is Verdict.REFUSED:
+        return None
+    return intent
+
+
+def _detect_intent_unscoped(text: str) -> Intent | None:
     if not text:
         return None
     if _QUESTION_ONLY_RE.fullmatch(text):
@@ -819,6 +1020,10 @@ def _detect_intent(text: str) -> Intent | None:
     words = _intent_words(text)
     if words in ("1", "2"):
         return Intent.YES if words == "1" else Intent.NO
+    if withdraw_verdict(text) is Verdict.ASKED:
+        return Intent.WITHDRAW_CONSENT
+    if person_verdict(text) is Verdict.ASKED:
+        return Intent.HANDOFF
     lowered = text.lower()
     if intent := _pattern_intent(lowered):
         return intent
@@ -838,13 +1043,15 @@ _CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)}  # ①…⑳
 _KEYCAP_RE = re.compile(r"^([1-9])\ufe0f?\u20e3$")  # 1️⃣
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "last": -1}
 _CHOICE_RE = re.compile(
-    r"^(?:我?(?:选|要|选择|挑|就)(?:择)?|第|就第|就|要第|选第)?\s*"
-    r"([0-9]{1,2}|[一二两三四五六七八九十]|十[一二三四五六七八九]?)\s*"
-    r"(?:个|号|条|笔|项|单|个订单|笔订单|项吧)?(?:吧|呢|啊|哦|的|就行|就好|好了)?$"
+    r"^(?:我|就|那|那就|要|选|择|挑|选项|第|两个里面|几个里面|里面|的|是|还是|嗯|好|吧)*"
+    r"([0-9]{1,2}|[一二两三四五六七八九十幺]|十[一二三四五六七八九]?)"
+    r"(?:个|号|条|笔|项|单|个订单|笔订单)?"
+    r"(?:吧|呢|啊|哦|的|就行|就好|好了|谢谢|谢啦|那个|这个)*$"
 )
 _EN_CHOICE_RE = re.compile(
-    r"^(?:(?:the|number|no|option|choice|pick|i\s+pick|i\s+choose|choose)\s*)*"
-    r"(first|second|third|fourth|fifth|last|[0-9]{1,2})(?:\s*(?:one|order))?$"
+    r"^(?:(?:the|number|no|option|choice|pick|i\s+pick|i\s+choose|choose|id\s+like|i\s+want)\s*)*"
+    r"(first|second|third|fourth|fifth|last|[0-9]{1,2})(?:\s*(?:one|order))?"
+    r"(?:\s*(?:please|pls|thanks|thank\s+you))?$"
 )
 
 
@@ -866,7 +1073,7 @@ def parse_choice(text: str) -> int | None:
         token = match.group(1)
         if token.isdigit():
             return int(token)
-        return _parse_cn_integer(token.replace("两", "二"))
+        return _parse_cn_integer(token.replace("两", "二").replace("幺", "一"))
     if core in ("最后一个", "最后那个", "最后一笔", "最后一单"):
         return -1
     return None
@@ -893,10 +1100,21 @@ def parse_order_no(text: str) -> str | None:
     return best.value if best else None
 
 
+_BARE_DECIMAL_RE = re.compile(r"(?<![0-9.,])[-−]?\d{1,7}\.\d{1,2}(?![0-9.,])")
+
+
 def _amount_in(normalized: str, marked: list[_Amount], orders: list[_Order]) -> Decimal | None:
     best = _best_amount(marked)
     if best is None and not orders:
         best = _bare_amount(normalized)
+    elif best is None:
+        # DD20250503123456 128.50: one decimal number beside the order number is its amount
+        rest = _mask(normalized, ((o.start, o.end) for o in orders))
+        numbers = _ANY_NUMBER_RE.findall(rest)
+        decimal = _BARE_DECIMAL_RE.search(rest)
+        if decimal is not None and len(numbers) == 1:
+            value = Decimal(decimal.group().lstrip("-−"))
+            best = _Amount(decimal.start(), decimal.span(), value, False, _PRIORITY_BARE, False)
     return _valid_amount(best)
 
 
@@ -935,7 +1153,7 @@ def detect_language(text: str) -> Literal["zh", "en"] | None:
     return None
 
 
-def understand(text: str) -> Understood:
+def understand(text: str, shapes: OrderShapes | None = None) -> Understood:
     """Order number, amount and intent at once.
 
     Money-marked numbers are never read as part of an order number and vice versa. The bare
@@ -945,9 +1163,10 @@ def understand(text: str) -> Understood:
     normalized = normalize_text(text)
     marked = _marked_amounts(normalized)
     orders = _order_candidates(normalized, marked)
-    best_order = _best_order(orders)
+    ranked = _ranked_orders(normalized, marked, shapes)
     return Understood(
-        order_no=best_order.value if best_order else None,
+        order_no=ranked[0] if ranked else None,
         amount=_amount_in(normalized, marked, orders),
         intent=_detect_intent(normalized),
+        order_options=tuple(ranked[1:]),
     )

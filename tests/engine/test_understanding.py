@@ -228,6 +228,12 @@ def test_parse_order_no_rejects(text: str) -> None:
         ("一百二十八块五毛", "128.50"),
         ("12 bucks", "12.00"),
         ("1。", "1.00"),
+        # a minus is how a bill shows money spent; a decimal beside the order is its amount
+        ("-128.5", "128.50"),
+        ("¥-5", "5.00"),
+        ("-¥5", "5.00"),
+        ("负100元", "100.00"),
+        ("订单 DD20250503123456 128.5", "128.50"),
     ],
 )
 def test_parse_amount_finds(text: str, amount: str) -> None:
@@ -240,12 +246,7 @@ def test_parse_amount_finds(text: str, amount: str) -> None:
         "你好",
         "DD20250503123456",
         "20250503123456",
-        "订单 DD20250503123456 128.5",
         "订单号 12345",
-        "-128.5",
-        "¥-5",
-        "-¥5",
-        "负100元",
         "0元",
         "0",
         "20000000元",
