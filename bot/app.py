@@ -217,6 +217,7 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
                 order_lock=timedelta(minutes=settings.order_lock_minutes),
                 cards_per_day=settings.cards_per_day,
             ),
+            order_pattern=settings.order_pattern,
         )
         yield
         late = app[LATE_REPLIES].tasks

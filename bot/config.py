@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
 import secrets
 import string
 from collections.abc import Mapping
@@ -152,6 +153,7 @@ class Settings:
     access_log: AccessLog = AccessLog.ERRORS
     order_lock_minutes: int = 30
     cards_per_day: int = 10
+    order_pattern: str = ""  # BILLBOT_ORDER_PATTERN: this merchant's order numbers, as a regex
     # reverse proxies whose X-Forwarded-For names the client (login lockouts, rate limits)
     trusted_proxies: tuple[IPNetwork, ...] = ()
 
@@ -240,6 +242,13 @@ class Settings:
             if not text.isdigit() or int(text) < least:
                 raise SettingsError(f"{name}={text!r}: give a whole number, at least {least}")
             numbers[name] = int(text)
+        order_pattern = get("BILLBOT_ORDER_PATTERN", "")
+        try:
+            re.compile(order_pattern)
+        except re.error as exc:
+            raise SettingsError(
+                f"BILLBOT_ORDER_PATTERN is not a regular expression ({exc}); e.g. DD\\d{{14}}"
+            ) from None
         proxies: list[IPNetwork] = []
         for text in get("BILLBOT_TRUSTED_PROXIES", "").split(","):
             if not text.strip():
@@ -281,6 +290,7 @@ class Settings:
             order_lock_minutes=numbers["BILLBOT_ORDER_LOCK_MINUTES"],
             cards_per_day=numbers["BILLBOT_CARDS_PER_DAY"],
             trusted_proxies=tuple(proxies),
+            order_pattern=order_pattern,
         )
 
     def public_demo_secrets(self) -> list[str]:

@@ -151,6 +151,11 @@ class HttpOrders:
         self._record_success()
         return record
 
+    async def shapes(self) -> list[str]:
+        """The API does not list orders: messages are read without shapes (or with
+        ``BILLBOT_ORDER_PATTERN``)."""
+        return []
+
     async def paid_by(self, user_id: str, since: datetime, limit: int) -> list[OrderRecord]:
         """The API finds orders by number only: "查订单" then asks for the number."""
         return []

@@ -67,6 +67,16 @@ class Order(Base):
     updated_at: Mapped[datetime]
 
 
+class OrderShape(Base):
+    """A shape of this merchant's order numbers (``DD|D14``: prefix, runs of digits and
+    letters), learned at import; messages are read against them. Holds no order number."""
+
+    __tablename__ = "order_shapes"
+
+    shape: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learned_at: Mapped[datetime]
+
+
 class Contact(Base):
     __tablename__ = "contacts"
 

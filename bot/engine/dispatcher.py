@@ -19,6 +19,7 @@ from bot.clock import Clock
 from bot.config import VerifyMode
 from bot.engine.inbound import Inbound, InboundKind
 from bot.engine.locks import KeyedLocks
+from bot.engine.order_shapes import OrderShapes
 from bot.engine.understanding import Intent, detect_intent, detect_language
 from bot.flows.base import CardLinks, Limits, OrderLookup, Step, StepContext
 from bot.flows.dialogue import run_step
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 SESSION_TTL = timedelta(hours=72)
 RESUME_AFTER = timedelta(minutes=10)  # a pause this long and the bot reminds where we were
-RESUMABLE = (Step.CONSENT, Step.ASK_ORDER, Step.VERIFY)
+RESUMABLE = (Step.CONSENT, Step.ASK_ORDER, Step.VERIFY, Step.PICK_ORDER)
+SHAPES_TTL = timedelta(seconds=60)  # an import is read within a minute by every worker
 
 
 Notice = tuple[str, int | None]  # ("queue" | "message" | "alert", handoff id)
@@ -62,6 +64,7 @@ class Dispatcher:
         *,
         wecom_ways: bool = False,
         limits: Limits | None = None,
+        order_pattern: str = "",
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -73,6 +76,20 @@ class Dispatcher:
         self._locks = KeyedLocks()
         self._handoffs = handoffs  # the agents' side: told when the queue or a chat changes
         self._hours = handoffs.hours if handoffs is not None else ServiceHours()
+        self._order_pattern = order_pattern
+        self._shapes: OrderShapes | None = None  # re-read every SHAPES_TTL (imports add some)
+        self._shapes_read_at: datetime | None = None
+
+    async def _order_shapes(self, orders: OrderLookup, now: datetime) -> OrderShapes:
+        """The shapes of the merchant's order numbers, read again every ``SHAPES_TTL``."""
+        if (
+            self._shapes is None
+            or self._shapes_read_at is None
+            or now - self._shapes_read_at >= SHAPES_TTL
+        ):
+            self._shapes = OrderShapes.known(await orders.shapes(), self._order_pattern)
+            self._shapes_read_at = now
+        return self._shapes
 
     async def handle(self, inbound: Inbound) -> Outcome:
         key = f"{inbound.channel}:{inbound.dedup_key}"
@@ -160,6 +177,7 @@ class Dispatcher:
         if not isinstance(journey, dict):  # this conversation's journey starts now
             journey = {"id": secrets.token_hex(8), "mode": self._verify_mode.value}
             conv.data[JOURNEY_KEY] = journey
+        orders = self._orders or repos.orders
         ctx = StepContext(
             channel=inbound.channel,
             user_id=inbound.user_id,
@@ -168,7 +186,7 @@ class Dispatcher:
             texts=Texts(lang),
             data=conv.data,
             verify_mode=self._verify_mode,
-            orders=self._orders or repos.orders,
+            orders=orders,
             contacts=repos.contacts,
             consents=repos.consents,
             handoffs=repos.handoffs,
@@ -180,6 +198,7 @@ class Dispatcher:
             resumed=paused and state in RESUMABLE,
             hours=self._hours,
             journey=str(journey["id"]),
+            shapes=await self._order_shapes(orders, now),
         )
         result = await run_step(ctx, state, inbound)
         notices.extend(("alert", None) for _ in ctx.alerts)

@@ -13,20 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-_RUN_RE = re.compile(r"[0-9]+|[A-Z]+")
-_PREFIX_RE = re.compile(r"^[A-Z]*")
-
-
-def shape_of(order_no: str) -> str:
-    """``DD20250503123456`` → ``DD|D14`` (upper-case letters and digits only)."""
-    value = order_no.upper()
-    prefix = _PREFIX_RE.match(value)
-    head = prefix.group() if prefix else ""
-    rest = value[len(head) :]
-    runs = "".join(
-        ("D" if run[0].isdigit() else "A") + str(len(run)) for run in _RUN_RE.findall(rest)
-    )
-    return f"{head}|{runs}"
+from storage.shapes import shape_of
 
 
 @dataclass(frozen=True)
@@ -43,10 +30,16 @@ class OrderShapes:
             re.compile(pattern, re.IGNORECASE) if pattern else None,
         )
 
+    @classmethod
+    def known(cls, shapes: Iterable[str], pattern: str = "") -> OrderShapes:
+        """From shapes already computed (the ``order_shapes`` table)."""
+        return cls(frozenset(shapes), re.compile(pattern, re.IGNORECASE) if pattern else None)
+
     def __bool__(self) -> bool:
         return bool(self.shapes) or self.pattern is not None
 
     def matches(self, value: str) -> bool:
+        """``value`` (upper-case letters and digits) has a known shape, or the pattern's."""
         if self.pattern is not None and self.pattern.fullmatch(value):
             return True
         return shape_of(value) in self.shapes
@@ -56,3 +49,6 @@ class OrderShapes:
         """The letter prefixes in use (``DD``, ``SO``…); look-alike letters after them are
         read as digits."""
         return frozenset(s.split("|", 1)[0] for s in self.shapes)
+
+
+__all__ = ["OrderShapes", "shape_of"]

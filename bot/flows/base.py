@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.config import VerifyMode
+from bot.engine.order_shapes import OrderShapes
 from bot.handoff.hours import ServiceHours
 from bot.texts import Texts
 from storage.records import CardRecord, ContactRecord, FunnelStep, HandoffRecord, OrderRecord
@@ -44,6 +45,10 @@ class OrdersUnavailable(Exception):
 
 class OrderLookup(Protocol):
     """Finds an order by its normalised number (local table or the merchant's order API)."""
+
+    async def shapes(self) -> list[str]:
+        """Shapes of the order numbers it holds (see ``shape_of``); [] if it cannot say."""
+        ...
 
     async def find(self, order_no: str) -> OrderRecord | None: ...
     async def paid_by(self, user_id: str, since: datetime, limit: int) -> list[OrderRecord]:
@@ -168,6 +173,7 @@ class StepContext:
     funnel: list[FunnelStep] = field(default_factory=list)  # steps this turn reached
     alerts: list[str] = field(default_factory=list)  # for the agents' consoles (order_locked)
     journey: str = ""  # the funnel's id for this conversation (random, not personal)
+    shapes: OrderShapes | None = None  # this merchant's order number shapes, if known
 
     def mark(self, *steps: FunnelStep) -> None:
         """Counts this turn as reaching ``steps`` of the funnel (recorded with the turn)."""

@@ -98,7 +98,7 @@ async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResul
 
 
 async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
-    understood = understand(text)
+    understood = understand(text, ctx.shapes)
     intent = understood.intent
     if intent is Intent.WITHDRAW_CONSENT:
         if state is Step.HANDOFF:
@@ -121,7 +121,7 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
         thanks = [ctx.say("consent_thanks")]
         if not outcome:
             return ask_order(ctx, thanks)
-        return await on_order(ctx, outcome, understand(outcome), thanks)
+        return await on_order(ctx, outcome, understand(outcome, ctx.shapes), thanks)
     lead = resume_line(ctx, state)
     if intent is Intent.HELP:
         shown = Step.ASK_ORDER if state in (Step.NEW, Step.CONSENT) else state

@@ -97,7 +97,10 @@ async def on_order(
         key = "amount_before_order" if understood.amount is not None else "order_hint"
         return StepResult(Step.ASK_ORDER, [*replies, ctx.say(key)])
     ctx.data["not_understood"] = 0
-    order = await ctx.orders.find(understood.order_no)
+    found = await _existing(ctx, understood)
+    if len(found) > 1:  # two readings are both real orders: the customer says which
+        return _which(ctx, found, replies)
+    order = found[0] if found else None
     if order is None:
         # not found yet: maybe a typo, maybe not synced yet. An unknown number costs a guess
         # like a wrong amount (or anyone could list which orders exist), even after a restart.
@@ -122,6 +125,29 @@ async def on_order(
     if ctx.verify_mode is VerifyMode.AMOUNT and understood.amount is not None:
         return await on_verify(ctx, text, understood, replies)
     return StepResult(Step.VERIFY, [*replies, verify_question(ctx)])
+
+
+ORDER_LOOKUPS = 3  # readings of one message looked up (the best few: each is a query)
+
+
+async def _existing(ctx: StepContext, understood: Understood) -> list[OrderRecord]:
+    """The orders that exist among the message's readings (look-alike letters, a number
+    inside a pasted bill…), best reading first."""
+    readings = [r for r in (understood.order_no, *understood.order_options) if r]
+    found: list[OrderRecord] = []
+    for reading in readings[:ORDER_LOOKUPS]:
+        order = await ctx.orders.find(reading)
+        if order is not None and order.order_no not in (f.order_no for f in found):
+            found.append(order)
+    return found
+
+
+def _which(ctx: StepContext, orders: list[OrderRecord], replies: list[str]) -> StepResult:
+    ctx.data["choices"] = [order.order_no for order in orders]
+    lines = "\n".join(
+        f"{n}. {mask_order_no(order.order_no)}" for n, order in enumerate(orders, start=1)
+    )
+    return StepResult(Step.PICK_ORDER, [*replies, ctx.say("which_order", choices=lines)])
 
 
 def _locked(ctx: StepContext, order_no: str, until: datetime, replies: list[str]) -> StepResult:

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
 from storage.db import dialect_insert
-from storage.models import Contact, Order
+from storage.models import Contact, Order, OrderShape
 from storage.records import ContactRecord, OrderRecord
+from storage.shapes import shape_of
 
 
 async def _upsert(
@@ -98,7 +99,17 @@ class OrderRepository:
             for o in orders
         ]
         await _upsert(self._s, Order, rows, "order_index")
+        shapes = sorted({shape_of(o.order_no) for o in orders})
+        await self._s.execute(
+            dialect_insert(self._s, OrderShape)
+            .values([{"shape": shape, "learned_at": now} for shape in shapes])
+            .on_conflict_do_nothing(index_elements=["shape"])
+        )
         return len(orders)
+
+    async def shapes(self) -> list[str]:
+        """The shapes of the order numbers imported so far (see ``shape_of``)."""
+        return list(await self._s.scalars(select(OrderShape.shape)))
 
     async def count(self) -> int:
         return int(await self._s.scalar(select(func.count()).select_from(Order)) or 0)

@@ -34,6 +34,12 @@ class SlowOrders:
         await self.gate.wait()
         return OrderRecord(order_no, 12850, contact="alice") if order_no == ORDER else None
 
+    async def shapes(self) -> list[str]:
+        return []
+
+    async def paid_by(self, user_id: str, since: object, limit: int) -> list[OrderRecord]:
+        return []
+
 
 async def test_a_slow_turn_is_answered_through_the_message_api_once(
     settings: Settings,

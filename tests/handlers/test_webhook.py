@@ -18,6 +18,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.keys import SESSIONS
 from storage.models import Conversation, ProcessedMessage
+from storage.records import OrderRecord
 from tests.conftest import Customer
 
 Client = TestClient[web.Request, web.Application]
@@ -164,6 +165,12 @@ async def test_a_failing_turn_gets_friendly_words_in_the_customers_language(
     class OrdersDown:
         async def find(self, order_no: str) -> None:
             raise ConnectionError("order backend unreachable")
+
+        async def shapes(self) -> list[str]:
+            return []
+
+        async def paid_by(self, user_id: str, since: object, limit: int) -> list[OrderRecord]:
+            return []
 
     client = await aiohttp_client(create_app(settings, clock, orders=OrdersDown()))
     customer = Customer(client, settings, clock)
