@@ -55,6 +55,7 @@ from bot.keys import (
     METRICS,
     OFFICIAL_ACCOUNT,
     QR_THROTTLE,
+    RECHECKS,
     SESSIONS,
     SETTINGS,
     WECOM,
@@ -63,6 +64,8 @@ from bot.metrics import Metrics
 from bot.order_api import HttpOrders
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
+from bot.privacy.scenes import SceneCodec
+from bot.rechecks import OrderRechecks
 from bot.throttle import AddressThrottle
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
@@ -216,8 +219,23 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
             limits=Limits(
                 order_lock=timedelta(minutes=settings.order_lock_minutes),
                 cards_per_day=settings.cards_per_day,
+                recheck_every=timedelta(minutes=settings.recheck_every_minutes),
+                recheck_for=timedelta(minutes=settings.recheck_for_minutes),
             ),
             order_pattern=settings.order_pattern,
+            scenes=SceneCodec([k.reveal() for k in settings.secret_keys], app[CLOCK]),
+        )
+        app[RECHECKS] = OrderRechecks(
+            app[SESSIONS],
+            app[CLOCK],
+            wechat,
+            SignedCardLinks(app_signer(app), settings.public_url),
+            orders=orders,
+            verify_mode=settings.verify_mode,
+            every=timedelta(minutes=settings.recheck_every_minutes),
+            hours=app[HANDOFFS].hours,
+            handoffs=app[HANDOFFS],
+            metrics=app[METRICS],
         )
         yield
         late = app[LATE_REPLIES].tasks
@@ -228,7 +246,8 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
 
 async def purge_job(app: web.Application) -> AsyncIterator[None]:
     """Background upkeep while the server runs: lapsed claims go back to the queue (every
-    few seconds, so a dropped conversation does not wait for an agent to look), and the
+    few seconds, so a dropped conversation does not wait for an agent to look), unknown
+    order numbers due a recheck are looked up again (``bot/rechecks.py``), and the
     retention job runs every few minutes (`billbot purge` runs it once)."""
 
     async def loop() -> None:
@@ -237,6 +256,7 @@ async def purge_job(app: web.Application) -> AsyncIterator[None]:
             try:
                 await app[HANDOFFS].release_expired_leases()
                 await app[CONTACT_WAYS].delete_spent_ways()
+                await app[RECHECKS].run_due()
                 if ticks % (PURGE_EVERY_SECONDS // LEASE_CHECK_SECONDS) == 0:
                     counts = await purge_expired(app[SESSIONS], app[CLOCK].now())
                     if any(counts.values()):

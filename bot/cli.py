@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         imp = group.add_parser("import", help=f"upsert {kind} from a CSV file")
         imp.add_argument("file", type=Path)
+        if kind == "orders":
+            imp.add_argument(
+                "--qr", action="store_true", help="also make each order's receipt QR code (PNG)"
+            )
+            imp.add_argument("--out", type=Path, default=Path("qr"), help="where PNGs go (qr/)")
+
+    qr = sub.add_parser(
+        "qr", help="receipt QR codes: scanning one leads to the order's card, nothing typed"
+    )
+    qr.add_argument("order_no", nargs="+", help="order numbers (already imported)")
+    qr.add_argument("--out", type=Path, default=Path("qr"), help="where the PNGs go (qr/)")
+    qr.add_argument("--days", type=int, default=30, help="days the codes work (at most 30)")
 
     handoffs = sub.add_parser("handoffs", help="the handoff queue").add_subparsers(
         dest="action", required=True
@@ -131,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_chat(args.url or settings.public_url, settings, args.user or DEFAULT_USER)
         )
     if command in ("orders", "contacts"):
-        return asyncio.run(import_file(settings, command, args.file))
+        qr_out = args.out if command == "orders" and args.qr else None
+        return asyncio.run(import_file(settings, command, args.file, qr_out=qr_out))
+    if command == "qr":
+        return asyncio.run(receipt_qrs(settings, args.order_no, args.out, args.days))
     if command == "handoffs":
         return asyncio.run(list_handoffs(settings, as_json=args.json))
     if command == "agents" and args.action == "unlock":
@@ -291,7 +306,19 @@ def print_fresh_secrets() -> int:
     return 0
 
 
-async def import_file(settings: Settings, kind: str, path: Path) -> int:
+async def receipt_qrs(settings: Settings, order_numbers: list[str], out: Path, days: int) -> int:
+    from bot.receipt_qr import format_receipt_qrs, make_receipt_qrs
+
+    made = await make_receipt_qrs(
+        settings, order_numbers, out, SystemClock(), days=max(1, min(days, 30))
+    )
+    print(format_receipt_qrs(made))
+    return 0 if all(qr.path is not None for qr in made) else 1
+
+
+async def import_file(
+    settings: Settings, kind: str, path: Path, *, qr_out: Path | None = None
+) -> int:
     from bot.imports import ImportFileError, format_report, import_contacts, import_orders
 
     engine = create_engine(settings.database_url)
@@ -306,6 +333,9 @@ async def import_file(settings: Settings, kind: str, path: Path) -> int:
     finally:
         await engine.dispose()
     print(format_report(report))
+    if qr_out is not None and report.keys:
+        qr_failed = await receipt_qrs(settings, report.keys, qr_out, 30)
+        return 1 if report.errors or qr_failed else 0
     return 1 if report.errors else 0
 
 

@@ -153,6 +153,8 @@ class Settings:
     access_log: AccessLog = AccessLog.ERRORS
     order_lock_minutes: int = 30
     cards_per_day: int = 10
+    recheck_every_minutes: int = 2  # an unknown but well-formed order is looked up again…
+    recheck_for_minutes: int = 30  # …for this long, then a person takes over (0: never)
     order_pattern: str = ""  # BILLBOT_ORDER_PATTERN: this merchant's order numbers, as a regex
     # reverse proxies whose X-Forwarded-For names the client (login lockouts, rate limits)
     trusted_proxies: tuple[IPNetwork, ...] = ()
@@ -237,6 +239,8 @@ class Settings:
         for name, default, least in (
             ("BILLBOT_ORDER_LOCK_MINUTES", "30", 1),
             ("BILLBOT_CARDS_PER_DAY", "10", 1),
+            ("BILLBOT_RECHECK_EVERY_MINUTES", "2", 1),
+            ("BILLBOT_RECHECK_FOR_MINUTES", "30", 0),
         ):
             text = get(name, default)
             if not text.isdigit() or int(text) < least:
@@ -289,6 +293,8 @@ class Settings:
             access_log=access_log,
             order_lock_minutes=numbers["BILLBOT_ORDER_LOCK_MINUTES"],
             cards_per_day=numbers["BILLBOT_CARDS_PER_DAY"],
+            recheck_every_minutes=numbers["BILLBOT_RECHECK_EVERY_MINUTES"],
+            recheck_for_minutes=numbers["BILLBOT_RECHECK_FOR_MINUTES"],
             trusted_proxies=tuple(proxies),
             order_pattern=order_pattern,
         )

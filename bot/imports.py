@@ -87,6 +87,7 @@ class ImportReport:
     superseded: list[Superseded] = field(default_factory=list)
     encoding: str = "utf-8"  # "utf-8" | "gb18030"
     complete: bool = True  # False: malformed CSV stopped the reading (the last error says where)
+    keys: list[str] = field(default_factory=list)  # what was written: order numbers, contact ids
 
 
 class ImportFileError(Exception):
@@ -600,6 +601,7 @@ async def _import(
                     shown.update(report.read, source.position())
     finally:
         source.close()
+    report.keys = list(last_line)
     if source.stopped_by is not None:
         report.errors.append(source.stopped_by)
         report.complete = False

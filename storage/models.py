@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -65,6 +66,21 @@ class Order(Base):
     tracking_no: Mapped[str | None] = mapped_column(Sealed())
     status: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime]
+
+
+class OrderQr(Base):
+    """A receipt's QR code for one order (``billbot qr``): the scene it carries names this
+    row. The first customer to scan it claims it (their OpenID's blind index)."""
+
+    __tablename__ = "order_qrs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_no: Mapped[str] = mapped_column(Sealed())
+    order_index: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # blind index of the OpenID
+    claimed_at: Mapped[datetime | None]
 
 
 class OrderShape(Base):
@@ -235,6 +251,38 @@ class OrderGuard(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime]
     locked_until: Mapped[datetime | None]
+
+
+class OrderRecheck(Base):
+    """An order number a customer sent that was not found but has the merchant's shape: it is
+    looked up again every few minutes until ``until`` (payments reach the orders table late).
+
+    One open recheck per conversation; done ones are deleted 72 hours after ``done_at``.
+    """
+
+    __tablename__ = "order_rechecks"
+    __table_args__ = (
+        Index(
+            "uq_order_rechecks_open",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    order_no: Mapped[str] = mapped_column(Sealed())
+    order_index: Mapped[str] = mapped_column(String(64), index=True)  # blind index
+    channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    next_at: Mapped[datetime] = mapped_column(index=True)  # the next look (or a claim's end)
+    until: Mapped[datetime]  # give up (and hand off) after this
+    done_at: Mapped[datetime | None] = mapped_column(index=True)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # a RecheckOutcome
 
 
 class Handoff(Base):

@@ -108,6 +108,29 @@ class CardRecord:
     lang: str = "zh"
 
 
+class RecheckOutcome(StrEnum):
+    """How an order recheck ended (``order_rechecks.outcome``)."""
+
+    FOUND = "found"  # the order arrived: the customer was asked to verify it
+    GAVE_UP = "gave_up"  # it never arrived in time: a person took over
+    REPLACED = "replaced"  # the customer sent another unknown order number
+    MOVED_ON = "moved_on"  # the conversation went elsewhere (another order, a card, a person)
+    UNREACHABLE = "unreachable"  # found, but WeChat would not take the message in time
+
+
+@dataclass(frozen=True, slots=True)
+class RecheckRecord:
+    """An unknown order number being looked up again, from ``next_at`` until ``until``."""
+
+    id: int
+    conversation_id: int
+    channel: str
+    order_no: str
+    created_at: datetime
+    next_at: datetime
+    until: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class ApiErrorRecord:
     service: str
@@ -115,3 +138,12 @@ class ApiErrorRecord:
     errcode: int
     errmsg: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScanClaim:
+    """What scanning a receipt's QR code found: the order, or why not (``expired``,
+    ``used``, ``unknown``, ``invalid``)."""
+
+    order_no: str | None
+    refusal: str | None = None

@@ -14,6 +14,7 @@ from storage.repositories.conversations import ConversationRepository
 from storage.repositories.guards import OrderGuardRepository
 from storage.repositories.handoffs import HandoffRepository
 from storage.repositories.inbox import InboxRepository
+from storage.repositories.rechecks import RecheckRepository
 
 # WeChat redelivers within seconds; keys older than a session are of no use.
 DELIVERY_KEYS_KEPT = timedelta(hours=72)
@@ -39,6 +40,7 @@ async def purge_expired(
         await OrderGuardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         await AgentRepository(session).purge_guards_before(now - DELIVERY_KEYS_KEPT)
         cancelled = await HandoffRepository(session).purge_cancelled(now - DELIVERY_KEYS_KEPT)
+        rechecks = await RecheckRepository(session).purge_done_before(now - DELIVERY_KEYS_KEPT)
         await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
         logins = (
             await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
@@ -49,5 +51,6 @@ async def purge_expired(
         "delivery_keys": keys,
         "cards": cards,
         "cancelled_handoffs": cancelled,
+        "order_rechecks": rechecks,
         "console_sessions": int(logins),
     }

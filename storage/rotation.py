@@ -23,6 +23,8 @@ INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
     "orders": (("order_no", "order_index"), ("payer_openid", "payer_index")),
     "conversations": (("user_id", "user_index"),),
     "consents": (("user_id", "user_index"),),
+    "order_rechecks": (("order_no", "order_index"),),
+    "order_qrs": (("order_no", "order_index"),),
 }
 
 

@@ -141,8 +141,8 @@ class Customer:
         query, body = self.codec.build_text(self.openid, text, msg_id or self.next_msg_id())
         return await self.post(query, body)
 
-    async def event(self, event: str) -> str:
-        query, body = self.codec.build_event(self.openid, event)
+    async def event(self, event: str, key: str = "") -> str:
+        query, body = self.codec.build_event(self.openid, event, key)
         return await self.post(query, body)
 
 

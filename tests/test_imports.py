@@ -69,7 +69,8 @@ async def test_good_orders_are_imported(
 ) -> None:
     report = await import_orders(write(tmp_path, GOOD_ORDERS), sessions, clock)
 
-    assert report == ImportReport(kind="orders", read=3, written=3, errors=[])
+    keys = ["DD20260503123456", "DD20260503000002", "DD20260503000003"]
+    assert report == ImportReport(kind="orders", read=3, written=3, errors=[], keys=keys)
     first = await find_order(sessions, "DD20260503123456")
     assert first == OrderRecord(
         order_no="DD20260503123456",

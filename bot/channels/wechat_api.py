@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -359,8 +360,35 @@ class TokenedApi:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
 
+@dataclass(frozen=True)
+class SceneQr:
+    """A parametric QR code WeChat made: what the code holds (``url``) and its lifetime."""
+
+    url: str
+    ticket: str
+    expire_seconds: int
+
+
+MAX_QR_SECONDS = 30 * 24 * 3600  # temporary codes live at most 30 days
+
+
 class WeChatApi(TokenedApi):
     """The calls the bot makes to the Official Account API."""
+
+    async def create_scene_qr(self, scene: str, expire_seconds: int) -> SceneQr:
+        """A temporary QR code carrying ``scene`` (at most 64 characters): scanning it sends a
+        ``subscribe`` (new followers) or ``SCAN`` event with it. WeChatApiError if refused."""
+        payload = {
+            "expire_seconds": min(expire_seconds, MAX_QR_SECONDS),
+            "action_name": "QR_STR_SCENE",
+            "action_info": {"scene": {"scene_str": scene}},
+        }
+        answer = await self._post("/cgi-bin/qrcode/create", payload, what="scene QR code")
+        url, ticket = answer.get("url"), answer.get("ticket")
+        if not isinstance(url, str) or not isinstance(ticket, str):
+            raise WeChatApiError(-1, "qrcode/create answered without url or ticket")
+        seconds = answer.get("expire_seconds")
+        return SceneQr(url, ticket, seconds if isinstance(seconds, int) else expire_seconds)
 
     async def send_text(self, openid: str, text: str) -> None:
         """A customer-service text message; raises WeChatApiError if WeChat refuses it."""

@@ -21,7 +21,7 @@ from bot.engine.inbound import Inbound, InboundKind
 from bot.engine.locks import KeyedLocks
 from bot.engine.order_shapes import OrderShapes
 from bot.engine.understanding import Intent, detect_intent, detect_language
-from bot.flows.base import CardLinks, Limits, OrderLookup, Step, StepContext
+from bot.flows.base import CardLinks, Limits, OrderLookup, SceneReader, Step, StepContext
 from bot.flows.dialogue import run_step
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import HandoffService
@@ -65,6 +65,7 @@ class Dispatcher:
         wecom_ways: bool = False,
         limits: Limits | None = None,
         order_pattern: str = "",
+        scenes: SceneReader | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -77,6 +78,7 @@ class Dispatcher:
         self._handoffs = handoffs  # the agents' side: told when the queue or a chat changes
         self._hours = handoffs.hours if handoffs is not None else ServiceHours()
         self._order_pattern = order_pattern
+        self._scenes = scenes  # reads receipts' QR code scenes (billbot qr)
         self._shapes: OrderShapes | None = None  # re-read every SHAPES_TTL (imports add some)
         self._shapes_read_at: datetime | None = None
 
@@ -170,7 +172,9 @@ class Dispatcher:
             state = Step.NEW
         paused = conv.last_inbound_at is not None and now - conv.last_inbound_at >= RESUME_AFTER
         # "ok", "1", "no" are everyone's words: only a real sentence switches the language
-        detected = detect_language(inbound.text) if len(inbound.text.strip()) > 3 else None
+        # (an event's key is a code, not words: it says nothing of the customer's language)
+        spoken = inbound.kind in (InboundKind.TEXT, InboundKind.VOICE)
+        detected = detect_language(inbound.text) if spoken and len(inbound.text) > 3 else None
         lang = as_lang(detected or conv.lang)
         journey = conv.data.get(JOURNEY_KEY)  # kept even if the step clears the data
         fresh = not isinstance(journey, dict)
@@ -199,6 +203,10 @@ class Dispatcher:
             hours=self._hours,
             journey=str(journey["id"]),
             shapes=await self._order_shapes(orders, now),
+            # only Official Account customers can be messaged later (customer-service API)
+            rechecks=repos.rechecks if inbound.channel == "wechat" else None,
+            scenes=self._scenes,
+            qrs=repos.qrs,
         )
         result = await run_step(ctx, state, inbound)
         notices.extend(("alert", None) for _ in ctx.alerts)
@@ -216,7 +224,7 @@ class Dispatcher:
         conv.expires_at = now + SESSION_TTL
         conv.data[JOURNEY_KEY] = journey
         steps = [FunnelStep.STARTED, *ctx.funnel] if fresh else ctx.funnel
-        reached.extend(await self._record_funnel(repos, journey, steps, inbound.channel, now))
+        reached.extend(await record_funnel(repos, journey, steps, inbound.channel, now))
         if result.forget:
             await repos.transcript.delete_for_conversation(conv.id)
             return reply
@@ -225,30 +233,6 @@ class Dispatcher:
             lines.append(("out", "bot", reply))
         await repos.transcript.add_turn(conv.id, lines, now)
         return reply
-
-    async def _record_funnel(
-        self,
-        repos: Repositories,
-        journey: dict[str, Any],
-        steps: list[FunnelStep],
-        channel: str,
-        now: datetime,
-    ) -> list[FunnelStep]:
-        """Records the funnel steps this turn reached for the first time in its journey, in its
-        transaction, and returns them. A journey's id is random: the funnel holds no personal
-        data. Its furthest step is kept for the abandonment count."""
-        seen = set(journey.get("steps", []))
-        new = [step for step in dict.fromkeys(steps) if step.value not in seen]
-        if not new:
-            return []
-        journey["steps"] = [*journey.get("steps", []), *(step.value for step in new)]
-        order = list(FunnelStep)
-        stage = FunnelStep(journey.get("stage", FunnelStep.STARTED.value))
-        journey["stage"] = max([stage, *new], key=order.index).value
-        if FINISHING_STEPS.intersection(new):
-            journey["done"] = True
-        await repos.funnel.record(str(journey["id"]), new, channel, str(journey["mode"]), now)
-        return new
 
     async def _to_agent(
         self,
@@ -265,3 +249,27 @@ class Dispatcher:
         await repos.transcript.add_turn(conv.id, [("in", "customer", text)], now)
         notices.append(("message", handoff_id))
         return ""
+
+
+async def record_funnel(
+    repos: Repositories,
+    journey: dict[str, Any],
+    steps: list[FunnelStep],
+    channel: str,
+    now: datetime,
+) -> list[FunnelStep]:
+    """Records the funnel steps a turn reached for the first time in its journey, in its
+    transaction, and returns them. A journey's id is random: the funnel holds no personal
+    data. Its furthest step is kept for the abandonment count."""
+    seen = set(journey.get("steps", []))
+    new = [step for step in dict.fromkeys(steps) if step.value not in seen]
+    if not new:
+        return []
+    journey["steps"] = [*journey.get("steps", []), *(step.value for step in new)]
+    order = list(FunnelStep)
+    stage = FunnelStep(journey.get("stage", FunnelStep.STARTED.value))
+    journey["stage"] = max([stage, *new], key=order.index).value
+    if FINISHING_STEPS.intersection(new):
+        journey["done"] = True
+    await repos.funnel.record(str(journey["id"]), new, channel, str(journey["mode"]), now)
+    return new

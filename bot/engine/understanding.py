@@ -637,8 +637,14 @@ def order_candidates(text: str, shapes: OrderShapes | None = None) -> list[str]:
     return _ranked_orders(normalized, marked, shapes)
 
 
-def _ranked_orders(normalized: str, marked: list[_Amount], shapes: OrderShapes | None) -> list[str]:
-    heuristic = _order_candidates(normalized, marked)
+def _ranked_orders(
+    normalized: str,
+    marked: list[_Amount],
+    shapes: OrderShapes | None,
+    heuristic: list[_Order] | None = None,
+) -> list[str]:
+    if heuristic is None:
+        heuristic = _order_candidates(normalized, marked)
     values: list[str] = []
     if shapes:
         masked = _convert_cn_digit_runs(_mask(normalized, (a.span for a in marked)))
@@ -1004,25 +1010,26 @@ def _intent_words(text: str) -> str:
 
 
 def _detect_intent(text: str) -> Intent | None:
-    intent = _detect_intent_unscoped(text)
-    if intent is Intent.HANDOFF and person_verdict(text) is Verdict.REFUSED:
+    if not text:
+        return None
+    person, withdraw = person_verdict(text), withdraw_verdict(text)
+    intent = _detect_intent_unscoped(text, person, withdraw)
+    if intent is Intent.HANDOFF and person is Verdict.REFUSED:
         return None  # a person mentioned, refused or reported on: not asked for
-    if intent is Intent.WITHDRAW_CONSENT and withdraw_verdict(text) is Verdict.REFUSED:
+    if intent is Intent.WITHDRAW_CONSENT and withdraw is Verdict.REFUSED:
         return None
     return intent
 
 
-def _detect_intent_unscoped(text: str) -> Intent | None:
-    if not text:
-        return None
+def _detect_intent_unscoped(text: str, person: Verdict, withdraw: Verdict) -> Intent | None:
     if _QUESTION_ONLY_RE.fullmatch(text):
         return Intent.HELP
     words = _intent_words(text)
     if words in ("1", "2"):
         return Intent.YES if words == "1" else Intent.NO
-    if withdraw_verdict(text) is Verdict.ASKED:
+    if withdraw is Verdict.ASKED:
         return Intent.WITHDRAW_CONSENT
-    if person_verdict(text) is Verdict.ASKED:
+    if person is Verdict.ASKED:
         return Intent.HANDOFF
     lowered = text.lower()
     if intent := _pattern_intent(lowered):
@@ -1163,7 +1170,7 @@ def understand(text: str, shapes: OrderShapes | None = None) -> Understood:
     normalized = normalize_text(text)
     marked = _marked_amounts(normalized)
     orders = _order_candidates(normalized, marked)
-    ranked = _ranked_orders(normalized, marked, shapes)
+    ranked = _ranked_orders(normalized, marked, shapes, orders)
     return Understood(
         order_no=ranked[0] if ranked else None,
         amount=_amount_in(normalized, marked, orders),

@@ -11,7 +11,14 @@ from bot.config import VerifyMode
 from bot.engine.order_shapes import OrderShapes
 from bot.handoff.hours import ServiceHours
 from bot.texts import Texts
-from storage.records import CardRecord, ContactRecord, FunnelStep, HandoffRecord, OrderRecord
+from storage.records import (
+    CardRecord,
+    ContactRecord,
+    FunnelStep,
+    HandoffRecord,
+    OrderRecord,
+    ScanClaim,
+)
 
 MAX_FAILURES = 3  # wrong answers, unknown orders or unreadable messages before a person steps in
 
@@ -36,6 +43,19 @@ class HandoffReason(StrEnum):
     NO_CONTACT = "no_contact"
     CANNOT_VERIFY = "cannot_verify"  # the order lacks the data the verification rule needs
     NO_WAY_TO_ADD = "no_way_to_add"  # the contact has no QR code and no WeCom account
+    ORDER_NOT_SYNCED = "order_not_synced"  # a well-formed order number never showed up
+
+
+class SceneReader(Protocol):
+    """Reads a receipt QR code's scene (``bot.privacy.scenes.SceneCodec``)."""
+
+    def read(self, scene: str) -> int: ...
+
+
+class ScanCodes(Protocol):
+    """The receipts' codes: the first customer to scan one claims it."""
+
+    async def claim(self, qr_id: int, user_id: str, now: datetime) -> ScanClaim: ...
 
 
 class OrdersUnavailable(Exception):
@@ -127,6 +147,23 @@ class OrderGuards(Protocol):
     async def succeeded(self, order_no: str, now: datetime) -> None: ...
 
 
+class RecheckSchedule(Protocol):
+    """Order numbers not found yet but shaped like the merchant's: looked up again for a while
+    (payments reach the order table minutes late). One open per conversation; a new number
+    replaces the old one."""
+
+    async def schedule(
+        self,
+        conversation_id: int,
+        channel: str,
+        order_no: str,
+        now: datetime,
+        *,
+        next_at: datetime,
+        until: datetime,
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class Limits:
     """How much guessing and how many cards the bot allows (settings)."""
@@ -134,6 +171,8 @@ class Limits:
     order_lock: timedelta = timedelta(minutes=30)  # a guessed-at order is locked this long
     order_failures: int = 3  # failures on one order, from any customers, that lock it
     cards_per_day: int = 10  # cards one customer may get in 24 hours
+    recheck_every: timedelta = timedelta(minutes=2)  # an unknown order is looked up again…
+    recheck_for: timedelta = timedelta(minutes=30)  # …for this long (zero: never)
 
 
 class CardLinks(Protocol):
@@ -174,6 +213,9 @@ class StepContext:
     alerts: list[str] = field(default_factory=list)  # for the agents' consoles (order_locked)
     journey: str = ""  # the funnel's id for this conversation (random, not personal)
     shapes: OrderShapes | None = None  # this merchant's order number shapes, if known
+    rechecks: RecheckSchedule | None = None  # None: the customer cannot be messaged later
+    scenes: SceneReader | None = None  # reads the scenes of receipts' QR codes
+    qrs: ScanCodes | None = None  # the receipts' codes, claimed by their first scanner
 
     def mark(self, *steps: FunnelStep) -> None:
         """Counts this turn as reaching ``steps`` of the funnel (recorded with the turn)."""

@@ -32,7 +32,7 @@ def consent_notice(ctx: StepContext) -> str:
 def ask_consent(ctx: StepContext, text: str, understood: Understood) -> StepResult:
     """First contact: show the notice. An order number is kept as typed, not looked up."""
     replies = [consent_notice(ctx)]
-    if understood.order_no:
+    if understood.order_no or understood.intent is Intent.MY_ORDERS:
         ctx.data["held_text"] = text
         replies.append(ctx.say("consent_held"))
     return StepResult(Step.CONSENT, replies)

@@ -25,6 +25,7 @@ from bot.flows.order import (
     on_verify,
     verify_question,
 )
+from bot.flows.scan import HELD, card_for, on_scan, scene_in
 from bot.privacy.masking import mask_order_no
 
 
@@ -68,6 +69,11 @@ async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResul
         return stay(state)
     if kind is InboundKind.MENU and inbound.raw_type.lower() not in ANSWERED_EVENTS:
         return stay(state)
+    scene = scene_in(inbound.text, kind is InboundKind.SUBSCRIBE)
+    scanned = kind is InboundKind.SUBSCRIBE or inbound.raw_type.lower() == "event:scan"
+    if scanned and scene is not None and state is not Step.HANDOFF:
+        welcome = [ctx.say("greeting")] if kind is InboundKind.SUBSCRIBE else []
+        return await on_scan(ctx, scene, welcome)
     if kind is InboundKind.SUBSCRIBE:
         greeting = ctx.say("greeting")
         if state is Step.HANDOFF:
@@ -119,9 +125,14 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
             outcome.replies[:0] = resume_line(ctx, state)
             return outcome
         thanks = [ctx.say("consent_thanks")]
+        if scanned_order := ctx.data.pop(HELD, None):  # a receipt's code scanned before
+            return await card_for(ctx, str(scanned_order), thanks)
         if not outcome:
             return ask_order(ctx, thanks)
-        return await on_order(ctx, outcome, understand(outcome, ctx.shapes), thanks)
+        held = understand(outcome, ctx.shapes)
+        if held.intent is Intent.MY_ORDERS and held.order_no is None:
+            return await list_orders(ctx, thanks)
+        return await on_order(ctx, outcome, held, thanks)
     lead = resume_line(ctx, state)
     if intent is Intent.HELP:
         shown = Step.ASK_ORDER if state in (Step.NEW, Step.CONSENT) else state
@@ -144,7 +155,15 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
 
 
 async def _restart(ctx: StepContext, lead: list[str]) -> StepResult:
-    for key in ("order_no", "verified", "not_found", "not_understood", "held_text", "choices"):
+    for key in (
+        "order_no",
+        "verified",
+        "not_found",
+        "not_understood",
+        "held_text",
+        "choices",
+        HELD,
+    ):
         ctx.data.pop(key, None)
     if not await has_consented(ctx):
         return StepResult(Step.CONSENT, [*lead, consent_notice(ctx)])

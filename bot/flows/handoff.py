@@ -9,8 +9,14 @@ from storage.records import FunnelStep
 
 
 async def request_handoff(
-    ctx: StepContext, reason: HandoffReason, replies: list[str] | None = None
+    ctx: StepContext,
+    reason: HandoffReason,
+    replies: list[str] | None = None,
+    *,
+    lead: str | None = None,
 ) -> StepResult:
+    """Queues the conversation for a person; the reply is ``lead`` (by default the reason in
+    the customer's words) followed by the reference and the wait."""
     order_no = ctx.data.get("order_no")
     handoff = await ctx.handoffs.create(
         ctx.conversation_id,
@@ -23,7 +29,8 @@ async def request_handoff(
     ctx.data["handoff_ref"] = handoff.ref
     ctx.data["handoff_id"] = handoff.id
     ctx.mark(FunnelStep.HANDED_OFF)
-    lead = "" if reason is HandoffReason.ASKED else ctx.say(f"handoff_reason_{reason.value}")
+    if lead is None:
+        lead = "" if reason is HandoffReason.ASKED else ctx.say(f"handoff_reason_{reason.value}")
     return StepResult(
         Step.HANDOFF, [*(replies or []), lead + await queue_notice(ctx, handoff.id)], owner="queue"
     )

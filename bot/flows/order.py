@@ -108,6 +108,19 @@ async def on_order(
         ctx.bump("not_found")
         if ctx.bump("verify_failures") >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.ORDER_NOT_FOUND, replies)
+        if await schedule_recheck(ctx, understood.order_no):
+            minutes = int(ctx.limits.recheck_for.total_seconds() // 60)
+            return StepResult(
+                Step.ASK_ORDER,
+                [
+                    *replies,
+                    ctx.say(
+                        "order_recheck_scheduled",
+                        order=mask_order_no(understood.order_no),
+                        minutes=minutes,
+                    ),
+                ],
+            )
         return StepResult(
             Step.ASK_ORDER,
             [*replies, ctx.say("order_not_found", order=mask_order_no(understood.order_no))],
@@ -125,6 +138,35 @@ async def on_order(
     if ctx.verify_mode is VerifyMode.AMOUNT and understood.amount is not None:
         return await on_verify(ctx, text, understood, replies)
     return StepResult(Step.VERIFY, [*replies, verify_question(ctx)])
+
+
+WELL_FORMED_LENGTH = 14  # without known shapes, numbers this long are taken as order numbers
+
+
+def well_formed(ctx: StepContext, order_no: str) -> bool:
+    """``order_no`` looks like this merchant's (a known shape or the order pattern; with
+    neither, at least ``WELL_FORMED_LENGTH`` characters): worth looking up again later."""
+    if ctx.shapes:
+        return ctx.shapes.matches(order_no)
+    return len(order_no) >= WELL_FORMED_LENGTH
+
+
+async def schedule_recheck(ctx: StepContext, order_no: str) -> bool:
+    """An unknown but well-formed number may just not be synced yet: it is looked up again
+    every few minutes for a while (``bot/rechecks.py``). True if a recheck was scheduled."""
+    if ctx.rechecks is None or ctx.limits.recheck_for <= timedelta(0):
+        return False
+    if not well_formed(ctx, order_no):
+        return False
+    await ctx.rechecks.schedule(
+        ctx.conversation_id,
+        ctx.channel,
+        order_no,
+        ctx.now,
+        next_at=ctx.now + ctx.limits.recheck_every,
+        until=ctx.now + ctx.limits.recheck_for,
+    )
+    return True
 
 
 ORDER_LOOKUPS = 3  # readings of one message looked up (the best few: each is a query)

@@ -24,6 +24,7 @@ from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
 from storage.models import Agent, CannedReply, Conversation, Handoff, Message
 from storage.repositories.audit import AuditRepository
+from storage.repositories.conversations import TranscriptRepository
 from storage.repositories.handoffs import OPEN_STATUSES, HandoffRepository
 
 log = logging.getLogger(__name__)
@@ -613,22 +614,8 @@ class HandoffService:
         """When WeChat's reply window closes, and how many replies are left in it."""
         if conv.last_inbound_at is None:
             return None, 0
-        last_in = (
-            select(func.coalesce(func.max(Message.id), 0))
-            .where(Message.conversation_id == conv.id, Message.direction == "in")
-            .scalar_subquery()
-        )
-        sent = await s.scalar(  # replies since the customer's last message, in arrival order
-            select(func.count())
-            .select_from(Message)
-            .where(
-                Message.conversation_id == conv.id,
-                Message.direction == "out",
-                Message.sender.like("agent:%") | (Message.sender == API_BOT),
-                Message.id > last_in,
-            )
-        )
-        return conv.last_inbound_at + REPLY_WINDOW, max(0, REPLIES_PER_MESSAGE - int(sent or 0))
+        sent = await TranscriptRepository(s).api_sends_since_customer(conv.id, API_BOT)
+        return conv.last_inbound_at + REPLY_WINDOW, max(0, REPLIES_PER_MESSAGE - sent)
 
     async def _agent_names(self, s: AsyncSession) -> dict[int, str]:
         return {i: n for i, n in await s.execute(select(Agent.id, Agent.name))}

@@ -15,6 +15,8 @@ from storage.repositories.guards import OrderGuardRepository
 from storage.repositories.handoffs import HandoffRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.orders import ContactRepository, OrderRepository
+from storage.repositories.qrs import OrderQrRepository
+from storage.repositories.rechecks import RecheckRepository
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Repositories:
     funnel: FunnelRepository
     cards: CardRepository
     guards: OrderGuardRepository
+    qrs: OrderQrRepository
+    rechecks: RecheckRepository
 
     @classmethod
     def on(cls, session: AsyncSession) -> Repositories:
@@ -45,6 +49,8 @@ class Repositories:
             funnel=FunnelRepository(session),
             cards=CardRepository(session),
             guards=OrderGuardRepository(session),
+            qrs=OrderQrRepository(session),
+            rechecks=RecheckRepository(session),
         )
 
 
@@ -60,7 +66,9 @@ __all__ = [
     "HandoffRepository",
     "InboxRepository",
     "OrderGuardRepository",
+    "OrderQrRepository",
     "OrderRepository",
+    "RecheckRepository",
     "Repositories",
     "TranscriptRepository",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
@@ -76,6 +76,17 @@ class ConversationRepository:
         row = await self._s.scalar(locked)
         assert row is not None  # just inserted (by us or a concurrent turn), and locked
         return _record(row)
+
+    async def lock(self, conversation_id: int) -> ConversationRecord | None:
+        """The conversation by id, locked for the rest of the transaction: for work the bot
+        does between the customer's turns (rechecks), under the same row lock as a turn."""
+        row = await self._s.scalar(
+            select(Conversation)
+            .where(Conversation.id == conversation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return None if row is None else _record(row)
 
     async def save(self, conv: ConversationRecord, now: datetime) -> None:
         await self._s.execute(
@@ -167,6 +178,47 @@ class TranscriptRepository:
                     for direction, sender, text in lines
                 ],
             )
+
+    async def add_line(
+        self, conversation_id: int, direction: str, sender: str, text: str, now: datetime
+    ) -> int:
+        """One line, recorded before it is sent (it takes its place in WeChat's quota);
+        returns its id, so a send that fails can take it back."""
+        line = Message(
+            conversation_id=conversation_id,
+            direction=direction,
+            sender=sender,
+            text=text,
+            created_at=now,
+        )
+        self._s.add(line)
+        await self._s.flush()
+        return line.id
+
+    async def take_back(self, line_id: int) -> None:
+        """A line that was never delivered leaves the transcript."""
+        await self._s.execute(delete(Message).where(Message.id == line_id))
+
+    async def api_sends_since_customer(self, conversation_id: int, bot_sender: str) -> int:
+        """Lines sent through WeChat's customer-service API — agents' (``agent:<id>``) and
+        the bot's own (``bot_sender``) — since the customer's last message: WeChat allows
+        five per customer message."""
+        last_in = (
+            select(func.coalesce(func.max(Message.id), 0))
+            .where(Message.conversation_id == conversation_id, Message.direction == "in")
+            .scalar_subquery()
+        )
+        sent = await self._s.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == "out",
+                Message.sender.like("agent:%") | (Message.sender == bot_sender),
+                Message.id > last_in,
+            )
+        )
+        return int(sent or 0)
 
     async def resend_as(self, conversation_id: int, text: str, sender: str, resent_by: str) -> None:
         """Marks the newest ``sender`` line with this text as delivered by ``resent_by``.

@@ -23,7 +23,7 @@ REPLY_WINDOW = timedelta(hours=48)
 REPLIES_PER_CUSTOMER_MESSAGE = 5
 EXPIRES_IN = 7200
 
-Endpoint = Literal["token", "send"]
+Endpoint = Literal["token", "send", "qrcode"]
 
 # What WeChat answers, errmsg text as WeChat words it (minus the request id it appends).
 ERRMSG = {
@@ -67,6 +67,7 @@ class FakeWeChatState:
     replies_left: dict[str, int] = field(default_factory=dict)
     failures: dict[Endpoint, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     token_gate: asyncio.Event | None = None
+    qr_scenes: list[str] = field(default_factory=list)  # scenes of the codes made, in order
 
     def customer_wrote(self, openid: str, when: datetime | None = None) -> None:
         """The customer sent the account a message: opens the 48 h window, resets the quota."""
@@ -163,10 +164,39 @@ async def send_custom_message(request: web.Request) -> web.Response:
     return wechat_error(0)
 
 
+async def create_qr_code(request: web.Request) -> web.Response:
+    """qrcode/create, as WeChat answers it: a ticket and the URL the code holds."""
+    state = request.app[FAKE_STATE]
+    if (failure := state.injected_failure("qrcode")) is not None:
+        return wechat_error(failure)
+    if code := state.check_token(request.query.get("access_token")):
+        return wechat_error(code)
+    try:
+        body: Any = json.loads((await request.read()).decode("utf-8"))
+        scene = body["action_info"]["scene"]["scene_str"]
+        seconds = int(body.get("expire_seconds", 30))
+    except (ValueError, KeyError, TypeError):
+        return wechat_error(47001)
+    if body.get("action_name") != "QR_STR_SCENE" or not isinstance(scene, str):
+        return wechat_error(40053)  # invalid action_info
+    if not 1 <= len(scene) <= 64 or not 60 <= seconds <= 2592000:
+        return wechat_error(40053)
+    n = len(state.qr_scenes)
+    state.qr_scenes.append(scene)
+    return web.json_response(
+        {
+            "ticket": f"gQ-fake-ticket-{n}",
+            "expire_seconds": seconds,
+            "url": f"http://weixin.qq.com/q/fake{n:06d}",
+        }
+    )
+
+
 def fake_wechat_app(clock: Clock, app_id: str, app_secret: str) -> web.Application:
     """The fake WeChat API; its state is ``app[FAKE_STATE]``."""
     app = web.Application()
     app[FAKE_STATE] = FakeWeChatState(clock=clock, app_id=app_id, app_secret=app_secret)
     app.router.add_get("/cgi-bin/token", issue_token)
     app.router.add_post("/cgi-bin/message/custom/send", send_custom_message)
+    app.router.add_post("/cgi-bin/qrcode/create", create_qr_code)
     return app

@@ -17,6 +17,8 @@ from bot.clock import FakeClock
 from bot.config import Settings, VerifyMode
 from bot.demo import seed_demo
 from bot.keys import SESSIONS
+from bot.privacy.masking import mask_order_no
+from bot.texts import Texts
 from storage.models import Consent, Handoff, Message
 from tests.conftest import Customer, Mode
 
@@ -130,7 +132,8 @@ async def test_unknown_input_gets_guidance_with_an_example(customer: Customer) -
 async def test_unknown_order_is_explained_and_rechecked(customer: Customer) -> None:
     await agree(customer)
     reply = await customer.say("DD20990101000000")
-    assert "没有找到" in reply and "同步" in reply
+    order = mask_order_no("DD20990101000000")
+    assert reply == Texts("zh").say("order_recheck_scheduled", order=order, minutes=30)
 
 
 async def test_english_customer_is_answered_in_english(customer: Customer) -> None:

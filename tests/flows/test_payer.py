@@ -128,3 +128,16 @@ async def test_three_unreadable_picks_hand_over_to_a_person(
         await payer.say(answer)
     async with client.app[SESSIONS]() as s:
         assert list(await s.scalars(select(Handoff.reason))) == ["not_understood"]
+
+
+async def test_my_orders_asked_before_consent_is_answered_after_it(
+    client: Client, settings: Settings, clock: FakeClock
+) -> None:
+    await seed_paid(client, PAID)
+    c = Customer(client, settings, clock, openid=PAYER, first_msg_id=5000)
+    await c.say("查订单")  # the notice first; the request is held
+    listed = await c.say("同意")
+    first = ZH.say("order_choice", n=1, order="****0111", amount="¥49.90", date="11-30")
+    assert first in listed and listed.startswith(ZH.say("consent_thanks"))
+    assert await state_and_cards(client) == (["pick_order"], 0)
+    assert "/card/" in await c.say("1")

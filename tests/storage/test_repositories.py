@@ -155,6 +155,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         "console_sessions": 0,
         "cards": 0,
         "cancelled_handoffs": 0,
+        "order_rechecks": 0,
     }
     async with sessions() as s:
         repos = Repositories.on(s)

@@ -13,6 +13,7 @@
     verify_failed: ["核对失败 {n} 次", "Verification failed {n} times"],
     not_understood: ["未能理解", "Not understood"],
     order_not_found: ["未找到订单", "Order not found"],
+    order_not_synced: ["订单迟迟未同步", "Order never synced"],
     no_contact: ["无可分配客服", "No contact to assign"],
     no_way_to_add: ["客服无法扫码添加", "Contact cannot be added by QR"],
     cannot_verify: ["无法自助核对", "Cannot verify by themselves"],
