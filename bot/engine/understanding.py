@@ -31,6 +31,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Literal
 
+import cn2an
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 
@@ -120,32 +121,15 @@ def _digit_value(ch: str) -> int | None:
 
 
 def _parse_cn_integer(text: str) -> int | None:
-    """``一百二十八`` → 128, ``3千2百`` → 3200, ``一百五`` → 150, ``二零二五`` → 2025."""
+    """``一百二十八`` → 128, ``3千2百`` → 3200, ``一百五`` → 150, ``二零二五`` → 2025,
+    ``壹佰贰拾捌`` → 128 (cn2an reads the numerals, financial forms included)."""
     if not text:
         return None
-    digits = [_digit_value(ch) for ch in text]
-    if all(d is not None for d in digits):  # read digit by digit: 二零二五
-        return int("".join(str(d) for d in digits))
-    total = section = number = 0
-    last_unit = 0
-    digits_since_unit = 0  # colloquial 一百五 = 150, but 一百零五 = 105
-    for ch, digit in zip(text, digits, strict=True):
-        if digit is not None:
-            number = number * 10 + digit if digits_since_unit else digit
-            digits_since_unit += 1
-        elif ch in _CN_SMALL_UNIT:
-            unit = _CN_SMALL_UNIT[ch]
-            section += (number if digits_since_unit else 1) * unit
-            number, digits_since_unit, last_unit = 0, 0, unit
-        elif ch in _CN_BIG_UNIT:
-            unit = _CN_BIG_UNIT[ch]
-            total = (total + section + number) * unit
-            section, number, digits_since_unit, last_unit = 0, 0, 0, unit
-        else:
-            return None
-    if digits_since_unit == 1 and last_unit >= 100 and text[-1] not in "零〇":
-        number = number * last_unit // 10
-    return total + section + number
+    try:
+        value = cn2an.cn2an(text, "smart")
+    except Exception:  # anything a customer types that is no number is "no number", not a 500
+        return None
+    return int(value) if value == int(value) else None
 
 
 _ASCII_NUMBER_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
