@@ -12,6 +12,7 @@ from storage.repositories.agents import AgentRepository
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.guards import OrderGuardRepository
+from storage.repositories.qrs import OrderQrRepository
 from storage.repositories.handoffs import HandoffRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.rechecks import RecheckRepository
@@ -41,6 +42,8 @@ async def purge_expired(
         await AgentRepository(session).purge_guards_before(now - DELIVERY_KEYS_KEPT)
         cancelled = await HandoffRepository(session).purge_cancelled(now - DELIVERY_KEYS_KEPT)
         rechecks = await RecheckRepository(session).purge_done_before(now - DELIVERY_KEYS_KEPT)
+        # receipt codes: kept 72 h past their expiry (a late scan is told it expired)
+        codes = await OrderQrRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
         logins = (
             await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
@@ -52,5 +55,6 @@ async def purge_expired(
         "cards": cards,
         "cancelled_handoffs": cancelled,
         "order_rechecks": rechecks,
+        "receipt_codes": codes,
         "console_sessions": int(logins),
     }

@@ -15,6 +15,7 @@ from PIL import Image
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.keys import SESSIONS
 from bot.privacy.masking import mask_order_no
 from bot.receipt_qr import make_receipt_qrs
 from bot.texts import Texts
@@ -118,3 +119,20 @@ def test_billbot_qr_reports_an_order_it_does_not_know(
     printed = capsys.readouterr().out
     assert mask_order_no("DD20990101000001") in printed and "DD20990101000001" not in printed
     assert not (tmp_path / "codes").exists()
+
+
+async def test_expired_codes_are_purged_72_hours_after_they_expire(
+    api: Client,
+    settings: Settings,
+    clock: FakeClock,
+    wechat: TestServer,
+    wechat_state: FakeWeChatState,
+    tmp_path: Path,
+) -> None:
+    from storage.retention import purge_expired
+
+    await receipt_scene(settings, wechat, clock, tmp_path, days=1)
+    clock.advance(timedelta(days=1, hours=71))
+    assert (await purge_expired(api.app[SESSIONS], clock.now()))["receipt_codes"] == 0
+    clock.advance(timedelta(hours=2))
+    assert (await purge_expired(api.app[SESSIONS], clock.now()))["receipt_codes"] == 1

@@ -156,6 +156,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         "cards": 0,
         "cancelled_handoffs": 0,
         "order_rechecks": 0,
+        "receipt_codes": 0,
     }
     async with sessions() as s:
         repos = Repositories.on(s)
