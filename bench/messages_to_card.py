@@ -46,7 +46,11 @@ SCRIPTS: list[tuple[str, str, list[str]]] = [
     ("typed order, then amount", "", ["DD20250503123456", "同意", "128.5"]),
     ("greets first", "", ["你好", "同意", "DD20250503123456", "128.50元"]),
     ("order and amount in one", "", ["DD20250503123456 128.50", "同意"]),
-    ("voice, digit by digit", "", ["订单号 D D 二零二五零五零三 幺二三四五六", "同意", "一百二十八块五"]),
+    (
+        "voice, digit by digit",
+        "",
+        ["订单号 D D 二零二五零五零三 幺二三四五六", "同意", "一百二十八块五"],
+    ),
     ("look-alike letters", "", ["DD2O25O5O3I23456", "好的", "128.5"]),
     ("English", "", ["my order is DD20250503123456", "ok", "128.50"]),
     (

@@ -35,8 +35,8 @@ from rich.progress import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.engine.understanding import normalize_text, parse_order_no
 from bot.flows.verification import CHINA
+from bot.understanding import normalize_text, parse_order_no
 from storage.records import ContactRecord, OrderRecord
 from storage.repositories.orders import ContactRepository, OrderRepository
 

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.wechat_api import MAX_QR_SECONDS, TokenManager, WeChatApi, WeChatApiError
 from bot.clock import Clock
 from bot.config import Settings
-from bot.engine.understanding import normalize_text
 from bot.privacy.masking import mask_order_no
 from bot.privacy.scenes import SceneCodec
 from bot.privacy.watermark import render_qr_png
+from bot.understanding import normalize_text
 from storage.db import create_engine, migrate, session_factory
 from storage.repositories import OrderRepository
 from storage.repositories.qrs import OrderQrRepository

@@ -12,9 +12,9 @@ from storage.repositories.agents import AgentRepository
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.guards import OrderGuardRepository
-from storage.repositories.qrs import OrderQrRepository
 from storage.repositories.handoffs import HandoffRepository
 from storage.repositories.inbox import InboxRepository
+from storage.repositories.qrs import OrderQrRepository
 from storage.repositories.rechecks import RecheckRepository
 
 # WeChat redelivers within seconds; keys older than a session are of no use.

@@ -11,7 +11,7 @@ import pytest
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.demo import seed_demo
-from bot.engine.inbound import Inbound, InboundKind
+from bot.messages import Inbound, InboundKind
 from storage.db import create_engine, migrate, session_factory
 from tests.engine.test_dispatcher import make_dispatcher
 

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from bot.engine.understanding import parse_order_no
 from bot.imports import (
     ImportFileError,
     ImportReport,
@@ -21,6 +20,7 @@ from bot.imports import (
     parse_amount_cents,
     parse_paid_at,
 )
+from bot.understanding import parse_order_no
 from storage.records import ContactRecord, OrderRecord
 from storage.repositories.orders import ContactRepository, OrderRepository
 

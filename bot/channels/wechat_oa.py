@@ -30,7 +30,7 @@ from wechatpy.exceptions import InvalidAppIdException
 
 from bot.clock import Clock
 from bot.config import EncryptMode, WeChatCredentials
-from bot.engine.inbound import Inbound, InboundKind
+from bot.messages import Inbound, InboundKind
 
 MAX_BODY = 64 * 1024
 MAX_CLOCK_SKEW = 300  # seconds

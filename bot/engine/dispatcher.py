@@ -17,15 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import VerifyMode
-from bot.engine.inbound import Inbound, InboundKind
 from bot.engine.locks import KeyedLocks
-from bot.engine.order_shapes import OrderShapes
-from bot.engine.understanding import Intent, detect_intent, detect_language
 from bot.flows.base import CardLinks, Limits, OrderLookup, SceneReader, Step, StepContext
 from bot.flows.dialogue import run_step
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import HandoffService
+from bot.messages import Inbound, InboundKind
 from bot.texts import Texts, as_lang
+from bot.understanding import Intent, detect_intent, detect_language
+from bot.understanding.order_shapes import OrderShapes
 from storage.records import (
     FINISHING_STEPS,
     JOURNEY_KEY,

@@ -8,9 +8,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.config import VerifyMode
-from bot.engine.order_shapes import OrderShapes
 from bot.handoff.hours import ServiceHours
 from bot.texts import Texts
+from bot.understanding.order_shapes import OrderShapes
 from storage.records import (
     CardRecord,
     ContactRecord,

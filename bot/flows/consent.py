@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.engine.understanding import Intent, Understood
 from bot.flows.base import Step, StepContext, StepResult
+from bot.understanding import Intent, Understood
 from storage.records import FunnelStep
 
 # Bump when the notice's substance changes: everyone is asked again.

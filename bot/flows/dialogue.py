@@ -6,8 +6,6 @@ the step for the current state runs.
 
 from __future__ import annotations
 
-from bot.engine.inbound import Inbound, InboundKind
-from bot.engine.understanding import Intent, Understood, understand
 from bot.flows.base import HandoffReason, OrdersUnavailable, Step, StepContext, StepResult
 from bot.flows.consent import (
     ask_consent,
@@ -26,7 +24,9 @@ from bot.flows.order import (
     verify_question,
 )
 from bot.flows.scan import HELD, card_for, on_scan, scene_in
+from bot.messages import Inbound, InboundKind
 from bot.privacy.masking import mask_order_no
+from bot.understanding import Intent, Understood, understand
 
 
 def current_prompt(ctx: StepContext, state: Step) -> str:

@@ -6,7 +6,6 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from bot.config import VerifyMode
-from bot.engine.understanding import Understood, parse_choice
 from bot.flows import verification
 from bot.flows.base import MAX_FAILURES, HandoffReason, Step, StepContext, StepResult
 from bot.flows.handoff import request_handoff
@@ -14,6 +13,7 @@ from bot.flows.verification import Verdict
 from bot.privacy.links import CARD_LIFETIME
 from bot.privacy.masking import mask_order_no, mask_wechat_id, order_tail
 from bot.texts import money
+from bot.understanding import Understood, parse_choice
 from storage.records import FunnelStep, OrderRecord
 
 CHINA_TIME = timezone(timedelta(hours=8))  # what customers read dates in

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from bot.config import VerifyMode
-from bot.engine.understanding import parse_amount
+from bot.understanding import parse_amount
 from storage.records import OrderRecord
 
 # Merchants' "transaction date" is the date in China, whatever the server's zone.

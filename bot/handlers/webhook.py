@@ -13,10 +13,10 @@ import time
 from aiohttp import web
 
 from bot.channels.wechat_oa import MAX_BODY, ChannelError, OARequest
-from bot.engine.understanding import detect_language
 from bot.handlers.bodies import BodyError, read_body
 from bot.keys import CLOCK, DISPATCHER, LATE_REPLIES, METRICS, OFFICIAL_ACCOUNT, SESSIONS
 from bot.texts import Texts, as_lang
+from bot.understanding import detect_language
 from storage.repositories import InboxRepository
 
 log = logging.getLogger(__name__)

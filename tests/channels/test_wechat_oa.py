@@ -24,7 +24,7 @@ from bot.channels.wechat_oa import (
 )
 from bot.clock import FakeClock
 from bot.config import EncryptMode, Secret, WeChatCredentials
-from bot.engine.inbound import InboundKind
+from bot.messages import InboundKind
 
 Mode = Literal["plain", "compat", "safe"]
 MODES: tuple[Mode, ...] = ("plain", "compat", "safe")

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine.order_shapes import OrderShapes
-from bot.engine.understanding import (
+from bot.understanding import (
     Intent,
     detect_intent,
     order_candidates,
@@ -29,6 +28,7 @@ from bot.engine.understanding import (
     parse_choice,
     understand,
 )
+from bot.understanding.order_shapes import OrderShapes
 
 CORPUS = Path(__file__).parent / "corpus"
 HOLDOUT = CORPUS / "holdout"

@@ -11,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import FakeClock
 from bot.config import VerifyMode
 from bot.engine.dispatcher import Dispatcher
-from bot.engine.inbound import Inbound, InboundKind
 from bot.handoff.queue import HandoffService
+from bot.messages import Inbound, InboundKind
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
+from bot.texts import Texts
 from storage.models import Message
 from storage.repositories import ConversationRepository
+
+ZH = Texts("zh")
 
 USER = "oEngineUser00000000000000001"
 
@@ -54,12 +57,12 @@ async def test_concurrent_redeliveries_run_the_step_once_with_identical_replies(
     outcomes = await asyncio.gather(*(bot.handle(text("100", 3)) for _ in range(3)))
     assert len({o.reply for o in outcomes}) == 1
     assert sorted(o.duplicate for o in outcomes) == [False, True, True]
-    assert "还可以再试 2 次" in outcomes[0].reply
+    assert outcomes[0].reply == ZH.say("verify_wrong", order="****3456", left=2)
     inbound = [t for d, t in await transcript(sessions) if d == "in"]
     assert inbound.count("100") == 1
     # a later redelivery of an old message is answered from the record, nothing re-run
     again = await bot.handle(text("DD20250503123456", 2))
-    assert again.duplicate and "金额" in again.reply
+    assert again.duplicate and again.reply == ZH.say("ask_amount", order="****3456")
 
 
 async def test_two_messages_of_one_user_are_processed_in_arrival_order(
@@ -71,7 +74,7 @@ async def test_two_messages_of_one_user_are_processed_in_arrival_order(
     first = asyncio.ensure_future(bot.handle(text("DD20250503123456", 2)))
     second = asyncio.ensure_future(bot.handle(text("128.50", 3)))
     replies = await asyncio.gather(first, second)
-    assert "金额" in replies[0].reply
+    assert replies[0].reply == ZH.say("ask_amount", order="****3456")
     assert "wx_ab****89" in replies[1].reply  # the amount was checked after the order was found
     inbound = [t for d, t in await transcript(sessions) if d == "in"]
     assert inbound == ["你好", "同意", "DD20250503123456", "128.50"]
@@ -86,7 +89,8 @@ async def test_conversation_expires_after_72_hours_of_silence(
     await bot.handle(text("DD20250503123456", 2))
     clock.advance(timedelta(hours=71, minutes=59))
     resumed = await bot.handle(text("128.5", 3))
-    assert "欢迎回来" in resumed.reply and "wx_ab****89" in resumed.reply
+    resume = ZH.say("resume_verify", order="****3456")
+    assert resumed.reply.startswith(resume) and "wx_ab****89" in resumed.reply
     await bot.handle(text("DD20250503123456", 4))  # waiting for the amount again
     clock.advance(timedelta(hours=72))
     fresh = await bot.handle(text("128.5", 5))
@@ -104,7 +108,7 @@ async def test_resume_says_where_the_customer_was(
     await bot.handle(text("DD20250503123456", 2))
     clock.advance(timedelta(hours=5))
     reply = await bot.handle(text("你好", 3))
-    assert "欢迎回来" in reply.reply and "****3456" in reply.reply
+    assert reply.reply.startswith(ZH.say("resume_verify", order="****3456"))
     async with sessions() as s:
         conv = await ConversationRepository(s).get("wechat", USER)
     assert conv is not None and conv.state == "verify"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine.understanding import (
+from bot.understanding import (
     Intent,
     Understood,
     detect_intent,

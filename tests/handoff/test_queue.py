@@ -17,10 +17,10 @@ from bot.channels.wechat_api import TokenManager, WeChatApi
 from bot.clock import FakeClock
 from bot.config import Secret
 from bot.engine.dispatcher import Dispatcher
-from bot.engine.inbound import Inbound, InboundKind
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import AgentView, HandoffError, HandoffService
+from bot.messages import Inbound, InboundKind
 from storage.models import Agent, AuditEntry
 from storage.repositories import ConversationRepository
 from tests.engine.test_dispatcher import make_dispatcher

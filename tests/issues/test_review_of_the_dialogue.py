@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import FakeClock
 from bot.config import Settings, VerifyMode
 from bot.engine.dispatcher import Dispatcher
-from bot.engine.inbound import Inbound, InboundKind
 from bot.keys import SESSIONS
+from bot.messages import Inbound, InboundKind
 from storage.models import Message
 from storage.records import OrderRecord
 from storage.repositories import ConversationRepository, Repositories

@@ -10,14 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.clock import FakeClock
-from bot.engine.understanding import (
+from bot.privacy.links import LinkError, LinkSigner
+from bot.understanding import (
     detect_intent,
     normalize_text,
     parse_amount,
     parse_order_no,
     understand,
 )
-from bot.privacy.links import LinkError, LinkSigner
 
 # Customers' text: any Unicode (surrogates excluded, as WeChat's UTF-8 cannot carry them),
 # weighted towards what shows up in bills and chats.

@@ -1,0 +1,31 @@
+"""Normalisation first: NFKC (full-width → half-width), other scripts' digits, invisible
+characters, whitespace, digits typed one by one."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACE_RE = re.compile(r"\s+")
+
+
+_SPACED_DIGITS_RE = re.compile(r"(?<![0-9A-Za-z])\d(?: ?\. ?\d| \d){2,}(?![0-9A-Za-z])")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (full-width forms → ASCII, ￥ → ¥), other scripts' decimal digits → ASCII, invisible
+    format characters dropped, whitespace collapsed and stripped, digits typed one by one
+    joined (1 2 8 . 5 0 → 128.50)."""
+    text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():
+        text = "".join(_normalize_char(ch) for ch in text)
+    text = _SPACE_RE.sub(" ", text).strip()
+    return _SPACED_DIGITS_RE.sub(lambda m: m.group().replace(" ", ""), text)
+
+
+def _normalize_char(ch: str) -> str:
+    if ch.isascii():
+        return ch
+    if ch.isdecimal():
+        return str(unicodedata.decimal(ch))
+    return "" if unicodedata.category(ch) == "Cf" else ch
