@@ -81,7 +81,7 @@ class HandoffRecord:
     channel: str
     user_id: str
     reason: str
-    status: str
+    status: HandoffStatus
     priority: int
     order_tail: str | None
     amount_confirmed: bool
@@ -147,3 +147,19 @@ class ScanClaim:
 
     order_no: str | None
     refusal: str | None = None
+
+
+class HandoffStatus(StrEnum):
+    """Where a handoff stands; stored as its value."""
+
+    WAITING = "waiting"  # in the queue
+    CLAIMED = "claimed"  # an agent holds it (under a lease)
+    WAITING_CUSTOMER = "waiting_customer"  # an agent answered; the customer's turn
+    RESOLVED = "resolved"
+    RETURNED = "returned"  # handed back to the bot
+    CANCELLED = "cancelled"  # the customer left the queue
+    EXPIRED = "expired"  # the conversation's 72 hours ran out
+
+
+OPEN_STATUSES = (HandoffStatus.WAITING, HandoffStatus.CLAIMED, HandoffStatus.WAITING_CUSTOMER)
+HELD_STATUSES = (HandoffStatus.CLAIMED, HandoffStatus.WAITING_CUSTOMER)  # an agent has it

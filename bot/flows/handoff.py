@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.flows.base import HandoffReason, Step, StepContext, StepResult
 from bot.handoff.waiting import wait_minutes
 from bot.privacy.masking import order_tail
-from storage.records import FunnelStep
+from storage.records import FunnelStep, HandoffStatus
 
 
 async def request_handoff(
@@ -65,6 +65,6 @@ async def while_queued(ctx: StepContext) -> StepResult:
 
 
 async def leave_queue(ctx: StepContext) -> None:
-    await ctx.handoffs.close_open(ctx.conversation_id, "cancelled", ctx.now)
+    await ctx.handoffs.close_open(ctx.conversation_id, HandoffStatus.CANCELLED, ctx.now)
     ctx.data.pop("handoff_ref", None)
     ctx.data.pop("handoff_id", None)

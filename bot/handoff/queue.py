@@ -23,9 +23,10 @@ from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
 from storage.models import Agent, CannedReply, Conversation, Handoff, Message
+from storage.records import HELD_STATUSES, OPEN_STATUSES, HandoffStatus
 from storage.repositories.audit import AuditRepository
 from storage.repositories.conversations import TranscriptRepository
-from storage.repositories.handoffs import OPEN_STATUSES, HandoffRepository
+from storage.repositories.handoffs import QUEUE_ORDER, HandoffRepository
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ REPLIES_PER_MESSAGE = 5  # WeChat: at most 5 customer-service messages per custo
 UNMASK_AUDIT_WINDOW = timedelta(minutes=10)
 API_BOT = "bot-api"  # the bot's own customer-service messages: they use the quota too
 LAST_MESSAGES = 3
-HELD = ("claimed", "waiting_customer")  # an agent has it (answering, or parked for the customer)
+HELD = HELD_STATUSES  # an agent has it (answering, or parked for the customer)
 
 
 def _not_found() -> HandoffError:
@@ -166,8 +167,8 @@ class HandoffService:
         async with self._sessions() as s:
             rows = await s.scalars(
                 select(Handoff)
-                .where(Handoff.status == "waiting")
-                .order_by(Handoff.priority.desc(), Handoff.created_at, Handoff.id)
+                .where(Handoff.status == HandoffStatus.WAITING)
+                .order_by(*QUEUE_ORDER)
             )
             return await self._items(s, list(rows))
 
@@ -256,9 +257,9 @@ class HandoffService:
                     f"这个会话已被{holder or '其他客服'}认领。",
                     f"{holder or 'Another agent'} already took this conversation.",
                 )
-            if handoff.status != "waiting":
+            if handoff.status != HandoffStatus.WAITING:
                 raise _closed()
-            handoff.status, handoff.claimed_by = "claimed", agent.id
+            handoff.status, handoff.claimed_by = HandoffStatus.CLAIMED, agent.id
             handoff.claimed_at = handoff.claimed_at or now
             handoff.lease_until = now + self._lease
             conv.owner, conv.version = f"agent:{agent.id}", conv.version + 1
@@ -281,16 +282,20 @@ class HandoffService:
         """Claims whose agent stopped answering go back to the head of the queue."""
         now = self._clock.now()
         released = 0
-        lapsed = (Handoff.status == "claimed") & (Handoff.lease_until < now)
+        lapsed = (Handoff.status == HandoffStatus.CLAIMED) & (Handoff.lease_until < now)
         async with self._sessions() as s:
             candidates = list(await s.scalars(select(Handoff.id).where(lapsed)))
         for handoff_id in candidates:
             async with self._sessions() as s, s.begin():
                 h, conv = await self._lock(s, handoff_id)
-                if h.status != "claimed" or h.lease_until is None or h.lease_until >= now:
+                if (
+                    h.status != HandoffStatus.CLAIMED
+                    or h.lease_until is None
+                    or h.lease_until >= now
+                ):
                     continue  # renewed or closed meanwhile
                 h.dropped_by = await self._agent_name(s, h.claimed_by)
-                h.status, h.claimed_by, h.lease_until = "waiting", None, None
+                h.status, h.claimed_by, h.lease_until = HandoffStatus.WAITING, None, None
                 h.priority += 1
                 conv.owner, conv.version = "queue", conv.version + 1
                 released += 1
@@ -342,7 +347,7 @@ class HandoffService:
                     " customer to write again.",
                 )
             if refusal is not None:
-                handoff.status = "waiting_customer"
+                handoff.status = HandoffStatus.WAITING_CUSTOMER
             else:
                 message = Message(
                     conversation_id=conv.id,
@@ -377,7 +382,7 @@ class HandoffService:
                 handoff.first_response_at = handoff.first_response_at or now
                 handoff.lease_until = None  # answered: nothing owed until the customer writes
             elif still_mine and failure is not None and failure.status == 409:
-                handoff.status = "waiting_customer"
+                handoff.status = HandoffStatus.WAITING_CUSTOMER
             view = await self._view(s, handoff, masked=True)
         self._events.publish({"type": "message", "handoff_id": handoff_id})
         if failure is not None:
@@ -413,21 +418,23 @@ class HandoffService:
             target = await s.get(Agent, to_agent_id)
             if target is None:
                 raise HandoffError(404, "找不到这位客服。", "No such agent.")
-            handoff.status, handoff.claimed_by = "claimed", target.id
+            handoff.status, handoff.claimed_by = HandoffStatus.CLAIMED, target.id
             handoff.claimed_at = handoff.claimed_at or now
             handoff.lease_until = now + self._lease
             conv.owner, conv.version = f"agent:{target.id}", conv.version + 1
             item = await self._item(s, handoff)
-        self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": "claimed"})
+        self._events.publish(
+            {"type": "handoff", "handoff_id": handoff_id, "status": HandoffStatus.CLAIMED}
+        )
         return item
 
     async def hand_back(self, agent: AgentView, handoff_id: int) -> QueueItem:
         """The bot takes over again at the step where it left off."""
-        return await self._close(agent, handoff_id, "returned")
+        return await self._close(agent, handoff_id, HandoffStatus.RETURNED)
 
     async def resolve(self, agent: AgentView, handoff_id: int) -> QueueItem:
         """Done; a customer writing afterwards starts again with the bot, not this agent."""
-        return await self._close(agent, handoff_id, "resolved")
+        return await self._close(agent, handoff_id, HandoffStatus.RESOLVED)
 
     async def _close(self, agent: AgentView, handoff_id: int, status: str) -> QueueItem:
         now = self._clock.now()
@@ -438,7 +445,7 @@ class HandoffService:
             elif handoff.status not in OPEN_STATUSES:
                 raise _closed()
             data = dict(conv.data or {})
-            if status == "returned":
+            if status == HandoffStatus.RETURNED:
                 conv.state = str(data.pop("before_handoff", "ask_order"))
                 data.pop("verify_failures", None)  # a person vouched for the customer
             else:
@@ -448,7 +455,7 @@ class HandoffService:
             data.pop("handoff_ref", None)
             conv.data, conv.owner, conv.version = data, "bot", conv.version + 1
             handoff.status, handoff.lease_until, handoff.closed_at = status, None, now
-            if status == "resolved":
+            if status == HandoffStatus.RESOLVED:
                 handoff.resolved_at = now
             item = await self._item(s, handoff)
         self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": status})
@@ -494,7 +501,7 @@ class HandoffService:
         )
         if handoff is None:
             return None
-        handoff.status = "claimed"
+        handoff.status = HandoffStatus.CLAIMED
         handoff.lease_until = self._clock.now() + self._lease
         return handoff.id
 
@@ -517,8 +524,8 @@ class HandoffService:
             rows = list(
                 await s.scalars(
                     select(Handoff)
-                    .where(Handoff.status == "waiting")
-                    .order_by(Handoff.priority.desc(), Handoff.created_at, Handoff.id)
+                    .where(Handoff.status == HandoffStatus.WAITING)
+                    .order_by(*QUEUE_ORDER)
                 )
             )
             for position, h in enumerate(rows, start=1):
@@ -602,7 +609,7 @@ class HandoffService:
 
     def _must_hold(self, agent: AgentView, handoff: Handoff) -> None:
         if handoff.status not in HELD:
-            if handoff.status == "waiting":
+            if handoff.status == HandoffStatus.WAITING:
                 raise HandoffError(409, "请先认领这个会话。", "Claim this conversation first.")
             raise _closed()
         if handoff.claimed_by != agent.id:

@@ -10,9 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.crypto import keyring
 from storage.db import dialect_insert
 from storage.models import Conversation, Handoff, Message
-from storage.records import JOURNEY_KEY, ConversationRecord, FunnelStep
+from storage.records import (
+    JOURNEY_KEY,
+    OPEN_STATUSES,
+    ConversationRecord,
+    FunnelStep,
+    HandoffStatus,
+)
 from storage.repositories.funnel import FunnelRepository
-from storage.repositories.handoffs import OPEN_STATUSES
 
 
 def _record(row: Conversation) -> ConversationRecord:
@@ -135,7 +140,7 @@ class ConversationRepository:
         await self._s.execute(
             update(Handoff)
             .where(Handoff.conversation_id.in_(conversation_ids), Handoff.status.in_(OPEN_STATUSES))
-            .values(status="expired", closed_at=now)
+            .values(status=HandoffStatus.EXPIRED, closed_at=now)
             .execution_options(synchronize_session=False)
         )
         await self._s.execute(

@@ -10,11 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Conversation, Handoff
-from storage.records import HandoffRecord
+from storage.records import OPEN_STATUSES, HandoffRecord, HandoffStatus
 
 # Crockford-style alphabet: no 0/O or 1/I/L, so a reference read aloud over the phone survives.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-OPEN_STATUSES = ("waiting", "claimed", "waiting_customer")
+# The queue's order, in one place: higher priority first, then first come, first served.
+QUEUE_ORDER = (Handoff.priority.desc(), Handoff.created_at, Handoff.id)
 NEW_PER_HOUR = 3  # handoffs a conversation may open in an hour before cancelled ones are reused
 
 
@@ -62,13 +63,13 @@ class HandoffRepository:
                 .order_by(Handoff.id.desc())
             )
         )
-        cancelled = [h for h in recent if h.status == "cancelled"]
+        cancelled = [h for h in recent if h.status == HandoffStatus.CANCELLED]
         if len(recent) >= NEW_PER_HOUR and cancelled:
             await self._s.execute(
                 update(Handoff)
                 .where(Handoff.id == cancelled[0].id)
                 .values(
-                    status="waiting",
+                    status=HandoffStatus.WAITING,
                     reason=reason,
                     priority=priority,
                     order_tail=order_tail,
@@ -94,7 +95,7 @@ class HandoffRepository:
                 ref=new_ref(),
                 conversation_id=conversation_id,
                 reason=reason,
-                status="waiting",
+                status=HandoffStatus.WAITING,
                 priority=priority,
                 order_tail=order_tail,
                 amount_confirmed=amount_confirmed,
@@ -114,13 +115,13 @@ class HandoffRepository:
     async def position(self, handoff_id: int) -> int:
         """1 for the next to be taken: by priority, then the oldest (the console's order)."""
         me = await self._s.get(Handoff, handoff_id)
-        if me is None or me.status != "waiting":
+        if me is None or me.status != HandoffStatus.WAITING:
             return 0
         ahead = await self._s.scalar(
             select(func.count())
             .select_from(Handoff)
             .where(
-                Handoff.status == "waiting",
+                Handoff.status == HandoffStatus.WAITING,
                 (Handoff.priority > me.priority)
                 | (
                     (Handoff.priority == me.priority)
@@ -148,7 +149,9 @@ class HandoffRepository:
     async def purge_cancelled(self, before: datetime) -> int:
         """Cancelled handoffs closed before ``before`` are deleted (retention)."""
         result = await self._s.execute(
-            delete(Handoff).where(Handoff.status == "cancelled", Handoff.closed_at < before)
+            delete(Handoff).where(
+                Handoff.status == HandoffStatus.CANCELLED, Handoff.closed_at < before
+            )
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -156,7 +159,9 @@ class HandoffRepository:
         """Handoffs waiting for an agent (not yet claimed)."""
         return int(
             await self._s.scalar(
-                select(func.count()).select_from(Handoff).where(Handoff.status == "waiting")
+                select(func.count())
+                .select_from(Handoff)
+                .where(Handoff.status == HandoffStatus.WAITING)
             )
             or 0
         )
@@ -169,7 +174,7 @@ class HandoffRepository:
             select(Handoff, Conversation.channel, Conversation.user_id)
             .join(Conversation, Conversation.id == Handoff.conversation_id)
             .where(where)  # type: ignore[arg-type]
-            .order_by(Handoff.priority.desc(), Handoff.created_at, Handoff.id)
+            .order_by(*QUEUE_ORDER)
         )
         return [
             HandoffRecord(
@@ -179,7 +184,7 @@ class HandoffRepository:
                 channel=channel,
                 user_id=user_id,
                 reason=h.reason,
-                status=h.status,
+                status=HandoffStatus(h.status),
                 priority=h.priority,
                 order_tail=h.order_tail,
                 amount_confirmed=h.amount_confirmed,
