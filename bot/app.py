@@ -152,7 +152,7 @@ class DatabaseContacts:
 async def bot_owns(sessions: async_sessionmaker[AsyncSession], openid: str) -> bool:
     async with sessions() as session:
         conv = await ConversationRepository(session).get("wechat", openid)
-    return conv is None or not conv.owner.startswith("agent:")
+    return conv is None or not conv.owner.is_agent
 
 
 async def mark_sent_by_api(

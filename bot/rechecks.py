@@ -48,6 +48,7 @@ from storage.records import (
     ConversationRecord,
     FunnelStep,
     OrderRecord,
+    Owner,
     RecheckOutcome,
     RecheckRecord,
 )
@@ -73,7 +74,7 @@ def waiting_for(conv: ConversationRecord, recheck: RecheckRecord, now: datetime)
     """The conversation is where the recheck left it: the bot's, asking for an order, with the
     unknown number still the one in hand — not another order, a card, a person or a restart."""
     return (
-        conv.owner == "bot"
+        conv.owner == Owner.BOT
         and conv.state == Step.ASK_ORDER.value
         and conv.data.get("order_no") == recheck.order_no
         and (conv.expires_at is None or conv.expires_at > now)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from storage.crypto import Sealed, SealedJSON
+from storage.records import Owner
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -40,6 +41,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+class OwnerType(TypeDecorator[Owner]):
+    """A conversation's owner: ``Owner`` in Python, ``bot``/``queue``/``agent:<id>`` stored."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: Owner | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Owner | None:
+        return None if value is None else Owner.parse(value)
 
 
 class Base(DeclarativeBase):
@@ -123,7 +137,7 @@ class Conversation(Base):
     state: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(SealedJSON(), default=dict)
     lang: Mapped[str] = mapped_column(String(8), default="zh")
-    owner: Mapped[str] = mapped_column(String(64), default="bot")
+    owner: Mapped[Owner] = mapped_column(OwnerType(), default=Owner.BOT)
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

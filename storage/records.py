@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class FunnelStep(StrEnum):
@@ -67,7 +67,7 @@ class ConversationRecord:
     state: str
     data: dict[str, Any] = field(default_factory=dict)
     lang: str = "zh"
-    owner: str = "bot"
+    owner: Owner = field(default_factory=lambda: Owner.BOT)
     version: int = 0
     last_inbound_at: datetime | None = None
     expires_at: datetime | None = None
@@ -163,3 +163,45 @@ class HandoffStatus(StrEnum):
 
 OPEN_STATUSES = (HandoffStatus.WAITING, HandoffStatus.CLAIMED, HandoffStatus.WAITING_CUSTOMER)
 HELD_STATUSES = (HandoffStatus.CLAIMED, HandoffStatus.WAITING_CUSTOMER)  # an agent has it
+
+
+class OwnerKind(StrEnum):
+    BOT = "bot"
+    QUEUE = "queue"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who speaks for a conversation: the bot, the handoff queue, or one agent. Stored as
+    ``bot``, ``queue`` or ``agent:<id>`` and parsed once, by the column type (``OwnerType``)."""
+
+    kind: OwnerKind
+    agent_id: int | None = None
+
+    BOT: ClassVar[Owner]
+    QUEUE: ClassVar[Owner]
+
+    @classmethod
+    def agent(cls, agent_id: int) -> Owner:
+        return cls(OwnerKind.AGENT, agent_id)
+
+    @classmethod
+    def parse(cls, stored: str) -> Owner:
+        kind, _, agent_id = stored.partition(":")
+        if kind == OwnerKind.AGENT and agent_id.isdigit():
+            return cls.agent(int(agent_id))
+        if kind in (OwnerKind.BOT, OwnerKind.QUEUE) and not agent_id:
+            return cls(OwnerKind(kind))
+        raise ValueError(f"not a conversation owner: {stored!r}")
+
+    @property
+    def is_agent(self) -> bool:
+        return self.kind is OwnerKind.AGENT
+
+    def __str__(self) -> str:
+        return f"agent:{self.agent_id}" if self.is_agent else self.kind.value
+
+
+Owner.BOT = Owner(OwnerKind.BOT)
+Owner.QUEUE = Owner(OwnerKind.QUEUE)

@@ -31,6 +31,7 @@ from storage.records import (
     JOURNEY_KEY,
     ConversationRecord,
     FunnelStep,
+    Owner,
 )
 from storage.repositories import Repositories
 
@@ -143,10 +144,10 @@ class Dispatcher:
             conv.state, conv.data, conv.owner, conv.last_inbound_at = (
                 Step.NEW.value,
                 {},
-                "bot",
+                Owner.BOT,
                 None,
             )
-        if conv.owner.startswith("agent:"):
+        if conv.owner.is_agent:
             if inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
                 return ""  # housekeeping: not a message for the agent
             withdrawing = detect_intent(inbound.text) is Intent.WITHDRAW_CONSENT
@@ -161,7 +162,7 @@ class Dispatcher:
                 conv.state = str(conv.data.pop("before_handoff", Step.ASK_ORDER.value))
             # a withdrawal of consent is the customer's right, whoever owns the chat: the
             # bot handles it (leaving the queue, forgetting the conversation)
-            conv.owner = "bot"
+            conv.owner = Owner.BOT
             notices.append(("queue", None))
         try:
             state = Step(conv.state)

@@ -17,6 +17,7 @@ from storage.records import (
     FunnelStep,
     HandoffRecord,
     OrderRecord,
+    Owner,
     ScanClaim,
 )
 
@@ -233,5 +234,5 @@ class StepContext:
 class StepResult:
     state: Step
     replies: list[str] = field(default_factory=list)
-    owner: str = "bot"  # who owns the conversation after this step: bot | queue
+    owner: Owner = Owner.BOT  # who owns the conversation after this step: the bot or the queue
     forget: bool = False  # delete the transcript (consent withdrawn)

@@ -27,6 +27,7 @@ from bot.flows.scan import HELD, card_for, on_scan, scene_in
 from bot.messages import Inbound, InboundKind
 from bot.privacy.masking import mask_order_no
 from bot.understanding import Intent, Understood, understand
+from storage.records import Owner
 
 
 def current_prompt(ctx: StepContext, state: Step) -> str:
@@ -60,7 +61,9 @@ ANSWERED_EVENTS = frozenset({"event:click", "event:scan"})
 
 
 def stay(state: Step, replies: list[str] | None = None) -> StepResult:
-    return StepResult(state, replies or [], owner="queue" if state is Step.HANDOFF else "bot")
+    return StepResult(
+        state, replies or [], owner=Owner.QUEUE if state is Step.HANDOFF else Owner.BOT
+    )
 
 
 async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResult:

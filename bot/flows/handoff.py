@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.flows.base import HandoffReason, Step, StepContext, StepResult
 from bot.handoff.waiting import wait_minutes
 from bot.privacy.masking import order_tail
-from storage.records import FunnelStep, HandoffStatus
+from storage.records import FunnelStep, HandoffStatus, Owner
 
 
 async def request_handoff(
@@ -32,7 +32,9 @@ async def request_handoff(
     if lead is None:
         lead = "" if reason is HandoffReason.ASKED else ctx.say(f"handoff_reason_{reason.value}")
     return StepResult(
-        Step.HANDOFF, [*(replies or []), lead + await queue_notice(ctx, handoff.id)], owner="queue"
+        Step.HANDOFF,
+        [*(replies or []), lead + await queue_notice(ctx, handoff.id)],
+        owner=Owner.QUEUE,
     )
 
 
@@ -61,7 +63,7 @@ async def while_queued(ctx: StepContext) -> StepResult:
         position = max(1, await ctx.handoffs.position(int(handoff_id)))
         await ctx.handoffs.mark_notified(int(handoff_id), position)
         text = ctx.say("in_queue", ref=ctx.data.get("handoff_ref", "-"), position=position)
-    return StepResult(Step.HANDOFF, [text], owner="queue")
+    return StepResult(Step.HANDOFF, [text], owner=Owner.QUEUE)
 
 
 async def leave_queue(ctx: StepContext) -> None:

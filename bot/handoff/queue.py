@@ -23,7 +23,7 @@ from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
 from storage.models import Agent, CannedReply, Conversation, Handoff, Message
-from storage.records import HELD_STATUSES, OPEN_STATUSES, HandoffStatus
+from storage.records import HELD_STATUSES, OPEN_STATUSES, HandoffStatus, Owner
 from storage.repositories.audit import AuditRepository
 from storage.repositories.conversations import TranscriptRepository
 from storage.repositories.handoffs import QUEUE_ORDER, HandoffRepository
@@ -262,7 +262,7 @@ class HandoffService:
             handoff.status, handoff.claimed_by = HandoffStatus.CLAIMED, agent.id
             handoff.claimed_at = handoff.claimed_at or now
             handoff.lease_until = now + self._lease
-            conv.owner, conv.version = f"agent:{agent.id}", conv.version + 1
+            conv.owner, conv.version = Owner.agent(agent.id), conv.version + 1
             await s.flush()
             item = await self._item(s, handoff)
         self._events.publish({"type": "queue"})
@@ -297,7 +297,7 @@ class HandoffService:
                 h.dropped_by = await self._agent_name(s, h.claimed_by)
                 h.status, h.claimed_by, h.lease_until = HandoffStatus.WAITING, None, None
                 h.priority += 1
-                conv.owner, conv.version = "queue", conv.version + 1
+                conv.owner, conv.version = Owner.QUEUE, conv.version + 1
                 released += 1
         if released:
             log.info("%d claim(s) lapsed and returned to the queue", released)
@@ -328,7 +328,7 @@ class HandoffService:
         async with self._sessions() as s, s.begin():
             handoff, conv = await self._lock(s, handoff_id)
             self._must_hold(agent, handoff)
-            if conv.owner != f"agent:{agent.id}":
+            if conv.owner != Owner.agent(agent.id):
                 raise _not_yours()
             closes, left = await self._window(s, conv, now)
             refusal = None
@@ -421,7 +421,7 @@ class HandoffService:
             handoff.status, handoff.claimed_by = HandoffStatus.CLAIMED, target.id
             handoff.claimed_at = handoff.claimed_at or now
             handoff.lease_until = now + self._lease
-            conv.owner, conv.version = f"agent:{target.id}", conv.version + 1
+            conv.owner, conv.version = Owner.agent(target.id), conv.version + 1
             item = await self._item(s, handoff)
         self._events.publish(
             {"type": "handoff", "handoff_id": handoff_id, "status": HandoffStatus.CLAIMED}
@@ -453,7 +453,7 @@ class HandoffService:
                 for key in ("order_no", "verified", "before_handoff", "not_found"):
                     data.pop(key, None)
             data.pop("handoff_ref", None)
-            conv.data, conv.owner, conv.version = data, "bot", conv.version + 1
+            conv.data, conv.owner, conv.version = data, Owner.BOT, conv.version + 1
             handoff.status, handoff.lease_until, handoff.closed_at = status, None, now
             if status == HandoffStatus.RESOLVED:
                 handoff.resolved_at = now
@@ -533,7 +533,7 @@ class HandoffService:
                 if told is None or not meaningful_move(told, position):
                     continue
                 conv = await self._conversation(s, h.conversation_id)
-                if conv.owner != "queue":
+                if conv.owner != Owner.QUEUE:
                     continue
                 h.notified_position = position
                 lang = as_lang(conv.lang)

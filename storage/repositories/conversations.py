@@ -16,6 +16,7 @@ from storage.records import (
     ConversationRecord,
     FunnelStep,
     HandoffStatus,
+    Owner,
 )
 from storage.repositories.funnel import FunnelRepository
 
@@ -69,7 +70,7 @@ class ConversationRepository:
                 state=initial_state,
                 data={},
                 lang="zh",
-                owner="bot",
+                owner=Owner.BOT,
                 version=0,
                 created_at=now,
                 updated_at=now,
@@ -146,7 +147,7 @@ class ConversationRepository:
         await self._s.execute(
             update(Conversation)
             .where(Conversation.id.in_(conversation_ids))
-            .values(state="new", data={}, owner="bot", last_inbound_at=None, updated_at=now)
+            .values(state="new", data={}, owner=Owner.BOT, last_inbound_at=None, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         return int(deleted.rowcount)  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from bot.keys import RECHECKS, SESSIONS
 from bot.privacy.masking import mask_order_no
 from bot.texts import Texts
 from storage.models import Card, Handoff, Message, OrderRecheck
-from storage.records import ConversationRecord, OrderRecord
+from storage.records import ConversationRecord, OrderRecord, Owner
 from storage.repositories import ConversationRepository, OrderRepository
 from tests.conftest import Customer
 from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
@@ -167,7 +167,7 @@ async def test_an_order_that_never_arrives_goes_to_a_person_after_30_minutes(
     notice = ZH.say("handoff", ref=handoff.ref, position=1, minutes=wait_minutes(1))
     assert sent == [(customer.openid, lead + notice)]
     conv = await conversation(api, customer)
-    assert conv.state == "handoff" and conv.owner == "queue"
+    assert conv.state == "handoff" and conv.owner == Owner.QUEUE
     [recheck] = await rechecks(api)
     assert recheck.outcome == "gave_up"
 

@@ -22,6 +22,7 @@ from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import AgentView, HandoffError, HandoffService
 from bot.messages import Inbound, InboundKind
 from storage.models import Agent, AuditEntry
+from storage.records import Owner
 from storage.repositories import ConversationRepository
 from tests.engine.test_dispatcher import make_dispatcher
 from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
@@ -157,7 +158,7 @@ async def test_after_resolve_the_customer_is_back_with_the_bot(desk: Desk) -> No
     assert "金额" in reply  # the bot answers, not a stale agent
     async with desk.sessions() as s:
         conv = await ConversationRepository(s).get("wechat", user(1))
-    assert conv is not None and conv.owner == "bot"
+    assert conv is not None and conv.owner == Owner.BOT
 
 
 async def test_a_lapsed_lease_returns_the_conversation_to_the_head_of_the_queue(
@@ -175,7 +176,7 @@ async def test_a_lapsed_lease_returns_the_conversation_to_the_head_of_the_queue(
     assert refused.value.status == 409
     async with desk.sessions() as s:
         conv = await ConversationRepository(s).get("wechat", user(1))
-    assert conv is not None and conv.owner == "queue"
+    assert conv is not None and conv.owner == Owner.QUEUE
 
 
 async def test_a_reply_ends_the_lease_and_a_customer_message_restarts_it(desk: Desk) -> None:
@@ -390,7 +391,7 @@ async def test_withdrawing_consent_works_while_an_agent_owns_the_conversation(
     assert await desk.service.mine(desk.agents[1]) == []
     async with desk.sessions() as s:
         conv = await ConversationRepository(s).get("wechat", user(1))
-    assert conv is not None and conv.owner == "bot"
+    assert conv is not None and conv.owner == Owner.BOT
 
 
 async def test_an_agent_who_closes_the_console_does_not_keep_conversations(desk: Desk) -> None:

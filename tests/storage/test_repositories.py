@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from storage.records import ContactRecord, OrderRecord
+from storage.records import ContactRecord, OrderRecord, Owner
 from storage.repositories import Repositories
 from storage.retention import purge_expired
 
@@ -194,3 +195,16 @@ async def test_retention_drops_expired_console_logins(sessions: Sessions, clock:
             )
     assert (await purge_expired(sessions, now))["console_sessions"] == 1
     assert (await purge_expired(sessions, now))["console_sessions"] == 0
+
+
+@pytest.mark.parametrize("stored", ["bot", "queue", "agent:12"])
+def test_an_owner_is_parsed_once_and_stored_as_it_was(stored: str) -> None:
+    owner = Owner.parse(stored)
+    assert str(owner) == stored
+    assert owner.is_agent == stored.startswith("agent:")
+
+
+@pytest.mark.parametrize("stored", ["agent:", "agent:x", "bot:1", "robot", ""])
+def test_a_malformed_owner_is_refused(stored: str) -> None:
+    with pytest.raises(ValueError):
+        Owner.parse(stored)
