@@ -92,7 +92,13 @@ async def _one(
     try:
         code = await api.create_scene_qr(codec.make(qr_id, expires), seconds)
     except WeChatApiError as exc:
-        return ReceiptQr(order_no, None, f"WeChat refused the QR code (errcode {exc.errcode})")
+        return ReceiptQr(
+            order_no,
+            None,
+            f"WeChat refused the QR code (errcode {exc.errcode}): check WECHAT_APP_ID and"
+            " WECHAT_APP_SECRET, and that the account may make QR codes (a verified service"
+            " account; 48001 means it may not)",
+        )
     except (aiohttp.ClientError, TimeoutError):
         return ReceiptQr(order_no, None, "WeChat cannot be reached (check WECHAT_API_BASE)")
     path = out_dir / f"qr-{order_no}.png"

@@ -154,10 +154,8 @@ class OrderRechecks:
         now = self._clock.now()
         async with self._sessions() as s, s.begin():
             repos = Repositories.on(s)
-            conv = await repos.conversations.lock(recheck.conversation_id)
-            if conv is None or not waiting_for(conv, recheck, now):
-                await repos.rechecks.finish(recheck.id, RecheckOutcome.MOVED_ON, now)
-                tally.closed += 1
+            conv = await self._still_waiting(repos, recheck, now, tally)
+            if conv is None:
                 return
             if not await self._may_send(repos, conv, now):
                 if now >= recheck.until:  # WeChat would not take it, and time is up
@@ -195,15 +193,26 @@ class OrderRechecks:
                     await repos.rechecks.finish(recheck.id, RecheckOutcome.UNREACHABLE, now)
         tally.waiting += 1
 
+    @staticmethod
+    async def _still_waiting(
+        repos: Repositories, recheck: RecheckRecord, now: datetime, tally: RecheckRound
+    ) -> ConversationRecord | None:
+        """The conversation, locked, if it still waits for this order; else the recheck is
+        closed (the customer moved on, or the conversation is gone)."""
+        conv = await repos.conversations.lock(recheck.conversation_id)
+        if conv is None or not waiting_for(conv, recheck, now):
+            await repos.rechecks.finish(recheck.id, RecheckOutcome.MOVED_ON, now)
+            tally.closed += 1
+            return None
+        return conv
+
     async def _give_up(self, recheck: RecheckRecord, tally: RecheckRound) -> None:
         """Time is up and the order never came: a person takes over, and the customer is told."""
         now = self._clock.now()
         async with self._sessions() as s, s.begin():
             repos = Repositories.on(s)
-            conv = await repos.conversations.lock(recheck.conversation_id)
-            if conv is None or not waiting_for(conv, recheck, now):
-                await repos.rechecks.finish(recheck.id, RecheckOutcome.MOVED_ON, now)
-                tally.closed += 1
+            conv = await self._still_waiting(repos, recheck, now, tally)
+            if conv is None:
                 return
             ctx = self._context(repos, conv, now)
             minutes = round((recheck.until - recheck.created_at).total_seconds() / 60)

@@ -10,17 +10,18 @@ from typing import Literal
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.channels.wechat_oa import OAClientCodec
 from bot.clock import FakeClock
-from bot.config import Settings
+from bot.config import DEMO_APP_ID, DEMO_APP_SECRET, Settings
 from bot.demo import seed_demo
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
+from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
 
 POSTGRES_URL = os.environ.get("BILLBOT_TEST_POSTGRES_URL", "")
 SKIP_PG = pytest.mark.skipif(
@@ -74,6 +75,23 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def wechat(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FakeClock
+) -> TestServer:
+    """The fake WeChat API, on its own local server."""
+    return await aiohttp_server(
+        fake_wechat_app(clock, DEMO_APP_ID, DEMO_APP_SECRET), access_log=None
+    )
+
+
+@pytest.fixture
+def wechat_state(wechat: TestServer) -> FakeWeChatState:
+    state = wechat.app[FAKE_STATE]
+    assert isinstance(state, FakeWeChatState)
+    return state
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def test_values_are_read_and_secrets_hidden() -> None:
         ("BILLBOT_SECRET_KEYS", "short", "16"),
         ("WECHAT_AES_KEY", "abc", "43"),
         ("BILLBOT_TRUSTED_PROXIES", "10.0.0.1,nginx", "nginx"),
+        ("BILLBOT_ORDER_PATTERN", "DD(\\d{14}", "regular expression"),
     ],
 )
 def test_bad_values_say_what_to_fix(name: str, value: str, mentions: str) -> None:

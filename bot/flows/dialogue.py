@@ -72,9 +72,9 @@ async def run_step(ctx: StepContext, state: Step, inbound: Inbound) -> StepResul
         return stay(state)
     if kind is InboundKind.MENU and inbound.raw_type.lower() not in ANSWERED_EVENTS:
         return stay(state)
-    scene = scene_in(inbound.text, kind is InboundKind.SUBSCRIBE)
     scanned = kind is InboundKind.SUBSCRIBE or inbound.raw_type.lower() == "event:scan"
-    if scanned and scene is not None and state is not Step.HANDOFF:
+    scene = scene_in(inbound.text, kind is InboundKind.SUBSCRIBE) if scanned else None
+    if scene is not None and state is not Step.HANDOFF:
         welcome = [ctx.say("greeting")] if kind is InboundKind.SUBSCRIBE else []
         return await on_scan(ctx, scene, welcome)
     if kind is InboundKind.SUBSCRIBE:

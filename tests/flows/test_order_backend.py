@@ -100,3 +100,30 @@ async def test_a_dead_backend_opens_the_circuit_and_costs_no_guess(
         async with client.app[SESSIONS]() as s:
             # six unanswered lookups, and still no guess counted: nobody handed off
             assert await s.scalar(select(func.count()).select_from(Handoff)) == 0
+
+
+async def test_the_merchants_order_pattern_reads_numbers_the_api_cannot_describe(
+    settings: Settings,
+    clock: FakeClock,
+    aiohttp_client: AiohttpClient,
+    aiohttp_server: AiohttpServer,
+    tmp_path: Path,
+) -> None:
+    """An order API lists no orders, so no shapes are learned: BILLBOT_ORDER_PATTERN tells
+    the bot what this merchant's letter-and-digit numbers look like."""
+    csv = tmp_path / "orders.csv"
+    csv.write_text("order_no,amount,contact\nSO2025A0503X77,66.60,alice\n", encoding="utf-8")
+    backend = await aiohttp_server(make_app(load_orders(csv)))
+    url = str(backend.make_url("/orders"))
+    asked = ZH.say("ask_amount", order=mask_order_no("SO2025A0503X77"))
+    for pattern, reply in ((r"SO\d{4}[A-Z]\d{4}[A-Z]\d{2}", asked), ("", ZH.say("order_hint"))):
+        moded = replace(settings, order_api_url=url, order_pattern=pattern)
+        client = await aiohttp_client(create_app(moded, clock))
+        await seed_demo(client.app[SESSIONS], clock.now())
+        openid = f"oPattern{'Set' if pattern else 'Unset'}0000000000000001"
+        customer = Customer(
+            client, moded, clock, openid=openid, first_msg_id=7000 if pattern else 8000
+        )
+        await customer.say("你好")
+        await customer.say("同意")
+        assert await customer.say("我的单号是 so2025a0503x77") == reply

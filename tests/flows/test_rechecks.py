@@ -16,7 +16,7 @@ from sqlalchemy import Text, select, type_coerce
 
 from bot.app import create_app
 from bot.clock import FakeClock
-from bot.config import DEMO_APP_ID, DEMO_APP_SECRET, Settings
+from bot.config import Settings
 from bot.demo import seed_demo
 from bot.flows.base import OrdersUnavailable
 from bot.handoff.waiting import wait_minutes
@@ -27,7 +27,7 @@ from storage.models import Card, Handoff, Message, OrderRecheck
 from storage.records import ConversationRecord, OrderRecord, Owner
 from storage.repositories import ConversationRepository, OrderRepository
 from tests.conftest import Customer
-from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
+from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState
 
 Client = TestClient[web.Request, web.Application]
 AiohttpClient = Callable[[web.Application], Awaitable[Client]]
@@ -38,20 +38,9 @@ KNOWN = "DD20250503123456"  # a demo order
 
 
 @pytest.fixture
-async def wechat(
-    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FakeClock
-) -> TestServer:
-    return await aiohttp_server(
-        fake_wechat_app(clock, DEMO_APP_ID, DEMO_APP_SECRET), access_log=None
-    )
-
-
-@pytest.fixture
-def sent(wechat: TestServer) -> Sent:
+def sent(wechat_state: FakeWeChatState) -> Sent:
     """What the fake WeChat API delivered: (openid, text)."""
-    state = wechat.app[FAKE_STATE]
-    assert isinstance(state, FakeWeChatState)
-    return state.sent
+    return wechat_state.sent
 
 
 @pytest.fixture

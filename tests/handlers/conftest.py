@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -14,30 +14,12 @@ from pytest_aiohttp import AiohttpClient
 
 from bot.app import create_app
 from bot.clock import FakeClock
-from bot.config import DEMO_APP_ID, DEMO_APP_SECRET, Settings
+from bot.config import Settings
 from bot.demo import seed_demo
 from bot.keys import AGENTS, SESSIONS
-from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
 
 Client = TestClient[web.Request, web.Application]
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture
-async def wechat(
-    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FakeClock
-) -> TestServer:
-    """The fake WeChat API, on its own local server."""
-    return await aiohttp_server(
-        fake_wechat_app(clock, DEMO_APP_ID, DEMO_APP_SECRET), access_log=None
-    )
-
-
-@pytest.fixture
-def wechat_state(wechat: TestServer) -> FakeWeChatState:
-    state = wechat.app[FAKE_STATE]
-    assert isinstance(state, FakeWeChatState)
-    return state
 
 
 @pytest.fixture

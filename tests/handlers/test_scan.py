@@ -136,3 +136,18 @@ async def test_expired_codes_are_purged_72_hours_after_they_expire(
     assert (await purge_expired(api.app[SESSIONS], clock.now()))["receipt_codes"] == 0
     clock.advance(timedelta(hours=2))
     assert (await purge_expired(api.app[SESSIONS], clock.now()))["receipt_codes"] == 1
+
+
+async def test_a_refused_code_tells_the_operator_what_to_check(
+    api: Client,
+    settings: Settings,
+    clock: FakeClock,
+    wechat: TestServer,
+    wechat_state: FakeWeChatState,
+    tmp_path: Path,
+) -> None:
+    wechat_state.fail_next(48001, on="qrcode")  # an account that may not make QR codes
+    base = str(wechat.make_url("")).rstrip("/")
+    (made,) = await make_receipt_qrs(replace(settings, wechat_api_base=base), [DD], tmp_path, clock)
+    assert made.path is None and "48001" in made.problem
+    assert "WECHAT_APP_ID" in made.problem and "verified service account" in made.problem
