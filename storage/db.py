@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.sql.expression import Executable
+
+from storage import inline_sqlite
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -26,7 +30,8 @@ def create_engine(url: str) -> AsyncEngine:
 
     SQLite's deferred transactions deadlock when two readers both try to write (one gets
     SQLITE_BUSY at once, the busy timeout does not apply), so every transaction here starts
-    with BEGIN IMMEDIATE and waits its turn instead.
+    with BEGIN IMMEDIATE and waits its turn instead. SQLite runs on the event loop itself
+    (``storage/inline_sqlite.py``): no thread hand-off per statement.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -34,9 +39,13 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # One connection: SQLite has one writer at a time anyway, and waiting for the pool is an
-    # awaited queue, where waiting for SQLite's lock is a sleeping busy handler (long tails).
+    # awaited queue, where waiting for SQLite's lock would stop the loop.
     engine = create_async_engine(
-        url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+        url,
+        async_creator=inline_sqlite.connector(parsed.database or ":memory:"),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -46,12 +55,12 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={inline_sqlite.BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        inline_sqlite.begin_immediate(conn.exec_driver_sql)
 
     return engine
 
@@ -60,10 +69,41 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table, for Core statements built once (see ``Upsert``)."""
+    return cast(Table, model.__table__)
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+class Upsert:
+    """An ``INSERT … ON CONFLICT`` built once in SQLite's and PostgreSQL's forms.
+
+    Statements on the hot path are built once, with named parameters, and executed on the
+    session's connection: SQLAlchemy then skips building, hashing and ORM bookkeeping on
+    every call (about a third of the cost of an ORM statement; measured in ``bench/``).
+    """
+
+    def __init__(self, build: Callable[[Callable[[Any], Any]], Executable]) -> None:
+        self._forms = {"sqlite": build(sqlite_insert), "postgresql": build(pg_insert)}
+
+    def on(self, session: AsyncSession) -> Executable:
+        return self._forms[dialect_name(session)]
+
+
+async def run(
+    session: AsyncSession, statement: Executable, params: Any = None
+) -> CursorResult[Any]:
+    """Executes a prepared Core statement on the session's connection (and transaction)."""
+    connection = await session.connection()
+    return await connection.execute(statement, params)
+
+
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """An INSERT that supports ON CONFLICT on both SQLite and PostgreSQL."""
-    name = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (pg_insert if name == "postgresql" else sqlite_insert)(table)
+    return (pg_insert if dialect_name(session) == "postgresql" else sqlite_insert)(table)
 
 
 def alembic_config() -> Config:

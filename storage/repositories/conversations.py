@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
-from storage.db import dialect_insert
+from storage.db import Upsert, run, table_of
 from storage.models import Conversation, Handoff, Message
 from storage.records import (
     JOURNEY_KEY,
@@ -20,8 +21,53 @@ from storage.records import (
 )
 from storage.repositories.funnel import FunnelRepository
 
+_CONVERSATIONS = table_of(Conversation)
+_MESSAGES = table_of(Message)
+_LOCK_USER = (
+    select(_CONVERSATIONS)
+    .where(
+        _CONVERSATIONS.c.channel == bindparam("channel"),
+        _CONVERSATIONS.c.user_index.in_(bindparam("indexes", expanding=True)),
+    )
+    .with_for_update()
+)
+_START = Upsert(
+    lambda insert: (
+        insert(_CONVERSATIONS)
+        .values(
+            channel=bindparam("channel"),
+            user_id=bindparam("user"),
+            user_index=bindparam("index"),
+            state=bindparam("initial"),
+            data={},
+            lang="zh",
+            owner=Owner.BOT,
+            version=0,
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            expires_at=bindparam("expires"),
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "user_index"])
+    )
+)
+_SAVE = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("conv"))
+    .values(
+        state=bindparam("new_state"),
+        data=bindparam("new_data"),
+        lang=bindparam("new_lang"),
+        owner=bindparam("new_owner"),
+        version=bindparam("new_version"),
+        updated_at=bindparam("now"),
+        last_inbound_at=bindparam("inbound_at"),
+        expires_at=bindparam("new_expiry"),
+    )
+)
+_ADD_LINE = insert(_MESSAGES)
 
-def _record(row: Conversation) -> ConversationRecord:
+
+def _record(row: Any) -> ConversationRecord:
     return ConversationRecord(
         id=row.id,
         channel=row.channel,
@@ -49,37 +95,20 @@ class ConversationRepository:
         concurrent insert of the same user, and reads it back.
         """
         keys = keyring()
-        locked = (
-            select(Conversation)
-            .where(
-                Conversation.channel == channel,
-                Conversation.user_index.in_(keys.index_variants(user_id)),
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        row = await self._s.scalar(locked)
+        who = {"channel": channel, "indexes": keys.index_variants(user_id)}
+        row = (await run(self._s, _LOCK_USER, who)).first()
         if row is not None:
             return _record(row)
-        stmt = (
-            dialect_insert(self._s, Conversation)
-            .values(
-                channel=channel,
-                user_id=user_id,
-                user_index=keys.index(user_id),
-                state=initial_state,
-                data={},
-                lang="zh",
-                owner=Owner.BOT,
-                version=0,
-                created_at=now,
-                updated_at=now,
-                expires_at=ttl_expires,
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "user_index"])
-        )
-        await self._s.execute(stmt)
-        row = await self._s.scalar(locked)
+        start = {
+            "channel": channel,
+            "user": user_id,
+            "index": keys.index(user_id),
+            "initial": initial_state,
+            "now": now,
+            "expires": ttl_expires,
+        }
+        await run(self._s, _START.on(self._s), start)
+        row = (await run(self._s, _LOCK_USER, who)).first()
         assert row is not None  # just inserted (by us or a concurrent turn), and locked
         return _record(row)
 
@@ -95,21 +124,18 @@ class ConversationRepository:
         return None if row is None else _record(row)
 
     async def save(self, conv: ConversationRecord, now: datetime) -> None:
-        await self._s.execute(
-            update(Conversation)
-            .where(Conversation.id == conv.id)
-            .values(
-                state=conv.state,
-                data=conv.data,
-                lang=conv.lang,
-                owner=conv.owner,
-                version=conv.version + 1,
-                updated_at=now,
-                last_inbound_at=conv.last_inbound_at,
-                expires_at=conv.expires_at,
-            )
-            .execution_options(synchronize_session=False)  # the record is the state
-        )
+        saved = {
+            "conv": conv.id,
+            "new_state": conv.state,
+            "new_data": conv.data,
+            "new_lang": conv.lang,
+            "new_owner": conv.owner,
+            "new_version": conv.version + 1,
+            "now": now,
+            "inbound_at": conv.last_inbound_at,
+            "new_expiry": conv.expires_at,
+        }
+        await run(self._s, _SAVE, saved)
         conv.version += 1
 
     async def end(self, conversation_ids: list[int], now: datetime) -> int:
@@ -171,8 +197,9 @@ class TranscriptRepository:
     ) -> None:
         """One turn's lines — (direction, sender, text) — in a single statement."""
         if lines:
-            await self._s.execute(
-                insert(Message),
+            await run(
+                self._s,
+                _ADD_LINE,
                 [
                     {
                         "conversation_id": conversation_id,

@@ -10,9 +10,15 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.db import dialect_insert
+from storage.db import Upsert, dialect_insert, run, table_of
 from storage.models import FunnelEvent
 from storage.records import FunnelStep
+
+_RECORD = Upsert(
+    lambda insert: insert(table_of(FunnelEvent)).on_conflict_do_nothing(
+        index_elements=["journey", "step"]
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +57,7 @@ class FunnelRepository:
             for step in dict.fromkeys(steps)
         ]
         if rows:
-            await self._s.execute(
-                dialect_insert(self._s, FunnelEvent)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["journey", "step"])
-            )
+            await run(self._s, _RECORD.on(self._s), rows)
 
     async def record_later(self, journey: str, step: FunnelStep, now: datetime) -> bool:
         """A step outside a turn (card opened, contact added), with the journey's channel and

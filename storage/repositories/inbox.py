@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import dialect_insert
+from storage.db import Upsert, dialect_insert, run, table_of
 from storage.models import ProcessedMessage, SignatureUse
+
+_INBOX = table_of(ProcessedMessage)
+_CLAIM = Upsert(
+    lambda insert: (
+        insert(_INBOX)
+        .values(dedup_key=bindparam("key"), reply=None, created_at=bindparam("now"))
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+    )
+)
+_REPLY_FOR = select(_INBOX.c.reply).where(_INBOX.c.dedup_key == bindparam("key"))
+_STORE_REPLY = (
+    update(_INBOX).where(_INBOX.c.dedup_key == bindparam("key")).values(reply=bindparam("text"))
+)
 
 
 class InboxRepository:
@@ -21,26 +34,16 @@ class InboxRepository:
         On PostgreSQL a concurrent claim of the same key waits here until the first
         transaction ends, then sees the conflict; on SQLite writers are serialised.
         """
-        result = await self._s.execute(
-            dialect_insert(self._s, ProcessedMessage)
-            .values(dedup_key=dedup_key, reply=None, created_at=now)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        result = await run(self._s, _CLAIM.on(self._s), {"key": dedup_key, "now": now})
+        return bool(result.rowcount)
 
     async def reply_for(self, dedup_key: str) -> str | None:
         """The reply recorded for a key, or None when unknown (or still being processed)."""
-        return await self._s.scalar(
-            select(ProcessedMessage.reply).where(ProcessedMessage.dedup_key == dedup_key)
-        )
+        reply: str | None = (await run(self._s, _REPLY_FOR, {"key": dedup_key})).scalar()
+        return reply
 
     async def store_reply(self, dedup_key: str, reply: str) -> None:
-        await self._s.execute(
-            update(ProcessedMessage)
-            .where(ProcessedMessage.dedup_key == dedup_key)
-            .values(reply=reply)
-            .execution_options(synchronize_session=False)  # no ORM objects to keep in step
-        )
+        await run(self._s, _STORE_REPLY, {"key": dedup_key, "text": reply})
 
     async def bind_signature(self, signature_key: str, body_digest: str, now: datetime) -> bool:
         """True if this signature is new, or already carried this very body (a retry).
