@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import run, table_of
 from storage.models import AuditEntry
+
+_RECORD = insert(table_of(AuditEntry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +38,15 @@ class AuditRepository:
         now: datetime,
         agent_id: int | None = None,
     ) -> None:
-        self._s.add(
-            AuditEntry(
-                agent_id=agent_id,
-                actor=actor[:64],
-                action=action[:32],
-                target=target[:64],
-                reason=reason,
-                created_at=now,
-            )
-        )
-        await self._s.flush()
+        entry = {
+            "agent_id": agent_id,
+            "actor": actor[:64],
+            "action": action[:32],
+            "target": target[:64],
+            "reason": reason,
+            "created_at": now,
+        }
+        await run(self._s, _RECORD, entry)
 
     async def recent_reasons(
         self, agent_id: int, action: str, target: str, since: datetime

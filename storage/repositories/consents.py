@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
+from storage.db import run, table_of
 from storage.models import Consent
 from storage.repositories.audit import AuditRepository
+
+_CONSENTS = table_of(Consent)
+_ACTIVE = (
+    select(_CONSENTS.c.policy_version)
+    .where(
+        _CONSENTS.c.channel == bindparam("channel"),
+        _CONSENTS.c.user_index.in_(bindparam("indexes", expanding=True)),
+        _CONSENTS.c.withdrawn_at.is_(None),
+    )
+    .order_by(_CONSENTS.c.id.desc())
+    .limit(1)
+)
+_AGREE = insert(_CONSENTS)
 
 
 class ConsentRepository:
@@ -18,31 +32,22 @@ class ConsentRepository:
 
     async def active_version(self, channel: str, user_id: str) -> str | None:
         """The policy version this user currently agrees to, if any."""
-        return await self._s.scalar(
-            select(Consent.policy_version)
-            .where(
-                Consent.channel == channel,
-                Consent.user_index.in_(keyring().index_variants(user_id)),
-                Consent.withdrawn_at.is_(None),
-            )
-            .order_by(Consent.id.desc())
-            .limit(1)
-        )
+        who = {"channel": channel, "indexes": keyring().index_variants(user_id)}
+        version: str | None = (await run(self._s, _ACTIVE, who)).scalar()
+        return version
 
     async def record(self, channel: str, user_id: str, policy_version: str, now: datetime) -> bool:
         """Records agreement unless already active for this version; True if a row was added."""
         if await self.active_version(channel, user_id) == policy_version:
             return False
-        self._s.add(
-            Consent(
-                channel=channel,
-                user_id=user_id,
-                user_index=keyring().index(user_id),
-                policy_version=policy_version,
-                agreed_at=now,
-            )
-        )
-        await self._s.flush()
+        agreed = {
+            "channel": channel,
+            "user_id": user_id,
+            "user_index": keyring().index(user_id),
+            "policy_version": policy_version,
+            "agreed_at": now,
+        }
+        await run(self._s, _AGREE, agreed)
         await self._audit("consent", channel, user_id, policy_version, now)
         return True
 

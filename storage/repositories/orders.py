@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
-from storage.db import dialect_insert
+from storage.db import dialect_insert, run, table_of
 from storage.models import Contact, Order, OrderShape
 from storage.records import ContactRecord, OrderRecord
 from storage.shapes import shape_of
@@ -25,7 +25,13 @@ async def _upsert(
     await session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=updated))
 
 
-def _order_record(row: Order) -> OrderRecord:
+_ORDERS = table_of(Order)
+_FIND = (
+    select(_ORDERS).where(_ORDERS.c.order_index.in_(bindparam("indexes", expanding=True))).limit(1)
+)
+
+
+def _order_record(row: Any) -> OrderRecord:
     return OrderRecord(
         order_no=row.order_no,
         amount_cents=row.amount_cents,
@@ -59,7 +65,7 @@ class OrderRepository:
 
     async def find(self, order_no: str) -> OrderRecord | None:
         variants = keyring().index_variants(order_no)
-        row = await self._s.scalar(select(Order).where(Order.order_index.in_(variants)).limit(1))
+        row = (await run(self._s, _FIND, {"indexes": variants})).first()
         return None if row is None else _order_record(row)
 
     async def paid_by(self, user_id: str, since: datetime, limit: int) -> list[OrderRecord]:
