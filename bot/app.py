@@ -38,6 +38,7 @@ from bot.handlers.webhook import receive_wechat, verify_wechat_url
 from bot.handlers.wecom import receive_wecom, verify_wecom_url
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
+from bot.handoff.pg_events import PgEventBus
 from bot.handoff.queue import API_BOT, HandoffService
 from bot.keys import (
     AGENTS,
@@ -68,7 +69,7 @@ from bot.privacy.scenes import SceneCodec
 from bot.rechecks import OrderRechecks
 from bot.throttle import AddressThrottle
 from storage.crypto import configure as configure_keyring
-from storage.db import create_engine, migrate, session_factory
+from storage.db import create_engine, is_sqlite, migrate, session_factory
 from storage.records import FunnelStep
 from storage.repositories import (
     ContactRepository,
@@ -273,6 +274,13 @@ async def purge_job(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def live_events(app: web.Application) -> AsyncIterator[None]:
+    """The console's live events: on PostgreSQL, the connection that carries them between
+    workers is open while the server runs."""
+    async with app[EVENTS].running():
+        yield
+
+
 def app_signer(app: web.Application) -> LinkSigner:
     return LinkSigner([k.reveal() for k in app[SETTINGS].secret_keys], app[CLOCK])
 
@@ -292,13 +300,15 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, app[CLOCK])
-    app[EVENTS] = EventBus()
+    url = settings.database_url
+    app[EVENTS] = EventBus() if is_sqlite(url) else PgEventBus(url)  # PG: all workers
     app[LATE_REPLIES] = LateReplies(reply_deadline)
     app[BODY_DEADLINE] = body_deadline
     app[LOGIN_THROTTLE] = AddressThrottle(LOGINS_PER_MINUTE, timedelta(minutes=1), app[CLOCK])
     app[QR_THROTTLE] = AddressThrottle(QR_IMAGES_PER_MINUTE, timedelta(minutes=1), app[CLOCK])
     app[CONSOLE_SOCKETS] = set()
     app.on_shutdown.append(close_console_sockets)
+    app.cleanup_ctx.append(live_events)  # before the database: its last events still go out
     app.cleanup_ctx.append(functools.partial(database, orders=orders))
     if background_jobs:
         app.cleanup_ctx.append(purge_job)

@@ -1,4 +1,8 @@
-"""In-process events for the live console: the queue changed, a message came or went."""
+"""Events for the live console: the queue changed, a message came or went.
+
+``EventBus`` fans out within one process (SQLite, one server); ``bot/handoff/pg_events.py``
+carries the same events between server processes through PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ from typing import Any
 
 Event = dict[str, Any]  # {"type": "queue" | "message" | "handoff", ...}; JSON-serialisable
 
+# Any event makes a console reload what it shows; this one says only "the queue changed", so
+# it is what a console gets when it may have missed events.
+RESYNC: Event = {"type": "queue"}
+
 
 class EventBus:
     """Fan-out to every connected console. Slow listeners drop events, never block the bot."""
@@ -18,9 +26,19 @@ class EventBus:
         self._max = max_pending
 
     def publish(self, event: Event) -> None:
+        """Send ``event`` to every listening console; returns at once."""
+        self.deliver(event)
+
+    def deliver(self, event: Event) -> None:
+        """Hand ``event`` to the listeners in this process."""
         for queue in list(self._listeners):
             if queue.qsize() < self._max:
                 queue.put_nowait(event)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """While the server runs: nothing to open for the in-process bus."""
+        yield
 
     @asynccontextmanager
     async def listen(self) -> AsyncIterator[asyncio.Queue[Event]]:
