@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -284,12 +285,22 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
     procs = [ctx.Process(target=_run_worker, args=(settings,)) for _ in range(workers)]
     for proc in procs:
         proc.start()
+
+    def stop_workers(_signum: int, _frame: object) -> None:
+        # a service manager stops the parent with SIGTERM: the workers go with it, each
+        # finishing its requests (aiohttp's own SIGTERM handling) before exiting
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop_workers)
     try:
         for proc in procs:
             proc.join()
     except KeyboardInterrupt:
+        stop_workers(signal.SIGINT, None)
         for proc in procs:
-            proc.terminate()
+            proc.join()
     return 0
 
 
