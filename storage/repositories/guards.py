@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
-from storage.db import dialect_insert
+from storage.db import dialect_insert, run, table_of
 from storage.models import OrderGuard
 
 
@@ -18,15 +18,22 @@ def order_key(order_no: str) -> str:
     return keyring().index(f"order-guard\x00{order_no}")
 
 
+_GUARDS = table_of(OrderGuard)
+_LOCKED_UNTIL = select(_GUARDS.c.locked_until).where(_GUARDS.c.order_key == bindparam("key"))
+_FORGET_FAILURES = delete(_GUARDS).where(
+    _GUARDS.c.order_key == bindparam("key"),
+    _GUARDS.c.locked_until.is_(None) | (_GUARDS.c.locked_until <= bindparam("now")),
+)
+
+
 class OrderGuardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
     async def locked_until(self, order_no: str, now: datetime) -> datetime | None:
         """When the order's lock ends, if it is locked now."""
-        until = await self._s.scalar(
-            select(OrderGuard.locked_until).where(OrderGuard.order_key == order_key(order_no))
-        )
+        key = {"key": order_key(order_no)}
+        until: datetime | None = (await run(self._s, _LOCKED_UNTIL, key)).scalar()
         return until if until is not None and until > now else None
 
     async def failed(
@@ -65,12 +72,7 @@ class OrderGuardRepository:
 
     async def succeeded(self, order_no: str, now: datetime) -> None:
         """The owner proved it: earlier failures are forgotten (a running lock stays)."""
-        await self._s.execute(
-            delete(OrderGuard).where(
-                OrderGuard.order_key == order_key(order_no),
-                (OrderGuard.locked_until.is_(None)) | (OrderGuard.locked_until <= now),
-            )
-        )
+        await run(self._s, _FORGET_FAILURES, {"key": order_key(order_no), "now": now})
 
     async def purge_before(self, cutoff: datetime) -> int:
         result = await self._s.execute(

@@ -30,6 +30,9 @@ _FIND = (
     select(_ORDERS).where(_ORDERS.c.order_index.in_(bindparam("indexes", expanding=True))).limit(1)
 )
 
+_CONTACTS = table_of(Contact)
+_CONTACT = select(_CONTACTS).where(_CONTACTS.c.contact == bindparam("contact"))
+
 
 def _order_record(row: Any) -> OrderRecord:
     return OrderRecord(
@@ -46,7 +49,7 @@ def _order_record(row: Any) -> OrderRecord:
     )
 
 
-def _contact_record(row: Contact) -> ContactRecord:
+def _contact_record(row: Any) -> ContactRecord:
     return ContactRecord(
         id=row.id,
         contact=row.contact,
@@ -132,7 +135,7 @@ class ContactRepository:
     async def for_order(self, order: OrderRecord) -> ContactRecord | None:
         """The order's own contact, else its store's, else anyone on duty."""
         if order.contact:
-            row = await self._s.scalar(select(Contact).where(Contact.contact == order.contact))
+            row = (await run(self._s, _CONTACT, {"contact": order.contact})).first()
             if row is not None:
                 return _contact_record(row)
         if order.store:
