@@ -87,6 +87,37 @@ class HandoffRecord:
     amount_confirmed: bool
     failures: int
     created_at: datetime
+    # the agent's side: who holds it, under what lease, and when it was answered and closed
+    claimed_by: int | None = None
+    claimed_at: datetime | None = None
+    lease_until: datetime | None = None
+    dropped_by: str | None = None  # the name of the agent whose lease lapsed
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    notified_position: int | None = None  # the place in the queue the customer was last told
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One transcript line: ``direction`` is in, out or note (agents only); ``sender`` is
+    customer, bot, the bot's API sender or ``agent:<id>``."""
+
+    id: int
+    conversation_id: int
+    direction: str
+    sender: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CannedRecord:
+    """A canned reply agents pick from in the console."""
+
+    id: int
+    title: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,12 @@ customer is sent only while the conversation's owner and version still match.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -22,11 +23,17 @@ from bot.handoff.hours import CHINA, ServiceHours
 from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.texts import Texts, as_lang
-from storage.models import Agent, CannedReply, Conversation, Handoff, Message
-from storage.records import HELD_STATUSES, OPEN_STATUSES, HandoffStatus, Owner
-from storage.repositories.audit import AuditRepository
-from storage.repositories.conversations import TranscriptRepository
-from storage.repositories.handoffs import QUEUE_ORDER, HandoffRepository
+from storage.records import (
+    HELD_STATUSES,
+    OPEN_STATUSES,
+    ConversationRecord,
+    HandoffRecord,
+    HandoffStatus,
+    MessageRecord,
+    Owner,
+)
+from storage.repositories import Repositories
+from storage.repositories.handoffs import HandoffRepository
 
 log = logging.getLogger(__name__)
 
@@ -160,26 +167,30 @@ class HandoffService:
         self.hours = hours or ServiceHours()
         self._consoles: dict[int, int] = {}  # open live consoles per agent, in this process
 
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Repositories]:
+        """Reads only: nothing is written, nothing is held past the block."""
+        async with self._sessions() as s:
+            yield Repositories.on(s)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Repositories]:
+        """One transaction: committed if the block ends normally, rolled back if it raises."""
+        async with self._sessions() as s, s.begin():
+            yield Repositories.on(s)
+
     # -- reading ---------------------------------------------------------------------------
 
     async def queue(self, agent: AgentView) -> list[QueueItem]:
         await self.release_expired_leases()
-        async with self._sessions() as s:
-            rows = await s.scalars(
-                select(Handoff)
-                .where(Handoff.status == HandoffStatus.WAITING)
-                .order_by(*QUEUE_ORDER)
-            )
-            return await self._items(s, list(rows))
+        async with self._reading() as repos:
+            return await self._items(repos, await repos.handoffs.waiting())
 
     async def mine(self, agent: AgentView) -> list[QueueItem]:
         await self.release_expired_leases()
-        async with self._sessions() as s:
-            query = select(Handoff).where(Handoff.status.in_(HELD))
-            if not agent.is_admin:
-                query = query.where(Handoff.claimed_by == agent.id)
-            rows = await s.scalars(query.order_by(Handoff.claimed_at, Handoff.id))
-            return await self._items(s, list(rows))
+        async with self._reading() as repos:
+            held = await repos.handoffs.held(None if agent.is_admin else agent.id)
+            return await self._items(repos, held)
 
     async def view(
         self, agent: AgentView, handoff_id: int, unmask_reason: str | None = None
@@ -192,23 +203,24 @@ class HandoffService:
             raise HandoffError(
                 422, "显示原文需要填写原因。", "Say why you need to see the unmasked text."
             )
-        async with self._sessions() as s, s.begin():
-            handoff = await self._get(s, handoff_id)
+        async with self._writing() as repos:
+            handoff = await self._get(repos, handoff_id)
             self._may_read(agent, handoff)
             if unmask:
-                await self._audit_unmask(s, agent, handoff, (unmask_reason or "").strip())
-            return await self._view(s, handoff, masked=not unmask)
+                await self._audit_unmask(repos, agent, handoff, (unmask_reason or "").strip())
+            return await self._view(repos, handoff, masked=not unmask)
 
     async def _audit_unmask(
-        self, s: AsyncSession, agent: AgentView, handoff: Handoff, reason: str
+        self, repos: Repositories, agent: AgentView, handoff: HandoffRecord, reason: str
     ) -> None:
         """One audit row per unmasking: the console's live refreshes of the same unmasked
         view, for the same reason, within a few minutes are the same act."""
         now, target = self._clock.now(), f"handoff:{handoff.ref}"
-        audit = AuditRepository(s)
-        recent = await audit.recent_reasons(agent.id, "unmask", target, now - UNMASK_AUDIT_WINDOW)
+        recent = await repos.audit.recent_reasons(
+            agent.id, "unmask", target, now - UNMASK_AUDIT_WINDOW
+        )
         if reason not in recent:
-            await audit.record(
+            await repos.audit.record(
                 "unmask",
                 actor=f"agent:{agent.id}",
                 target=target,
@@ -220,16 +232,16 @@ class HandoffService:
     async def today(self) -> TodayFigures:
         now = self._clock.now()
         start = now.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
-        async with self._sessions() as s:
-            waiting = await HandoffRepository(s).count_waiting()
-            rows = list(await s.scalars(select(Handoff).where(Handoff.created_at >= start)))
+        async with self._reading() as repos:
+            waiting = await repos.handoffs.count_waiting()
+            rows = await repos.handoffs.created_since(start)
 
         def avg(pairs: list[tuple[datetime | None, datetime]]) -> float | None:
             spans = [(end - begin).total_seconds() for end, begin in pairs if end is not None]
             return sum(spans) / len(spans) if spans else None
 
         return TodayFigures(
-            waiting=int(waiting or 0),
+            waiting=waiting,
             handled_today=sum(1 for h in rows if h.resolved_at is not None),
             avg_wait_seconds=avg([(h.claimed_at, h.created_at) for h in rows]),
             avg_first_response_seconds=avg([(h.first_response_at, h.created_at) for h in rows]),
@@ -237,37 +249,39 @@ class HandoffService:
         )
 
     async def list_agents(self) -> list[AgentView]:
-        async with self._sessions() as s:
-            rows = await s.scalars(select(Agent).order_by(Agent.name))
-            return [AgentView(a.id, a.name, a.role, a.must_change_password) for a in rows]
+        async with self._reading() as repos:
+            return [
+                AgentView(a.id, a.name, a.role, a.must_change_password)
+                for a in await repos.agents.list_all()
+            ]
 
     # -- claiming --------------------------------------------------------------------------
 
     async def claim(self, agent: AgentView, handoff_id: int) -> QueueItem:
         await self.release_expired_leases()
         now = self._clock.now()
-        async with self._sessions() as s, s.begin():
+        async with self._writing() as repos:
             # compare-and-set under the row locks: only a waiting handoff can be claimed,
             # so when several agents click at once exactly one wins
-            handoff, conv = await self._lock(s, handoff_id)
-            if handoff.status in HELD:
-                holder = await self._agent_name(s, handoff.claimed_by)
-                raise HandoffError(
-                    409,
-                    f"这个会话已被{holder or '其他客服'}认领。",
-                    f"{holder or 'Another agent'} already took this conversation.",
-                )
-            if handoff.status != HandoffStatus.WAITING:
-                raise _closed()
-            handoff.status, handoff.claimed_by = HandoffStatus.CLAIMED, agent.id
-            handoff.claimed_at = handoff.claimed_at or now
-            handoff.lease_until = now + self._lease
-            conv.owner, conv.version = Owner.agent(agent.id), conv.version + 1
-            await s.flush()
-            item = await self._item(s, handoff)
+            handoff, conv = await self._lock(repos, handoff_id)
+            if not await repos.handoffs.claim(handoff_id, agent.id, now, now + self._lease):
+                raise await self._not_claimable(repos, handoff)
+            await repos.conversations.pass_to(conv.id, Owner.agent(agent.id))
+            item = await self._item(repos, handoff_id)
         self._events.publish({"type": "queue"})
         await self._notify_positions()
         return item
+
+    async def _not_claimable(self, repos: Repositories, handoff: HandoffRecord) -> HandoffError:
+        """Why a handoff that was not waiting could not be claimed, in the agent's words."""
+        if handoff.status in HELD:
+            holder = await self._agent_name(repos, handoff.claimed_by)
+            return HandoffError(
+                409,
+                f"这个会话已被{holder or '其他客服'}认领。",
+                f"{holder or 'Another agent'} already took this conversation.",
+            )
+        return _closed()
 
     async def claim_next(self, agent: AgentView) -> QueueItem | None:
         for item in await self.queue(agent):
@@ -282,22 +296,15 @@ class HandoffService:
         """Claims whose agent stopped answering go back to the head of the queue."""
         now = self._clock.now()
         released = 0
-        lapsed = (Handoff.status == HandoffStatus.CLAIMED) & (Handoff.lease_until < now)
-        async with self._sessions() as s:
-            candidates = list(await s.scalars(select(Handoff.id).where(lapsed)))
+        async with self._reading() as repos:
+            candidates = await repos.handoffs.expired_leases(now)
         for handoff_id in candidates:
-            async with self._sessions() as s, s.begin():
-                h, conv = await self._lock(s, handoff_id)
-                if (
-                    h.status != HandoffStatus.CLAIMED
-                    or h.lease_until is None
-                    or h.lease_until >= now
-                ):
+            async with self._writing() as repos:
+                handoff, conv = await self._lock(repos, handoff_id)
+                dropped_by = await self._agent_name(repos, handoff.claimed_by)
+                if not await repos.handoffs.release(handoff_id, now, dropped_by):
                     continue  # renewed or closed meanwhile
-                h.dropped_by = await self._agent_name(s, h.claimed_by)
-                h.status, h.claimed_by, h.lease_until = HandoffStatus.WAITING, None, None
-                h.priority += 1
-                conv.owner, conv.version = Owner.QUEUE, conv.version + 1
+                await repos.conversations.pass_to(conv.id, Owner.QUEUE)
                 released += 1
         if released:
             log.info("%d claim(s) lapsed and returned to the queue", released)
@@ -325,12 +332,12 @@ class HandoffService:
         #    lock and the message is recorded (taking its place in the quota) before it is
         #    sent, so a hand-back or a transfer racing with this send sees it. Nothing is
         #    held locked across the call to WeChat.
-        async with self._sessions() as s, s.begin():
-            handoff, conv = await self._lock(s, handoff_id)
+        async with self._writing() as repos:
+            handoff, conv = await self._lock(repos, handoff_id)
             self._must_hold(agent, handoff)
             if conv.owner != Owner.agent(agent.id):
                 raise _not_yours()
-            closes, left = await self._window(s, conv, now)
+            closes, left = await self._window(repos, conv, now)
             refusal = None
             if closes is None or closes <= now:
                 refusal = HandoffError(
@@ -347,21 +354,15 @@ class HandoffService:
                     " customer to write again.",
                 )
             if refusal is not None:
-                handoff.status = HandoffStatus.WAITING_CUSTOMER
+                await repos.handoffs.park(handoff_id)
             else:
-                message = Message(
-                    conversation_id=conv.id,
-                    direction="out",
-                    sender=f"agent:{agent.id}",
-                    text=text,
-                    created_at=now,
+                message_id = await repos.transcript.add_line(
+                    conv.id, "out", f"agent:{agent.id}", text, now
                 )
-                s.add(message)
-                conv.version += 1
-                if handoff.lease_until is not None:  # no lapse while the send is under way
-                    handoff.lease_until = max(handoff.lease_until, now + self._lease)
-                await s.flush()
-                message_id, openid = message.id, conv.user_id
+                await repos.conversations.bump_version(conv.id)
+                # no lapse while the send is under way
+                await repos.handoffs.extend_lease(handoff_id, now + self._lease)
+                openid = conv.user_id
         if refusal is not None:
             self._events.publish({"type": "handoff", "handoff_id": handoff_id})
             raise refusal
@@ -373,17 +374,17 @@ class HandoffService:
             failure = _plain_failure(exc)
             log.warning("reply on handoff %s refused: %s", handoff_id, exc)
         # 3. settle: keep the message and restart nothing, or take it back and maybe park
-        async with self._sessions() as s, s.begin():
-            handoff, _ = await self._lock(s, handoff_id)
+        async with self._writing() as repos:
+            handoff, _ = await self._lock(repos, handoff_id)
             still_mine = handoff.status in HELD and handoff.claimed_by == agent.id
             if failure is not None:
-                await s.execute(delete(Message).where(Message.id == message_id))
+                await repos.transcript.take_back(message_id)
             if still_mine and failure is None:
-                handoff.first_response_at = handoff.first_response_at or now
-                handoff.lease_until = None  # answered: nothing owed until the customer writes
+                # answered: nothing owed until the customer writes
+                await repos.handoffs.answered(handoff_id, now)
             elif still_mine and failure is not None and failure.status == 409:
-                handoff.status = HandoffStatus.WAITING_CUSTOMER
-            view = await self._view(s, handoff, masked=True)
+                await repos.handoffs.park(handoff_id)
+            view = await self._view(repos, await self._get(repos, handoff_id), masked=True)
         self._events.publish({"type": "message", "handoff_id": handoff_id})
         if failure is not None:
             raise failure
@@ -392,37 +393,33 @@ class HandoffService:
     async def note(self, agent: AgentView, handoff_id: int, text: str) -> ConversationView:
         if not text.strip():
             raise HandoffError(422, "备注不能为空。", "The note is empty.")
-        async with self._sessions() as s, s.begin():
-            handoff = await self._get(s, handoff_id)
+        async with self._writing() as repos:
+            handoff = await self._get(repos, handoff_id)
             self._may_read(agent, handoff)
-            s.add(
-                Message(
-                    conversation_id=handoff.conversation_id,
-                    direction="note",
-                    sender=f"agent:{agent.id}",
-                    text=text.strip(),
-                    created_at=self._clock.now(),
-                )
+            await repos.transcript.add_line(
+                handoff.conversation_id,
+                "note",
+                f"agent:{agent.id}",
+                text.strip(),
+                self._clock.now(),
             )
-            await s.flush()
-            return await self._view(s, handoff, masked=True)
+            return await self._view(repos, handoff, masked=True)
 
     async def transfer(self, agent: AgentView, handoff_id: int, to_agent_id: int) -> QueueItem:
         now = self._clock.now()
-        async with self._sessions() as s, s.begin():
-            handoff, conv = await self._lock(s, handoff_id)
+        async with self._writing() as repos:
+            handoff, conv = await self._lock(repos, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
             elif handoff.status not in OPEN_STATUSES:
                 raise _closed()
-            target = await s.get(Agent, to_agent_id)
+            target = await repos.agents.get(to_agent_id)
             if target is None:
                 raise HandoffError(404, "找不到这位客服。", "No such agent.")
-            handoff.status, handoff.claimed_by = HandoffStatus.CLAIMED, target.id
-            handoff.claimed_at = handoff.claimed_at or now
-            handoff.lease_until = now + self._lease
-            conv.owner, conv.version = Owner.agent(target.id), conv.version + 1
-            item = await self._item(s, handoff)
+            if not await repos.handoffs.transfer(handoff_id, target.id, now, now + self._lease):
+                raise _closed()
+            await repos.conversations.pass_to(conv.id, Owner.agent(target.id))
+            item = await self._item(repos, handoff_id)
         self._events.publish(
             {"type": "handoff", "handoff_id": handoff_id, "status": HandoffStatus.CLAIMED}
         )
@@ -436,28 +433,25 @@ class HandoffService:
         """Done; a customer writing afterwards starts again with the bot, not this agent."""
         return await self._close(agent, handoff_id, HandoffStatus.RESOLVED)
 
-    async def _close(self, agent: AgentView, handoff_id: int, status: str) -> QueueItem:
+    async def _close(self, agent: AgentView, handoff_id: int, status: HandoffStatus) -> QueueItem:
         now = self._clock.now()
-        async with self._sessions() as s, s.begin():
-            handoff, conv = await self._lock(s, handoff_id)
+        async with self._writing() as repos:
+            handoff, conv = await self._lock(repos, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
-            elif handoff.status not in OPEN_STATUSES:
-                raise _closed()
-            data = dict(conv.data or {})
+            if not await repos.handoffs.close(handoff_id, status, now):
+                raise _closed()  # an admin closing what had already ended
+            data = dict(conv.data)
             if status == HandoffStatus.RETURNED:
-                conv.state = str(data.pop("before_handoff", "ask_order"))
+                state = str(data.pop("before_handoff", "ask_order"))
                 data.pop("verify_failures", None)  # a person vouched for the customer
             else:
-                conv.state = "ask_order"
+                state = "ask_order"
                 for key in ("order_no", "verified", "before_handoff", "not_found"):
                     data.pop(key, None)
             data.pop("handoff_ref", None)
-            conv.data, conv.owner, conv.version = data, Owner.BOT, conv.version + 1
-            handoff.status, handoff.lease_until, handoff.closed_at = status, None, now
-            if status == HandoffStatus.RESOLVED:
-                handoff.resolved_at = now
-            item = await self._item(s, handoff)
+            await repos.conversations.return_to_bot(conv.id, state, data)
+            item = await self._item(repos, handoff_id)
         self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": status})
         return item
 
@@ -474,17 +468,8 @@ class HandoffService:
             self._consoles[agent_id] = left
             return
         self._consoles.pop(agent_id, None)
-        now = self._clock.now()
-        async with self._sessions() as s, s.begin():
-            await s.execute(
-                update(Handoff)
-                .where(
-                    Handoff.claimed_by == agent_id,
-                    Handoff.status.in_(HELD),
-                    Handoff.lease_until.is_(None),
-                )
-                .values(lease_until=now + self._lease)
-            )
+        async with self._writing() as repos:
+            await repos.handoffs.start_leases(agent_id, self._clock.now() + self._lease)
 
     # -- the customer's side ---------------------------------------------------------------
 
@@ -494,16 +479,8 @@ class HandoffService:
         The agent owes a reply again (the lease restarts) and a parked conversation wakes up.
         Returns the handoff id, for the console's live update.
         """
-        handoff = await session.scalar(
-            select(Handoff).where(
-                Handoff.conversation_id == conversation_id, Handoff.status.in_(HELD)
-            )
-        )
-        if handoff is None:
-            return None
-        handoff.status = HandoffStatus.CLAIMED
-        handoff.lease_until = self._clock.now() + self._lease
-        return handoff.id
+        lease_until = self._clock.now() + self._lease
+        return await HandoffRepository(session).wake(conversation_id, lease_until)
 
     def notify_message(self, handoff_id: int | None) -> None:
         self._events.publish({"type": "message", "handoff_id": handoff_id})
@@ -520,22 +497,15 @@ class HandoffService:
         if self._sender is None:
             return
         updates: list[tuple[str, int, str]] = []
-        async with self._sessions() as s, s.begin():
-            rows = list(
-                await s.scalars(
-                    select(Handoff)
-                    .where(Handoff.status == HandoffStatus.WAITING)
-                    .order_by(*QUEUE_ORDER)
-                )
-            )
-            for position, h in enumerate(rows, start=1):
+        async with self._writing() as repos:
+            for position, h in enumerate(await repos.handoffs.waiting(), start=1):
                 told = h.notified_position
                 if told is None or not meaningful_move(told, position):
                     continue
-                conv = await self._conversation(s, h.conversation_id)
+                conv = await self._conversation(repos, h.conversation_id)
                 if conv.owner != Owner.QUEUE:
                     continue
-                h.notified_position = position
+                await repos.handoffs.mark_notified(h.id, position)
                 lang = as_lang(conv.lang)
                 text = Texts(lang).say(
                     "queue_update", position=position, minutes=wait_minutes(position)
@@ -547,59 +517,45 @@ class HandoffService:
             except Exception as exc:  # a courtesy message: log, never fail the claim
                 log.warning("queue position update to a customer failed: %s", exc)
                 continue
-            async with self._sessions() as s, s.begin():
-                s.add(
-                    Message(
-                        conversation_id=conversation_id,
-                        direction="out",
-                        sender=API_BOT,
-                        text=text,
-                        created_at=self._clock.now(),
-                    )
+            async with self._writing() as repos:
+                await repos.transcript.add_line(
+                    conversation_id, "out", API_BOT, text, self._clock.now()
                 )
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _lock(self, s: AsyncSession, handoff_id: int) -> tuple[Handoff, Conversation]:
+    async def _lock(
+        self, repos: Repositories, handoff_id: int
+    ) -> tuple[HandoffRecord, ConversationRecord]:
         """Both rows, locked in the engine's order — conversation, then handoff — so an
         agent's action and a customer's message never wait on each other in a cycle."""
-        conversation_id = await s.scalar(
-            select(Handoff.conversation_id).where(Handoff.id == handoff_id)
-        )
+        conversation_id = await repos.handoffs.conversation_of(handoff_id)
         if conversation_id is None:
             raise _not_found()
-        conv = await self._conversation(s, conversation_id, lock=True)
-        handoff = await s.scalar(
-            select(Handoff)
-            .where(Handoff.id == handoff_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert handoff is not None  # handoffs are never deleted
+        conv = await repos.conversations.lock(conversation_id)
+        handoff = await repos.handoffs.lock(handoff_id)
+        assert conv is not None  # handoffs reference conversations
+        assert handoff is not None  # handoffs are never deleted while open
         return handoff, conv
 
-    async def _get(self, s: AsyncSession, handoff_id: int) -> Handoff:
-        handoff = await s.scalar(select(Handoff).where(Handoff.id == handoff_id))
+    async def _get(self, repos: Repositories, handoff_id: int) -> HandoffRecord:
+        handoff = await repos.handoffs.get(handoff_id)
         if handoff is None:
             raise _not_found()
         return handoff
 
-    async def _conversation(
-        self, s: AsyncSession, conversation_id: int, lock: bool = False
-    ) -> Conversation:
-        query = select(Conversation).where(Conversation.id == conversation_id)
-        if lock:
-            query = query.with_for_update()
-        conv = await s.scalar(query)
+    async def _conversation(self, repos: Repositories, conversation_id: int) -> ConversationRecord:
+        conv = await repos.conversations.by_id(conversation_id)
         assert conv is not None  # handoffs reference conversations
         return conv
 
-    async def _agent_name(self, s: AsyncSession, agent_id: int | None) -> str | None:
+    async def _agent_name(self, repos: Repositories, agent_id: int | None) -> str | None:
         if agent_id is None:
             return None
-        return await s.scalar(select(Agent.name).where(Agent.id == agent_id))
+        agent = await repos.agents.get(agent_id)
+        return None if agent is None else agent.name
 
-    def _may_read(self, agent: AgentView, handoff: Handoff) -> None:
+    def _may_read(self, agent: AgentView, handoff: HandoffRecord) -> None:
         """Admins read everything; an agent only the conversations they hold (the queue
         itself shows a masked summary of the waiting ones)."""
         if agent.is_admin:
@@ -607,7 +563,7 @@ class HandoffService:
         if handoff.claimed_by != agent.id or handoff.status not in HELD:
             raise _not_yours()
 
-    def _must_hold(self, agent: AgentView, handoff: Handoff) -> None:
+    def _must_hold(self, agent: AgentView, handoff: HandoffRecord) -> None:
         if handoff.status not in HELD:
             if handoff.status == HandoffStatus.WAITING:
                 raise HandoffError(409, "请先认领这个会话。", "Claim this conversation first.")
@@ -616,19 +572,16 @@ class HandoffService:
             raise _not_yours()
 
     async def _window(
-        self, s: AsyncSession, conv: Conversation, now: datetime
+        self, repos: Repositories, conv: ConversationRecord, now: datetime
     ) -> tuple[datetime | None, int]:
         """When WeChat's reply window closes, and how many replies are left in it."""
         if conv.last_inbound_at is None:
             return None, 0
-        sent = await TranscriptRepository(s).api_sends_since_customer(conv.id, API_BOT)
+        sent = await repos.transcript.api_sends_since_customer(conv.id, API_BOT)
         return conv.last_inbound_at + REPLY_WINDOW, max(0, REPLIES_PER_MESSAGE - sent)
 
-    async def _agent_names(self, s: AsyncSession) -> dict[int, str]:
-        return {i: n for i, n in await s.execute(select(Agent.id, Agent.name))}
-
     @staticmethod
-    def _line(m: Message, masked: bool, names: dict[int, str]) -> TranscriptLine:
+    def _line(m: MessageRecord, masked: bool, names: dict[int, str]) -> TranscriptLine:
         """One transcript line as the console shows it: who, in words, and masked text."""
         sender, text = m.sender, m.text
         if sender.startswith("agent:"):
@@ -643,48 +596,25 @@ class HandoffService:
         return TranscriptLine(m.created_at, sender, text)
 
     async def _lines(
-        self, s: AsyncSession, conversation_id: int, masked: bool
+        self, repos: Repositories, conversation_id: int, masked: bool
     ) -> list[TranscriptLine]:
-        names = await self._agent_names(s)
-        rows = await s.scalars(
-            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
-        )
-        return [self._line(m, masked, names) for m in rows]
+        names = await repos.agents.names()
+        lines = await repos.transcript.lines(conversation_id)
+        return [self._line(m, masked, names) for m in lines]
 
-    async def _item(self, s: AsyncSession, h: Handoff) -> QueueItem:
-        [item] = await self._items(s, [h])
+    async def _item(self, repos: Repositories, handoff_id: int) -> QueueItem:
+        """The handoff's row as it stands now (after a change in this transaction)."""
+        [item] = await self._items(repos, [await self._get(repos, handoff_id)])
         return item
 
-    async def _items(self, s: AsyncSession, handoffs: list[Handoff]) -> list[QueueItem]:
-        """Queue rows in three queries, however long the queue (the console asks often)."""
+    async def _items(self, repos: Repositories, handoffs: list[HandoffRecord]) -> list[QueueItem]:
+        """Queue rows in two more queries, however long the queue (the console asks often)."""
         if not handoffs:
             return []
-        conversation_ids = [h.conversation_id for h in handoffs]
-        convs = {
-            c.id: c
-            for c in await s.scalars(
-                select(Conversation).where(Conversation.id.in_(conversation_ids))
-            )
-        }
-        names = await self._agent_names(s)
-        newest_first = (
-            func.row_number()
-            .over(partition_by=Message.conversation_id, order_by=Message.id.desc())
-            .label("newest_first")
+        names = await repos.agents.names()
+        last = await repos.transcript.last_lines(
+            [h.conversation_id for h in handoffs], LAST_MESSAGES
         )
-        recent = (
-            select(Message.id, newest_first)
-            .where(Message.conversation_id.in_(conversation_ids), Message.direction != "note")
-            .subquery()
-        )
-        last: dict[int, list[TranscriptLine]] = {cid: [] for cid in conversation_ids}
-        for m in await s.scalars(
-            select(Message)
-            .join(recent, recent.c.id == Message.id)
-            .where(recent.c.newest_first <= LAST_MESSAGES)
-            .order_by(Message.id)
-        ):
-            last[m.conversation_id].append(self._line(m, True, names))
         now = self._clock.now()
         return [
             QueueItem(
@@ -698,21 +628,22 @@ class HandoffService:
                 order=f"{STARS}{h.order_tail}" if h.order_tail else None,
                 amount_confirmed=h.amount_confirmed,
                 failures=h.failures,
-                customer=mask_user_id(convs[h.conversation_id].user_id),
-                channel=convs[h.conversation_id].channel,
+                customer=mask_user_id(h.user_id),
+                channel=h.channel,
                 claimed_by=names.get(h.claimed_by) if h.claimed_by is not None else None,
                 dropped_by=h.dropped_by,
-                last_messages=last[h.conversation_id],
+                last_messages=[self._line(m, True, names) for m in last[h.conversation_id]],
             )
             for h in handoffs
         ]
 
-    async def _view(self, s: AsyncSession, h: Handoff, masked: bool) -> ConversationView:
-        conv = await self._conversation(s, h.conversation_id)
-        closes, left = await self._window(s, conv, self._clock.now())
+    async def _view(self, repos: Repositories, h: HandoffRecord, masked: bool) -> ConversationView:
+        conv = await self._conversation(repos, h.conversation_id)
+        closes, left = await self._window(repos, conv, self._clock.now())
+        [item] = await self._items(repos, [h])
         return ConversationView(
-            item=await self._item(s, h),
-            transcript=await self._lines(s, conv.id, masked=masked),
+            item=item,
+            transcript=await self._lines(repos, conv.id, masked=masked),
             masked=masked,
             window_open_until=closes,
             replies_left=left,
@@ -721,31 +652,24 @@ class HandoffService:
     # -- canned replies ----------------------------------------------------------------------
 
     async def list_canned(self) -> list[CannedView]:
-        async with self._sessions() as s:
-            rows = await s.scalars(select(CannedReply).order_by(CannedReply.title))
-            return [CannedView(c.id, c.title, c.text) for c in rows]
+        async with self._reading() as repos:
+            return [CannedView(c.id, c.title, c.text) for c in await repos.canned.list_all()]
 
     async def add_canned(self, agent: AgentView, title: str, text: str) -> CannedView:
         if not agent.is_admin:
             raise _admins_only()
         if not title.strip() or not text.strip():
             raise HandoffError(422, "标题和内容都要填写。", "Give both a title and a text.")
-        async with self._sessions() as s, s.begin():
-            row = CannedReply(
-                title=title.strip()[:64], text=text.strip(), created_at=self._clock.now()
-            )
-            s.add(row)
-            await s.flush()
+        async with self._writing() as repos:
+            row = await repos.canned.add(title.strip()[:64], text.strip(), self._clock.now())
             return CannedView(row.id, row.title, row.text)
 
     async def delete_canned(self, agent: AgentView, canned_id: int) -> None:
         if not agent.is_admin:
             raise _admins_only()
-        async with self._sessions() as s, s.begin():
-            row = await s.get(CannedReply, canned_id)
-            if row is None:
+        async with self._writing() as repos:
+            if not await repos.canned.delete(canned_id):
                 raise HandoffError(404, "找不到这条快捷回复。", "No such canned reply.")
-            await s.delete(row)
 
 
 def _plain_failure(exc: Exception) -> HandoffError:

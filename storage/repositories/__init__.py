@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories.agents import AgentRepository
 from storage.repositories.audit import AuditRecord, AuditRepository
+from storage.repositories.canned import CannedReplyRepository
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.consents import ConsentRepository
 from storage.repositories.conversations import ConversationRepository, TranscriptRepository
@@ -34,6 +36,9 @@ class Repositories:
     guards: OrderGuardRepository
     qrs: OrderQrRepository
     rechecks: RecheckRepository
+    agents: AgentRepository
+    audit: AuditRepository
+    canned: CannedReplyRepository
 
     @classmethod
     def on(cls, session: AsyncSession) -> Repositories:
@@ -51,13 +56,18 @@ class Repositories:
             guards=OrderGuardRepository(session),
             qrs=OrderQrRepository(session),
             rechecks=RecheckRepository(session),
+            agents=AgentRepository(session),
+            audit=AuditRepository(session),
+            canned=CannedReplyRepository(session),
         )
 
 
 __all__ = [
+    "AgentRepository",
     "ApiErrorRepository",
     "AuditRecord",
     "AuditRepository",
+    "CannedReplyRepository",
     "CardRepository",
     "ConsentRepository",
     "ContactRepository",

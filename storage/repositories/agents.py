@@ -70,6 +70,10 @@ class AgentRepository:
         rows = await self._s.execute(select(Agent).order_by(Agent.name))
         return [_record(r) for r in rows.scalars()]
 
+    async def names(self) -> dict[int, str]:
+        """Every agent's name by id (transcripts and queue rows say who, in words)."""
+        return {i: n for i, n in await self._s.execute(select(Agent.id, Agent.name))}
+
     async def create(
         self, name: str, role: str, password_hash: str, now: datetime
     ) -> AgentRecord | None:

@@ -17,6 +17,7 @@ from storage.records import (
     ConversationRecord,
     FunnelStep,
     HandoffStatus,
+    MessageRecord,
     Owner,
 )
 from storage.repositories.funnel import FunnelRepository
@@ -79,6 +80,17 @@ def _record(row: Any) -> ConversationRecord:
         version=row.version,
         last_inbound_at=row.last_inbound_at,
         expires_at=row.expires_at,
+    )
+
+
+def _line(row: Message) -> MessageRecord:
+    return MessageRecord(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        direction=row.direction,
+        sender=row.sender,
+        text=row.text,
+        created_at=row.created_at,
     )
 
 
@@ -187,6 +199,38 @@ class ConversationRepository:
         )
         return None if row is None else _record(row)
 
+    async def by_id(self, conversation_id: int) -> ConversationRecord | None:
+        """The conversation as it stands, unlocked (for reading only)."""
+        row = await self._s.scalar(
+            select(Conversation)
+            .where(Conversation.id == conversation_id)
+            .execution_options(populate_existing=True)
+        )
+        return None if row is None else _record(row)
+
+    async def pass_to(self, conversation_id: int, owner: Owner) -> None:
+        """The conversation changes hands (the queue, an agent). Its version moves on, so a
+        message prepared for the previous owner is not sent. The caller holds the row."""
+        await self._bump(conversation_id, owner=owner)
+
+    async def return_to_bot(self, conversation_id: int, state: str, data: dict[str, Any]) -> None:
+        """A person is done: the bot speaks again, from ``state`` with ``data``. The caller
+        holds the row."""
+        await self._bump(conversation_id, owner=Owner.BOT, state=state, data=data)
+
+    async def bump_version(self, conversation_id: int) -> None:
+        """Something was said on the conversation's behalf outside a turn (an agent's reply):
+        a send prepared before it is stale. The caller holds the row."""
+        await self._bump(conversation_id)
+
+    async def _bump(self, conversation_id: int, **values: object) -> None:
+        await self._s.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(version=Conversation.version + 1, **values)
+            .execution_options(synchronize_session=False)  # records are read afresh
+        )
+
 
 class TranscriptRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -284,6 +328,38 @@ class TranscriptRepository:
             .order_by(Message.id)
         )
         return [(d, s, t) for d, s, t in rows]
+
+    async def lines(self, conversation_id: int) -> list[MessageRecord]:
+        """The whole transcript, notes included, oldest first."""
+        rows = await self._s.scalars(
+            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+        )
+        return [_line(m) for m in rows]
+
+    async def last_lines(
+        self, conversation_ids: list[int], count: int
+    ) -> dict[int, list[MessageRecord]]:
+        """Each conversation's newest ``count`` lines said to or by the customer (no notes),
+        oldest first, in one query however many conversations are asked for."""
+        newest_first = (
+            func.row_number()
+            .over(partition_by=Message.conversation_id, order_by=Message.id.desc())
+            .label("newest_first")
+        )
+        recent = (
+            select(Message.id, newest_first)
+            .where(Message.conversation_id.in_(conversation_ids), Message.direction != "note")
+            .subquery()
+        )
+        last: dict[int, list[MessageRecord]] = {cid: [] for cid in conversation_ids}
+        for m in await self._s.scalars(
+            select(Message)
+            .join(recent, recent.c.id == Message.id)
+            .where(recent.c.newest_first <= count)
+            .order_by(Message.id)
+        ):
+            last[m.conversation_id].append(_line(m))
+        return last
 
     async def delete_for_conversation(self, conversation_id: int) -> None:
         await self._s.execute(delete(Message).where(Message.conversation_id == conversation_id))
