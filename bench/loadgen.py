@@ -32,7 +32,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-Customer = list[list[str]]  # [[query string, body], ...]
+Call = tuple[URL, bytes]  # one callback, ready to send
+HEADERS = {"Content-Type": "text/xml"}
 
 
 class Recorder:
@@ -43,38 +44,42 @@ class Recorder:
         self.errors: Counter[str] = Counter()
 
 
+def prepare(url: str, customers: list[list[list[str]]]) -> list[list[Call]]:
+    """URLs parsed and bodies encoded before any timing."""
+    return [
+        [(URL(f"{url}?{query}", encoded=True), body.encode()) for query, body in customer]
+        for customer in customers
+    ]
+
+
 async def play_customer(
-    session: aiohttp.ClientSession, url: str, customer: Customer, recorder: Recorder
-) -> list[str]:
+    session: aiohttp.ClientSession, customer: list[Call], recorder: Recorder
+) -> list[bytes]:
     replies = []
-    for query, body in customer:
+    for target, body in customer:
         started = time.perf_counter()
         try:
-            async with session.post(
-                URL(f"{url}?{query}", encoded=True),
-                data=body.encode(),
-                headers={"Content-Type": "text/xml"},
-            ) as resp:
+            async with session.post(target, data=body, headers=HEADERS) as resp:
                 reply = await resp.read()
             elapsed = time.perf_counter() - started
         except (aiohttp.ClientError, TimeoutError) as exc:
             recorder.errors[f"{type(exc).__name__}: {exc}"[:200]] += 1
-            replies.append("")
+            replies.append(b"")
             continue
         if resp.status != 200:
             recorder.errors[f"HTTP {resp.status}: {reply[:120]!r}"] += 1
-            replies.append("")
+            replies.append(b"")
             continue
         recorder.latencies.append(elapsed)
-        replies.append(reply.decode("utf-8", "replace"))
+        replies.append(reply)
     return replies
 
 
 async def play(
-    url: str, customers: list[Customer], connections: int, recorder: Recorder
-) -> list[list[str]]:
+    customers: list[list[Call]], connections: int, recorder: Recorder
+) -> list[list[bytes]]:
     """Every customer's dialogue, ``connections`` customers at a time; replies in input order."""
-    replies: list[list[str]] = [[] for _ in customers]
+    replies: list[list[bytes]] = [[] for _ in customers]
     queue = iter(range(len(customers)))
     timeout = aiohttp.ClientTimeout(total=60)
     connector = aiohttp.TCPConnector(limit=connections)
@@ -82,7 +87,7 @@ async def play(
 
         async def worker() -> None:
             for index in queue:  # one shared iterator: each customer is taken once
-                replies[index] = await play_customer(session, url, customers[index], recorder)
+                replies[index] = await play_customer(session, customers[index], recorder)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
     return replies
@@ -90,14 +95,14 @@ async def play(
 
 async def run(args: argparse.Namespace, traffic: dict[str, Any]) -> dict[str, Any]:
     url = args.url.rstrip("/") + traffic["path"]
-    warmup = traffic["warmup"][args.part :: args.parts]
-    measured = traffic["measured"][args.part :: args.parts]
-    await play(url, warmup, args.connections, Recorder())
+    warmup = prepare(url, traffic["warmup"][args.part :: args.parts])
+    measured = prepare(url, traffic["measured"][args.part :: args.parts])
+    await play(warmup, args.connections, Recorder())
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     recorder = Recorder()
     started, cpu = time.time(), time.process_time()
-    replies = await play(url, measured, args.connections, recorder)
+    replies = await play(measured, args.connections, recorder)
     finished, cpu = time.time(), time.process_time() - cpu
     return {
         "started": started,
@@ -105,7 +110,7 @@ async def run(args: argparse.Namespace, traffic: dict[str, Any]) -> dict[str, An
         "cpu": cpu,
         "latencies": recorder.latencies,
         "errors": dict(recorder.errors),
-        "replies": replies,
+        "replies": [[body.decode("utf-8", "replace") for body in r] for r in replies],
     }
 
 
