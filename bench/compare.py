@@ -63,6 +63,7 @@ from bot.clock import SystemClock  # noqa: E402
 from bot.config import Settings, WeChatCredentials  # noqa: E402
 
 DIALOGUE = ("你好", "同意", "DD20250503123456", "128.5")
+STEPS = ("hello", "agree", "order no", "amount")  # DIALOGUE's messages, for column heads
 SERVERS = ("echo", "WeRoBot", "billbot")  # run in this order, one at a time
 WARMUP_CUSTOMERS = 64
 WEROBOT_VENV = BENCH / ".venv-werobot"
@@ -163,27 +164,47 @@ class Server:
     cwd: Path = BENCH
 
 
+@dataclass(frozen=True)
+class LoadPart:
+    """What one load process reports (see bench/loadgen.py); per customer, in its order."""
+
+    started: float
+    finished: float
+    cpu: float
+    errors: dict[str, int]
+    latencies: list[list[float | None]]
+    replies: list[list[str]]
+
+    @classmethod
+    def read(cls, path: Path) -> LoadPart:
+        return cls(**json.loads(path.read_text()))
+
+
 @dataclass
 class Outcome:
     name: str
-    sent: int
     load_processes: int = 0
-    ok: int = 0
     elapsed: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+    by_step: list[list[float]] = field(default_factory=list)  # seconds, per DIALOGUE message
     errors: Counter[str] = field(default_factory=Counter)
     server_cpu: float = 0.0  # CPU seconds of the server's processes during the run
     load_cpu: float = 0.0  # CPU seconds of the load generators during the run
     skipped: str = ""
 
     @property
+    def ok(self) -> int:
+        return sum(len(step) for step in self.by_step)
+
+    @property
     def rate(self) -> float:
         return self.ok / self.elapsed if self.elapsed else 0.0
 
-    def percentile(self, q: int) -> float:
-        if len(self.latencies) < 2:
+    def percentile(self, q: int, step: int | None = None) -> float:
+        """The q-th percentile in milliseconds, of all calls or of one dialogue step."""
+        latencies = [x for s in self.by_step for x in s] if step is None else self.by_step[step]
+        if len(latencies) < 2:
             return 0.0
-        return statistics.quantiles(self.latencies, n=100)[q - 1] * 1000
+        return statistics.quantiles(latencies, n=100)[q - 1] * 1000
 
 
 def free_port() -> int:
@@ -244,7 +265,7 @@ def cpu_seconds(pid: int) -> float:
 
 def run_load(
     url: str, traffic: Path, work: Path, processes: int, connections: int, server_pid: int
-) -> tuple[list[dict[str, object]], float]:
+) -> tuple[list[LoadPart], float]:
     """Runs the load processes: warm-up, then all start together; their results and server CPU."""
     procs, outs = [], []
     for part in range(processes):
@@ -280,7 +301,7 @@ def run_load(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    return [json.loads(out.read_text()) for out in outs], server_cpu
+    return [LoadPart.read(out) for out in outs], server_cpu
 
 
 def measure(
@@ -293,7 +314,7 @@ def measure(
     work: Path,
 ) -> Outcome:
     port = free_port()
-    outcome = Outcome(server.name, sent=len(measured) * len(DIALOGUE), load_processes=processes)
+    outcome = Outcome(server.name, load_processes=processes)
     proc = start_server(server, port, work / f"{server.name}.log")
     try:
         traffic = work / f"traffic-{server.name}.json"
@@ -308,22 +329,19 @@ def measure(
         )
     finally:
         stop_server(proc)
+    latencies: list[list[float | None]] = [[] for _ in measured]
     replies: list[list[str]] = [[] for _ in measured]
     for part, result in enumerate(results):
-        outcome.latencies += result["latencies"]  # type: ignore[arg-type]
-        outcome.errors.update(result["errors"])  # type: ignore[arg-type]
-        outcome.load_cpu += result["cpu"]  # type: ignore[operator]
-        for index, bodies in zip(
-            range(part, len(measured), processes),
-            result["replies"],  # type: ignore[arg-type]
-            strict=True,
-        ):
-            replies[index] = bodies
-    outcome.ok = len(outcome.latencies)
-    outcome.elapsed = max(r["finished"] for r in results) - min(  # type: ignore[type-var]
-        r["started"]
-        for r in results  # type: ignore[misc]
-    )
+        outcome.errors.update(result.errors)
+        outcome.load_cpu += result.cpu
+        mine = range(part, len(measured), processes)  # the customers this process played
+        for index, times, bodies in zip(mine, result.latencies, result.replies, strict=True):
+            latencies[index], replies[index] = times, bodies
+    outcome.by_step = [
+        [x for times in latencies if (x := times[step]) is not None]
+        for step in range(len(DIALOGUE))
+    ]
+    outcome.elapsed = max(r.finished for r in results) - min(r.started for r in results)
     outcome.errors.update(verify_replies(codec, measured, replies, server.check))
     return outcome
 
@@ -410,6 +428,13 @@ def print_report(outcomes: list[Outcome], processes: int, args: argparse.Namespa
             f" {o.load_cpu / o.elapsed:9.0%}"
         )
     by_name = {o.name: o for o in outcomes if not o.skipped and o.ok}
+    print(f"\n{'p50/p99 ms':10}" + "".join(f" {step:>12}" for step in STEPS))
+    for o in by_name.values():
+        steps = (
+            f"{o.percentile(50, n):.0f}/{o.percentile(99, n):.0f}" for n in range(len(DIALOGUE))
+        )
+        print(f"{o.name:10}" + "".join(f" {step:>12}" for step in steps))
+    print()
     billbot = by_name.get("billbot")
     for base in ("echo", "WeRoBot"):
         other = by_name.get(base)
@@ -472,7 +497,7 @@ def main() -> int:
                 continue
             server, why_not = build_server(name, args, creds, work)
             if server is None:
-                outcomes.append(Outcome(name, sent=0, skipped=why_not))
+                outcomes.append(Outcome(name, skipped=why_not))
                 print(f"{name} skipped: {why_not}", flush=True)
                 continue
             try:
@@ -491,7 +516,7 @@ def main() -> int:
                 outcomes.append(measure(server, processes, args, codec, warmup, measured, work))
             except RuntimeError as exc:
                 print(f"{name} failed: {exc}", file=sys.stderr, flush=True)
-                outcomes.append(Outcome(name, sent=0, skipped="failed (its log is printed above)"))
+                outcomes.append(Outcome(name, skipped="failed (its log is printed above)"))
         print_report(outcomes, processes, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)

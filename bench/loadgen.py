@@ -12,9 +12,9 @@ recorded; then it prints ``ready`` and waits for a line on stdin, so that severa
 start the measured run together. Nothing is built or encrypted while timing.
 
 Writes JSON to ``--out``: ``started`` and ``finished`` (wall clock, comparable across
-processes), ``cpu`` (this process's CPU seconds meanwhile), ``latencies`` (seconds, HTTP 200
-only), ``errors`` (what failed, counted) and ``replies`` (each measured customer's reply
-bodies, in order; "" where the call failed).
+processes), ``cpu`` (this process's CPU seconds meanwhile), ``errors`` (what failed,
+counted), and for each measured customer, in order, ``latencies`` (seconds; null where the
+call failed) and ``replies`` (the bodies; "" where the call failed).
 Needs only aiohttp: it never imports billbot.
 """
 
@@ -36,12 +36,7 @@ Call = tuple[URL, bytes]  # one callback, ready to send
 HEADERS = {"Content-Type": "text/xml"}
 
 
-class Recorder:
-    """Latencies and failures of the measured run; the warm-up uses one and drops it."""
-
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self.errors: Counter[str] = Counter()
+Played = list[tuple[float | None, bytes]]  # one customer's (latency, reply) per call
 
 
 def prepare(url: str, customers: list[list[list[str]]]) -> list[list[Call]]:
@@ -53,9 +48,9 @@ def prepare(url: str, customers: list[list[list[str]]]) -> list[list[Call]]:
 
 
 async def play_customer(
-    session: aiohttp.ClientSession, customer: list[Call], recorder: Recorder
-) -> list[bytes]:
-    replies = []
+    session: aiohttp.ClientSession, customer: list[Call], errors: Counter[str]
+) -> Played:
+    played: Played = []
     for target, body in customer:
         started = time.perf_counter()
         try:
@@ -63,23 +58,20 @@ async def play_customer(
                 reply = await resp.read()
             elapsed = time.perf_counter() - started
         except (aiohttp.ClientError, TimeoutError) as exc:
-            recorder.errors[f"{type(exc).__name__}: {exc}"[:200]] += 1
-            replies.append(b"")
+            errors[f"{type(exc).__name__}: {exc}"[:200]] += 1
+            played.append((None, b""))
             continue
         if resp.status != 200:
-            recorder.errors[f"HTTP {resp.status}: {reply[:120]!r}"] += 1
-            replies.append(b"")
+            errors[f"HTTP {resp.status}: {reply[:120]!r}"] += 1
+            played.append((None, b""))
             continue
-        recorder.latencies.append(elapsed)
-        replies.append(reply)
-    return replies
+        played.append((elapsed, reply))
+    return played
 
 
-async def play(
-    customers: list[list[Call]], connections: int, recorder: Recorder
-) -> list[list[bytes]]:
-    """Every customer's dialogue, ``connections`` customers at a time; replies in input order."""
-    replies: list[list[bytes]] = [[] for _ in customers]
+async def play(customers: list[list[Call]], connections: int, errors: Counter[str]) -> list[Played]:
+    """Every customer's dialogue, ``connections`` customers at a time; results in input order."""
+    results: list[Played] = [[] for _ in customers]
     queue = iter(range(len(customers)))
     timeout = aiohttp.ClientTimeout(total=60)
     connector = aiohttp.TCPConnector(limit=connections)
@@ -87,30 +79,30 @@ async def play(
 
         async def worker() -> None:
             for index in queue:  # one shared iterator: each customer is taken once
-                replies[index] = await play_customer(session, customers[index], recorder)
+                results[index] = await play_customer(session, customers[index], errors)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
-    return replies
+    return results
 
 
 async def run(args: argparse.Namespace, traffic: dict[str, Any]) -> dict[str, Any]:
     url = args.url.rstrip("/") + traffic["path"]
     warmup = prepare(url, traffic["warmup"][args.part :: args.parts])
     measured = prepare(url, traffic["measured"][args.part :: args.parts])
-    await play(warmup, args.connections, Recorder())
+    await play(warmup, args.connections, Counter())
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    recorder = Recorder()
+    errors: Counter[str] = Counter()
     started, cpu = time.time(), time.process_time()
-    replies = await play(measured, args.connections, recorder)
+    results = await play(measured, args.connections, errors)
     finished, cpu = time.time(), time.process_time() - cpu
     return {
         "started": started,
         "finished": finished,
         "cpu": cpu,
-        "latencies": recorder.latencies,
-        "errors": dict(recorder.errors),
-        "replies": [[body.decode("utf-8", "replace") for body in r] for r in replies],
+        "errors": dict(errors),
+        "latencies": [[latency for latency, _ in played] for played in results],
+        "replies": [[body.decode("utf-8", "replace") for _, body in played] for played in results],
     }
 
 
