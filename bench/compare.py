@@ -190,6 +190,7 @@ class Outcome:
     server_cpu: float = 0.0  # CPU seconds of the server's processes during the run
     load_cpu: float = 0.0  # CPU seconds of the load generators during the run
     skipped: str = ""
+    log_tail: str = ""  # the end of the server's output, kept when something failed
 
     @property
     def ok(self) -> int:
@@ -315,7 +316,8 @@ def measure(
 ) -> Outcome:
     port = free_port()
     outcome = Outcome(server.name, load_processes=processes)
-    proc = start_server(server, port, work / f"{server.name}.log")
+    log = work / f"{server.name}-{processes}.log"
+    proc = start_server(server, port, log)
     try:
         traffic = work / f"traffic-{server.name}.json"
         write_traffic(traffic, codec, warmup, measured)
@@ -343,6 +345,8 @@ def measure(
     ]
     outcome.elapsed = max(r.finished for r in results) - min(r.started for r in results)
     outcome.errors.update(verify_replies(codec, measured, replies, server.check))
+    if outcome.errors:
+        outcome.log_tail = tail(log)
     return outcome
 
 
@@ -448,6 +452,8 @@ def print_report(outcomes: list[Outcome], processes: int, args: argparse.Namespa
     for o in outcomes:
         for problem, count in o.errors.most_common():
             print(f"{o.name} error x{count}: {problem}")
+        if o.log_tail:
+            print(f"{o.name}'s output ended with:\n{o.log_tail}")
 
 
 def main() -> int:
