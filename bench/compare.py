@@ -1,6 +1,6 @@
 """billbot beside a wechatpy echo bot and a WeRoBot bot, on the same traffic, in one command.
 
-    .venv/bin/python bench/compare.py [--customers 2000] [--concurrency 32]
+    .venv/bin/python bench/compare.py [--customers 1500] [--concurrency 32]
         [--load-processes auto] [--servers echo,WeRoBot,billbot] [--database-url URL]
 
 Three servers, one process each, one after the other on 127.0.0.1:
@@ -458,7 +458,7 @@ def print_report(outcomes: list[Outcome], processes: int, args: argparse.Namespa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--customers", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=32, help="connections in flight")
     parser.add_argument(
         "--load-processes",
