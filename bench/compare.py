@@ -458,7 +458,9 @@ def print_report(outcomes: list[Outcome], processes: int, args: argparse.Namespa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1500)
+    parser.add_argument(
+        "--customers", type=int, default=1500, help="per server, each sending the 4 messages"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="connections in flight")
     parser.add_argument(
         "--load-processes",
