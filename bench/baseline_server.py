@@ -1,38 +1,43 @@
-"""Baselines for bench/webhook.py, run as their own processes like the real server.
+"""The echo baseline for bench/compare.py, run as its own process like the real server.
 
-- ``bare``: aiohttp answering ``success`` to every POST — the floor of an HTTP round trip.
-- ``protocol``: the same Official Account verify/decrypt/encrypt as billbot, with a fixed
-  reply and no engine or database — what the WeChat protocol alone costs.
+``echo``: a stateless wechatpy bot on aiohttp — check the signatures, decrypt, parse, reply
+with the customer's text, encrypt. No engine, no database, no billbot code: what the WeChat
+protocol costs in the library a merchant would reach for first. Safe mode only, with the
+token, EncodingAESKey and app id from BENCH_TOKEN, BENCH_AES_KEY and BENCH_APP_ID.
+
+    .venv/bin/python bench/baseline_server.py echo --port 8081
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from aiohttp import web
-
-from bot.channels.wechat_oa import OARequest, OfficialAccount
-from bot.clock import SystemClock
-from bot.config import Settings
-
-
-def bare_app() -> web.Application:
-    async def handle(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text="success")
-
-    app = web.Application()
-    app.add_routes([web.post("/wechat", handle)])
-    return app
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import check_signature
 
 
-def protocol_app() -> web.Application:
-    account = OfficialAccount(Settings.from_env({}).wechat, SystemClock())
+def echo_app(token: str, aes_key: str, app_id: str) -> web.Application:
+    crypto = WeChatCrypto(token, aes_key, app_id)
 
     async def handle(request: web.Request) -> web.Response:
-        call = account.parse(OARequest(query=request.query, body=await request.read()))
-        body = account.render_text(call, "请发送您的订单号（例如 DD20250503123456）。")
-        return web.Response(body=body, content_type="application/xml")
+        query = request.query
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        try:
+            check_signature(token, query.get("signature", ""), timestamp, nonce)
+            document = crypto.decrypt_message(
+                await request.read(), query.get("msg_signature", ""), timestamp, nonce
+            )
+        except InvalidSignatureException:
+            return web.Response(status=403, text="bad signature")
+        message = parse_message(document)
+        reply = TextReply(content=getattr(message, "content", ""), message=message)
+        body = crypto.encrypt_message(reply.render(), nonce, timestamp)
+        return web.Response(text=body, content_type="application/xml")
 
     app = web.Application()
     app.add_routes([web.post("/wechat", handle)])
@@ -41,10 +46,11 @@ def protocol_app() -> web.Application:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["bare", "protocol"])
+    parser.add_argument("kind", choices=["echo"])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = bare_app() if args.kind == "bare" else protocol_app()
+    env = os.environ
+    app = echo_app(env["BENCH_TOKEN"], env["BENCH_AES_KEY"], env["BENCH_APP_ID"])
     web.run_app(app, host="127.0.0.1", port=args.port)
 
 
