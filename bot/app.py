@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.console.auth import AgentDirectory
 from bot.contact_ways import ContactWays
 from bot.engine.dispatcher import Dispatcher
-from bot.engine.late import DEADLINE_SECONDS, LateReplies
+from bot.engine.late import LateReplies
 from bot.flows.base import Limits, OrderLookup
 from bot.handlers.bodies import BODY_SECONDS, CUT_OFF
 from bot.handlers.card import QR_IMAGES_PER_MINUTE, CardContact, card_routes
@@ -290,7 +290,6 @@ def create_app(
     clock: Clock | None = None,
     *,
     background_jobs: bool = False,
-    reply_deadline: float = DEADLINE_SECONDS,
     body_deadline: float = BODY_SECONDS,
     orders: OrderLookup | None = None,
 ) -> web.Application:
@@ -302,7 +301,7 @@ def create_app(
     app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, app[CLOCK])
     url = settings.database_url
     app[EVENTS] = EventBus() if is_sqlite(url) else PgEventBus(url)  # PG: all workers
-    app[LATE_REPLIES] = LateReplies(reply_deadline)
+    app[LATE_REPLIES] = LateReplies(settings.reply_deadline_seconds)
     app[BODY_DEADLINE] = body_deadline
     app[LOGIN_THROTTLE] = AddressThrottle(LOGINS_PER_MINUTE, timedelta(minutes=1), app[CLOCK])
     app[QR_THROTTLE] = AddressThrottle(QR_IMAGES_PER_MINUTE, timedelta(minutes=1), app[CLOCK])

@@ -109,6 +109,9 @@ def is_loopback(host: str) -> bool:
 
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/billbot.db"
+# WeChat waits 5 s for a callback's answer; a turn still running after this many seconds is
+# answered with "success" and its reply sent through the message API (bot/engine/late.py)
+REPLY_DEADLINE_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class Settings:
     recheck_every_minutes: int = 2  # an unknown but well-formed order is looked up again…
     recheck_for_minutes: int = 30  # …for this long, then a person takes over (0: never)
     order_pattern: str = ""  # BILLBOT_ORDER_PATTERN: this merchant's order numbers, as a regex
+    reply_deadline_seconds: float = REPLY_DEADLINE_SECONDS
     # reverse proxies whose X-Forwarded-For names the client (login lockouts, rate limits)
     trusted_proxies: tuple[IPNetwork, ...] = ()
 
@@ -253,6 +257,16 @@ class Settings:
             raise SettingsError(
                 f"BILLBOT_ORDER_PATTERN is not a regular expression ({exc}); e.g. DD\\d{{14}}"
             ) from None
+        deadline_text = get("BILLBOT_REPLY_DEADLINE_SECONDS", str(REPLY_DEADLINE_SECONDS))
+        try:
+            deadline = float(deadline_text)
+        except ValueError:
+            deadline = 0.0
+        if not 0 < deadline < 5:
+            raise SettingsError(
+                f"BILLBOT_REPLY_DEADLINE_SECONDS={deadline_text!r}: give seconds above 0 and"
+                " below 5 (WeChat waits 5 s for an answer), e.g. 4"
+            )
         proxies: list[IPNetwork] = []
         for text in get("BILLBOT_TRUSTED_PROXIES", "").split(","):
             if not text.strip():
@@ -297,6 +311,7 @@ class Settings:
             recheck_for_minutes=numbers["BILLBOT_RECHECK_FOR_MINUTES"],
             trusted_proxies=tuple(proxies),
             order_pattern=order_pattern,
+            reply_deadline_seconds=deadline,
         )
 
     def public_demo_secrets(self) -> list[str]:

@@ -172,6 +172,9 @@ class ProcessedMessage(Base):
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
     reply: Mapped[str | None] = mapped_column(Sealed())
     created_at: Mapped[datetime] = mapped_column(index=True)
+    # the callback was answered with an empty "success" and the reply sent through the
+    # message API: a redelivery must not carry the reply again (whichever process it reaches)
+    answered_late_at: Mapped[datetime | None]
 
 
 class SignatureUse(Base):

@@ -40,6 +40,8 @@ def test_values_are_read_and_secrets_hidden() -> None:
         ("WECHAT_AES_KEY", "abc", "43"),
         ("BILLBOT_TRUSTED_PROXIES", "10.0.0.1,nginx", "nginx"),
         ("BILLBOT_ORDER_PATTERN", "DD(\\d{14}", "regular expression"),
+        ("BILLBOT_REPLY_DEADLINE_SECONDS", "5", "below 5"),
+        ("BILLBOT_REPLY_DEADLINE_SECONDS", "soon", "BILLBOT_REPLY_DEADLINE_SECONDS"),
     ],
 )
 def test_bad_values_say_what_to_fix(name: str, value: str, mentions: str) -> None:
@@ -103,3 +105,9 @@ def test_wecom_is_on_only_when_fully_configured() -> None:
         Settings.from_env({"WECOM_CORP_ID": "ww01", "WECOM_TOKEN": "t"})
     with pytest.raises(SettingsError, match="43"):
         Settings.from_env({**full, "WECOM_AES_KEY": "short"})
+
+
+def test_reply_deadline_setting() -> None:
+    assert Settings.from_env({}).reply_deadline_seconds == 4.0
+    quick = Settings.from_env({"BILLBOT_REPLY_DEADLINE_SECONDS": "2.5"})
+    assert quick.reply_deadline_seconds == 2.5

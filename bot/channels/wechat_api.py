@@ -203,18 +203,26 @@ class TokenManager:
     async def token(self) -> str:
         """A token with more than REFRESH_MARGIN left, refreshing it if need be."""
         async with self._lock:
-            for _ in range(self._max_waits):
+            for looked in range(self._max_waits):
                 now = self._clock.now()
                 async with self._sessions.begin() as session:
                     repo = TokenRepository(session)
                     token, expires_at = await repo.get(self.store_key)
                     if token and expires_at and expires_at - now > REFRESH_MARGIN:
                         return token
-                    took_lease = await repo.try_take_lease(self.store_key, now, REFRESH_LEASE)
+                    took_lease = await repo.try_take_lease(
+                        self.store_key, now, REFRESH_LEASE, refresh_before=now + REFRESH_MARGIN
+                    )
                 if took_lease:
                     return await self._refresh(lease_until=now + REFRESH_LEASE)
                 if token and expires_at and expires_at > now:
                     return token  # still valid while another process fetches its successor
+                if looked == 0:  # once: says why a send waits, and that only one refreshes
+                    log.info(
+                        "%s token for app %s is being refreshed by another process; waiting for it",
+                        self.service,
+                        self._app_id,
+                    )
                 await self._wait(self._wait_step)
             async with self._sessions.begin() as session:
                 token, expires_at = await TokenRepository(session).get(self.store_key)

@@ -11,7 +11,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,6 +51,18 @@ class Outcome:
     reply: str
     duplicate: bool  # True when this delivery was a redelivery answered from the record
     steps: tuple[FunnelStep, ...] = ()  # funnel steps this turn reached for the first time
+    # the reply goes (or went) out through the message API: the callback answers nothing
+    answered_late: bool = False
+
+
+class ReplyWait(Protocol):
+    """Whoever waits for a turn's reply (the webhook, against WeChat's 5 s) and may stop."""
+
+    def reply_is_late(self) -> bool:
+        """Asked once, just before the turn commits: True if the waiter already stopped
+        waiting (the reply goes out through the message API); otherwise the waiter is now
+        bound to wait for this reply and answer with it."""
+        ...
 
 
 class Dispatcher:
@@ -94,8 +106,12 @@ class Dispatcher:
             self._shapes_read_at = now
         return self._shapes
 
-    async def handle(self, inbound: Inbound) -> Outcome:
+    async def handle(self, inbound: Inbound, wait: ReplyWait | None = None) -> Outcome:
+        """Runs the delivery's turn once. With ``wait``, a reply its waiter gave up on is
+        marked "answered late" on the delivery record, in the turn's transaction, so a
+        redelivery reaching any process is not answered with it again."""
         key = f"{inbound.channel}:{inbound.dedup_key}"
+        late = False
         notices: list[Notice] = []
         steps: list[FunnelStep] = []
         async with (
@@ -107,16 +123,21 @@ class Dispatcher:
             now = self._clock.now()
             if not await repos.inbox.claim(key, now):
                 reply = await repos.inbox.reply_for(key)
+                answered_late = await repos.inbox.answered_late(key)
                 log.info("redelivery %s answered from the record", key)
-                return Outcome(reply or "", duplicate=True)
+                return Outcome(reply or "", duplicate=True, answered_late=answered_late)
             conv = await repos.conversations.load_for_update(
                 inbound.channel, inbound.user_id, Step.NEW.value, now, now + SESSION_TTL
             )
             reply = await self._turn(repos, conv, inbound, notices, steps)
             await repos.inbox.store_reply(key, reply)
             await repos.conversations.save(conv, now)
+            # decided last, so the waiter gives up as late as possible; the commit follows
+            late = wait is not None and wait.reply_is_late()
+            if late:
+                await repos.inbox.mark_answered_late(key, self._clock.now())
         self._tell_agents(notices)  # after the commit, so consoles read what they are told
-        return Outcome(reply, duplicate=False, steps=tuple(steps))
+        return Outcome(reply, duplicate=False, steps=tuple(steps), answered_late=late)
 
     def _tell_agents(self, notices: list[Notice]) -> None:
         if self._handoffs is None:

@@ -2,8 +2,9 @@
 
 WeChat gives a callback 5 s, then retries. A turn that runs past ``deadline`` is left to
 finish; the webhook answers with WeChat's empty "success", and the finished reply goes out
-through the customer-service message API instead. Redeliveries of that message then get
-"success" too, so the customer reads the answer once.
+through the customer-service message API instead. The turn marks its delivery record
+"answered late" in its own transaction, so WeChat's retries of that message get "success"
+too, from whichever server process they reach, and the customer reads the answer once.
 """
 
 from __future__ import annotations
@@ -12,16 +13,34 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.engine.dispatcher import Outcome
+from bot.config import REPLY_DEADLINE_SECONDS
+from bot.engine.dispatcher import Outcome, ReplyWait
 from bot.handoff.queue import MessageSender
 
 log = logging.getLogger(__name__)
 
-DEADLINE_SECONDS = 4.0  # WeChat waits 5 s; leave room for the network and rendering
+
+class Delivery(ReplyWait):
+    """One delivery in flight in this process: settled once, by whichever comes first, as
+    answered in the callback (the turn is about to commit) or late (the deadline passed)."""
+
+    def __init__(self) -> None:
+        self._late: bool | None = None
+
+    def reply_is_late(self) -> bool:
+        if self._late is None:
+            self._late = False
+        return self._late
+
+    def give_up(self) -> bool:
+        """True if the callback may answer "success" now: the reply is not settled yet."""
+        if self._late is None:
+            self._late = True
+        return self._late
 
 
 class LateReplies:
-    def __init__(self, deadline: float = DEADLINE_SECONDS) -> None:
+    def __init__(self, deadline: float = REPLY_DEADLINE_SECONDS) -> None:
         self.deadline = deadline
         self.sender: MessageSender | None = None  # set once the HTTP client is open
         # True while the bot may still speak to this customer (no agent took over meanwhile)
@@ -29,21 +48,22 @@ class LateReplies:
         # records that the reply went out through the API (it uses WeChat's reply quota)
         self.sent_through_api: Callable[[str, str], Awaitable[None]] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self._sent_late: set[str] = set()  # delivery keys answered through the API
-
-    def answered_late(self, key: str) -> bool:
-        return key in self._sent_late
 
     async def within_deadline(
-        self, key: str, openid: str, turn: Awaitable[Outcome]
+        self, key: str, openid: str, turn: Callable[[ReplyWait], Awaitable[Outcome]]
     ) -> Outcome | None:
-        """The outcome, or None when the turn ran late and its reply will be sent later."""
-        task = asyncio.ensure_future(turn)
+        """The outcome, or None when the turn ran late and its reply will be sent later.
+
+        ``turn`` gets this delivery's ``ReplyWait``: it tells the turn, just before it
+        commits, whether the callback stopped waiting (then the record is marked)."""
+        delivery = Delivery()
+        task = asyncio.ensure_future(turn(delivery))
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.deadline)
         except TimeoutError:
+            if not delivery.give_up():
+                return await task  # settled as answered here: only its commit is left
             log.warning("turn for %s ran past %.1f s; replying through the API", key, self.deadline)
-            self._sent_late.add(key)
             later = asyncio.ensure_future(self._send_when_done(key, openid, task))
             self.tasks.add(later)
             later.add_done_callback(self.tasks.discard)
@@ -53,8 +73,8 @@ class LateReplies:
         try:
             outcome = await task
         except Exception:
+            # rolled back, "answered late" mark included: a retry is processed afresh
             log.exception("late turn for %s failed; WeChat's retry will process it again", key)
-            self._sent_late.discard(key)
             return
         if outcome.duplicate or not outcome.reply:
             return

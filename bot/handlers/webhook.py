@@ -71,16 +71,18 @@ async def receive_wechat(request: web.Request) -> web.Response:
             await bind_signature(request, *call.signature_binding)
     except ChannelError as exc:
         return refused(request, "wechat", exc)
-    late = request.app[LATE_REPLIES]
-    key = call.inbound.dedup_key
+    dispatcher = request.app[DISPATCHER]
     try:
-        outcome = await late.within_deadline(
-            key, call.inbound.user_id, request.app[DISPATCHER].handle(call.inbound)
+        outcome = await request.app[LATE_REPLIES].within_deadline(
+            call.inbound.dedup_key,
+            call.inbound.user_id,
+            lambda wait: dispatcher.handle(call.inbound, wait),
         )
         if outcome is None:
             reply, result = "", "late"
-        elif outcome.duplicate and late.answered_late(key):
-            reply, result = "", "duplicate"  # the answer went out through the API already
+        elif outcome.duplicate and outcome.answered_late:
+            # the answer goes out through the API: the record says so, whoever ran the turn
+            reply, result = "", "duplicate"
         else:
             reply, result = outcome.reply, "duplicate" if outcome.duplicate else "ok"
         if outcome is not None:

@@ -45,6 +45,24 @@ class InboxRepository:
     async def store_reply(self, dedup_key: str, reply: str) -> None:
         await run(self._s, _STORE_REPLY, {"key": dedup_key, "text": reply})
 
+    async def mark_answered_late(self, dedup_key: str, now: datetime) -> None:
+        """Records that this delivery's callback got an empty "success" and its reply goes out
+        through the message API. Written in the turn's transaction, so the mark and the reply
+        become visible together: a redelivery never sees one without the other."""
+        await self._s.execute(
+            update(ProcessedMessage)
+            .where(ProcessedMessage.dedup_key == dedup_key)
+            .values(answered_late_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def answered_late(self, dedup_key: str) -> bool:
+        """True if this delivery's reply went out through the message API, not the callback."""
+        when = await self._s.scalar(
+            select(ProcessedMessage.answered_late_at).where(ProcessedMessage.dedup_key == dedup_key)
+        )
+        return when is not None
+
     async def bind_signature(self, signature_key: str, body_digest: str, now: datetime) -> bool:
         """True if this signature is new, or already carried this very body (a retry).
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
@@ -34,8 +34,25 @@ class TokenRepository:
             return None, None
         return row.token, row.expires_at
 
-    async def try_take_lease(self, app_id: str, now: datetime, lease: timedelta) -> bool:
-        """True if this caller may refresh now: nobody else holds an unexpired lease."""
+    async def try_take_lease(
+        self,
+        app_id: str,
+        now: datetime,
+        lease: timedelta,
+        *,
+        refresh_before: datetime | None = None,
+    ) -> bool:
+        """True if this caller may refresh now: nobody else holds an unexpired lease and,
+        with ``refresh_before``, no stored token is valid beyond it.
+
+        The second condition closes a race on PostgreSQL: a caller that read "no token",
+        then takes the lease just after another process stored a fresh token and ended its
+        lease, would otherwise fetch a second token (this UPDATE sees the newer row)."""
+        fresh = (
+            or_(AccessToken.expires_at.is_(None), AccessToken.expires_at <= refresh_before)
+            if refresh_before is not None
+            else true()
+        )
         await self._s.execute(
             dialect_insert(self._s, AccessToken)
             .values(
@@ -55,6 +72,7 @@ class TokenRepository:
                     AccessToken.refresh_lease_until.is_(None),
                     AccessToken.refresh_lease_until < now,
                 ),
+                fresh,
             )
             .values(refresh_lease_until=now + lease)
         )

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.channels.wechat_api import (
     MAX_WAITS,
     REFRESH_LEASE,
+    REFRESH_MARGIN,
     TokenManager,
     WeChatApi,
     WeChatApiError,
@@ -473,6 +474,37 @@ async def test_secret_and_token_never_reach_logs_or_reprs(
     for text in shown:
         for hidden in (APP_SECRET, "wrong-secret-also-hidden", *issued):
             assert hidden not in text
+
+
+async def test_no_lease_over_a_token_another_process_just_stored(
+    token_sessions: async_sessionmaker[AsyncSession],
+    other_process: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    db_url: str,
+) -> None:
+    """A caller that read "no token" must not refresh after another process stored a fresh
+    one meanwhile: on PostgreSQL the lease's UPDATE sees the newer row, so the lease itself
+    refuses while a fresh token is stored (regression: two workers, two token requests)."""
+    now = clock.now()
+    fresh_until = now + REFRESH_MARGIN
+    async with token_sessions.begin() as session:
+        repo = TokenRepository(session)
+        assert await repo.get(APP_ID) == (None, None)  # this caller looks: no token yet
+        if db_url.startswith("postgresql"):  # SQLite's writers cannot interleave like this
+            async with other_process.begin() as elsewhere:
+                await TokenRepository(elsewhere).store(
+                    APP_ID, "FRESH", now + timedelta(hours=2), now
+                )
+        else:
+            await repo.store(APP_ID, "FRESH", now + timedelta(hours=2), now)
+        refused = await repo.try_take_lease(APP_ID, now, REFRESH_LEASE, refresh_before=fresh_until)
+    assert not refused
+    async with other_process.begin() as session:  # a token about to expire may be replaced
+        await TokenRepository(session).store(APP_ID, "OLD", now + timedelta(minutes=1), now)
+    async with token_sessions.begin() as session:
+        assert await TokenRepository(session).try_take_lease(
+            APP_ID, now, REFRESH_LEASE, refresh_before=fresh_until
+        )
 
 
 async def test_lease_race_has_exactly_one_winner(

@@ -12,11 +12,10 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.clock import FakeClock
-from bot.config import Settings
+from bot.config import REPLY_DEADLINE_SECONDS, Settings
 from bot.demo import seed_demo
-from bot.engine.late import DEADLINE_SECONDS
 from bot.keys import LATE_REPLIES, SESSIONS
-from storage.models import Message
+from storage.models import Message, ProcessedMessage
 from storage.records import OrderRecord
 from tests.conftest import Customer
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
@@ -75,5 +74,60 @@ async def test_a_slow_turn_is_answered_through_the_message_api_once(
 
     assert await customer.post(query, body) == ""  # WeChat's retry: not answered twice
     assert len(fake[FAKE_STATE].sent) == 1
-    app[LATE_REPLIES].deadline = DEADLINE_SECONDS
+    app[LATE_REPLIES].deadline = REPLY_DEADLINE_SECONDS
     assert "wx_ab****89" in await customer.say("128.5")  # and the dialogue goes on
+
+
+async def test_the_answered_late_mark_lives_on_the_delivery_record_for_every_process(
+    settings: Settings,
+    clock: FakeClock,
+    aiohttp_client: Callable[
+        [web.Application], Awaitable[TestClient[web.Request, web.Application]]
+    ],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """WeChat's retry reaching another server process, which never saw the late turn, is
+    not answered with the reply again: the mark is read from the database, not memory."""
+    fake = fake_wechat_app(clock, settings.wechat.app_id, settings.wechat.app_secret.reveal())
+    server = await aiohttp_server(fake, access_log=None)
+    moded = replace(settings, wechat_api_base=str(server.make_url("")).rstrip("/"))
+    orders = SlowOrders()
+    app = create_app(moded, clock, orders=orders)
+    customer = Customer(await aiohttp_client(app), moded, clock)
+    await seed_demo(app[SESSIONS], clock.now())
+    fake[FAKE_STATE].customer_wrote(customer.openid)
+    await customer.say("你好")
+    await customer.say("同意")
+    app[LATE_REPLIES].deadline = 0.01
+    query, body = customer.codec.build_text(customer.openid, ORDER, 778)
+    assert await customer.post(query, body) == ""
+    orders.gate.set()
+    await asyncio.gather(*app[LATE_REPLIES].tasks)
+    assert len(fake[FAKE_STATE].sent) == 1
+    async with app[SESSIONS]() as s:
+        marked = list(
+            await s.scalars(
+                select(ProcessedMessage.dedup_key).where(
+                    ProcessedMessage.answered_late_at.is_not(None)
+                )
+            )
+        )
+    assert len(marked) == 1 and marked[0].endswith("778")
+
+    other = create_app(moded, clock, orders=orders)  # a second worker: nothing in memory
+    retry = Customer(await aiohttp_client(other), moded, clock, first_msg_id=2000)
+    assert await retry.post(query, body) == ""
+    assert len(fake[FAKE_STATE].sent) == 1
+    on_time = await retry.say("128.5")  # a reply given in time is not marked
+    assert "wx_ab****89" in on_time
+    async with other[SESSIONS]() as s:
+        late_count = len(
+            list(
+                await s.scalars(
+                    select(ProcessedMessage.id).where(
+                        ProcessedMessage.answered_late_at.is_not(None)
+                    )
+                )
+            )
+        )
+    assert late_count == 1
