@@ -405,7 +405,7 @@ def build_server(
     database = args.database_url or f"sqlite+aiosqlite:///{work}/billbot.sqlite3"
     return Server(
         name,
-        [sys.executable, "-m", "bot", "demo", "--port", "{port}"],
+        [sys.executable, "-m", "bot", "demo", "--port", "{port}", "--workers", str(args.workers)],
         {**base, "PYTHONPATH": str(ROOT), "BILLBOT_DATABASE_URL": database},
         check_billbot,
         cwd=work,
@@ -417,7 +417,7 @@ def print_report(outcomes: list[Outcome], processes: int, args: argparse.Namespa
     print(
         f"\n{args.customers} customers x {len(DIALOGUE)} messages per server, safe mode,"
         f" {args.concurrency} connections, {processes} load process(es),"
-        f" billbot on {database}"
+        f" billbot on {database}, {args.workers} worker(s)"
     )
     header = f"{'server':10} {'msgs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
     print(header + f" {'time s':>7} {'server CPU':>11} {'load CPU':>9}")
@@ -479,7 +479,16 @@ def main() -> int:
         help="billbot's database (default: a fresh SQLite file); e.g. a PostgreSQL database"
         " of its own: postgresql+asyncpg://postgres@127.0.0.1:5432/billbot_bench",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="billbot's server processes (billbot demo --workers N); more than one needs"
+        " PostgreSQL (--database-url)",
+    )
     args = parser.parse_args()
+    if args.workers > 1 and not args.database_url:
+        parser.error("--workers above 1 needs --database-url (PostgreSQL)")
     auto = args.load_processes == "auto"
     processes = 1 if auto else int(args.load_processes)
     if processes < 1 or args.concurrency < max(processes, 2 if auto else 1):
