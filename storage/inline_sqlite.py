@@ -107,9 +107,6 @@ class InlineConnection:
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
 
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
-        return InlineCursor(self._conn.execute(sql, parameters))
-
     async def create_function(self, *args: Any, **kw: Any) -> None:
         self._conn.create_function(*args, **kw)
 
@@ -120,11 +117,10 @@ class InlineConnection:
         self._conn.rollback()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+        self.stop()
 
     def stop(self) -> None:
+        """Closes at once (SQLAlchemy's terminate); closing twice is harmless."""
         if self._connection is not None:
             self._connection = None
             self._conn.close()

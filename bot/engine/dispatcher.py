@@ -122,20 +122,20 @@ class Dispatcher:
             repos = Repositories.on(session)
             now = self._clock.now()
             if not await repos.inbox.claim(key, now):
-                reply = await repos.inbox.reply_for(key)
-                answered_late = await repos.inbox.answered_late(key)
+                recorded = await repos.inbox.recorded(key)
                 log.info("redelivery %s answered from the record", key)
-                return Outcome(reply or "", duplicate=True, answered_late=answered_late)
+                return Outcome(
+                    recorded.reply or "", duplicate=True, answered_late=recorded.answered_late
+                )
             conv = await repos.conversations.load_for_update(
                 inbound.channel, inbound.user_id, Step.NEW.value, now, now + SESSION_TTL
             )
             reply = await self._turn(repos, conv, inbound, notices, steps)
-            await repos.inbox.store_reply(key, reply)
             await repos.conversations.save(conv, now)
             # decided last, so the waiter gives up as late as possible; the commit follows
             late = wait is not None and wait.reply_is_late()
-            if late:
-                await repos.inbox.mark_answered_late(key, self._clock.now())
+            late_at = self._clock.now() if late else None
+            await repos.inbox.store_reply(key, reply, answered_late_at=late_at)
         self._tell_agents(notices)  # after the commit, so consoles read what they are told
         return Outcome(reply, duplicate=False, steps=tuple(steps), answered_late=late)
 

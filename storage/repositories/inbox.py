@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +19,19 @@ _CLAIM = Upsert(
         .on_conflict_do_nothing(index_elements=["dedup_key"])
     )
 )
-_REPLY_FOR = select(_INBOX.c.reply).where(_INBOX.c.dedup_key == bindparam("key"))
-_STORE_REPLY = (
-    update(_INBOX).where(_INBOX.c.dedup_key == bindparam("key")).values(reply=bindparam("text"))
+_RECORDED = select(_INBOX.c.reply, _INBOX.c.answered_late_at).where(
+    _INBOX.c.dedup_key == bindparam("key")
 )
+_STORE_REPLY = (
+    update(_INBOX)
+    .where(_INBOX.c.dedup_key == bindparam("key"))
+    .values(reply=bindparam("text"), answered_late_at=bindparam("late_at"))
+)
+
+
+class Recorded(NamedTuple):
+    reply: str | None
+    answered_late: bool
 
 
 class InboxRepository:
@@ -37,31 +47,22 @@ class InboxRepository:
         result = await run(self._s, _CLAIM.on(self._s), {"key": dedup_key, "now": now})
         return bool(result.rowcount)
 
-    async def reply_for(self, dedup_key: str) -> str | None:
-        """The reply recorded for a key, or None when unknown (or still being processed)."""
-        reply: str | None = (await run(self._s, _REPLY_FOR, {"key": dedup_key})).scalar()
-        return reply
+    async def recorded(self, dedup_key: str) -> Recorded:
+        """What the record says of a delivery already claimed: its reply (None while still
+        being processed) and whether that reply went out through the message API."""
+        row = (await run(self._s, _RECORDED, {"key": dedup_key})).first()
+        if row is None:
+            return Recorded(None, answered_late=False)
+        return Recorded(row.reply, answered_late=row.answered_late_at is not None)
 
-    async def store_reply(self, dedup_key: str, reply: str) -> None:
-        await run(self._s, _STORE_REPLY, {"key": dedup_key, "text": reply})
-
-    async def mark_answered_late(self, dedup_key: str, now: datetime) -> None:
-        """Records that this delivery's callback got an empty "success" and its reply goes out
-        through the message API. Written in the turn's transaction, so the mark and the reply
-        become visible together: a redelivery never sees one without the other."""
-        await self._s.execute(
-            update(ProcessedMessage)
-            .where(ProcessedMessage.dedup_key == dedup_key)
-            .values(answered_late_at=now)
-            .execution_options(synchronize_session=False)
-        )
-
-    async def answered_late(self, dedup_key: str) -> bool:
-        """True if this delivery's reply went out through the message API, not the callback."""
-        when = await self._s.scalar(
-            select(ProcessedMessage.answered_late_at).where(ProcessedMessage.dedup_key == dedup_key)
-        )
-        return when is not None
+    async def store_reply(
+        self, dedup_key: str, reply: str, *, answered_late_at: datetime | None = None
+    ) -> None:
+        """The turn's reply, with ``answered_late_at`` when the callback already got an empty
+        "success" and the reply goes out through the message API. Written in the turn's
+        transaction, so a redelivery never sees the mark without the reply, or the reverse."""
+        params = {"key": dedup_key, "text": reply, "late_at": answered_late_at}
+        await run(self._s, _STORE_REPLY, params)
 
     async def bind_signature(self, signature_key: str, body_digest: str, now: datetime) -> bool:
         """True if this signature is new, or already carried this very body (a retry).

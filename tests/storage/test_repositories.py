@@ -90,7 +90,7 @@ async def test_delivery_key_is_claimed_once(sessions: Sessions, clock: FakeClock
     async with sessions() as s, s.begin():
         inbox = Repositories.on(s).inbox
         assert not await inbox.claim("wechat:msg:1", clock.now())
-        assert await inbox.reply_for("wechat:msg:1") == "hello"
+        assert await inbox.recorded("wechat:msg:1") == ("hello", False)
 
 
 async def test_concurrent_claims_of_one_key_have_one_winner(
