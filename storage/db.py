@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.sql.expression import Executable
 
-from storage import inline_sqlite
+from storage import inline_sqlite, prepared
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class Result(Protocol):
+    """What a hot statement's caller reads, from SQLAlchemy's result or the driver's rows."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def first(self) -> Any: ...
+
+    def scalar(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
 
 
 def is_sqlite(url: str) -> bool:
@@ -60,7 +75,13 @@ def create_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        inline_sqlite.begin_immediate(conn.exec_driver_sql)
+        # on the driver itself: SQLAlchemy's statement machinery would cost ten times more
+        inline = conn.connection.driver_connection
+        assert isinstance(inline, inline_sqlite.InlineConnection)
+        try:
+            inline_sqlite.begin_immediate(inline.sqlite.execute)
+        except sqlite3.Error as exc:  # as SQLAlchemy would raise it (OperationalError …)
+            raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
 
     return engine
 
@@ -93,10 +114,18 @@ class Upsert:
         return self._forms[dialect_name(session)]
 
 
-async def run(
-    session: AsyncSession, statement: Executable, params: Any = None
-) -> CursorResult[Any]:
-    """Executes a prepared Core statement on the session's connection (and transaction)."""
+async def run(session: AsyncSession, statement: Executable, params: Any = None) -> Result:
+    """Executes a Core statement built once on the session's connection (and transaction).
+
+    On SQLite it runs on the driver itself, compiled once with SQLAlchemy's conversions
+    (``storage/prepared.py``); elsewhere, and for what that does not take, through
+    SQLAlchemy. Either way the caller reads ``first()``, ``scalar()``, ``all()``, ``rowcount``.
+    """
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "sqlite":
+        plan = prepared.plan_for(statement, params, bind.dialect)
+        if plan is not None:
+            return plan.execute(await prepared.raw_connection(session), params)
     connection = await session.connection()
     return await connection.execute(statement, params)
 

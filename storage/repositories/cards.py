@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import run, table_of
 from storage.models import ApiError, Card
 from storage.records import ApiErrorRecord, CardRecord
 
 STATE_BYTES = 18  # 24 URL-safe characters: within WeCom's 30, far beyond guessing
 
+_CARDS = table_of(Card)
+_ISSUE = insert(_CARDS).returning(*_CARDS.c)
+_COUNT_SINCE = (
+    select(func.count())
+    .select_from(_CARDS)
+    .where(_CARDS.c.conversation_id == bindparam("conv"), _CARDS.c.created_at >= bindparam("since"))
+)
 
-def _record(row: Card) -> CardRecord:
+
+def _record(row: Any) -> CardRecord:
     return CardRecord(
         id=row.id,
         state=row.state,
@@ -53,33 +63,26 @@ class CardRepository:
         lang: str = "zh",
     ) -> CardRecord:
         """A new card with its own one-time ``state``."""
-        row = Card(
-            state=secrets.token_urlsafe(STATE_BYTES),
-            conversation_id=conversation_id,
-            journey=journey,
-            contact_id=contact_id,
-            order_tail=order_tail,
-            amount_cents=amount_cents,
-            currency=currency,
-            store=store,
-            created_at=now,
-            expires_at=expires_at,
-            lang=lang,
-        )
-        self._s.add(row)
-        await self._s.flush()
+        card = {
+            "state": secrets.token_urlsafe(STATE_BYTES),
+            "conversation_id": conversation_id,
+            "journey": journey,
+            "contact_id": contact_id,
+            "order_tail": order_tail,
+            "amount_cents": amount_cents,
+            "currency": currency,
+            "store": store,
+            "created_at": now,
+            "expires_at": expires_at,
+            "lang": lang,
+        }
+        row = (await run(self._s, _ISSUE, card)).first()
         return _record(row)
 
     async def count_since(self, conversation_id: int, since: datetime) -> int:
         """Cards this conversation's customer was given since ``since``."""
-        return int(
-            await self._s.scalar(
-                select(func.count())
-                .select_from(Card)
-                .where(Card.conversation_id == conversation_id, Card.created_at >= since)
-            )
-            or 0
-        )
+        counted = await run(self._s, _COUNT_SINCE, {"conv": conversation_id, "since": since})
+        return int(counted.scalar() or 0)
 
     async def get(self, card_id: int) -> CardRecord | None:
         row = await self._s.get(Card, card_id)
