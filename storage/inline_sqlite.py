@@ -10,13 +10,21 @@ beside the server, say). That wait must not stop the loop, so the connection's o
 timeout is short and `begin_immediate` retries ``BEGIN IMMEDIATE`` with awaited pauses
 (``await_`` works here: SQLAlchemy runs its sync layer in a greenlet of the awaiting task).
 Once a transaction holds the write lock nothing else in it waits: WAL readers never block.
+
+Nor does a commit wait for a checkpoint: SQLite's automatic one runs inside the commit that
+crosses a thousand WAL pages, copying them to the database file and syncing it, on the loop.
+Here a thread of the connection's own (``Checkpointer``) does that every second instead,
+with a connection of its own; a passive checkpoint never holds up the writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -25,6 +33,50 @@ from sqlalchemy.util import await_
 BUSY_TIMEOUT_MS = 5  # SQLite's own wait for a lock, on the loop: keep it tiny
 LOCK_WAIT_SECONDS = 30.0  # how long a transaction waits for another process's write lock
 RETRY_PAUSE_SECONDS = 0.002
+CHECKPOINT_SECONDS = 1.0  # how often the checkpointer copies the WAL into the database
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is truncated to this after a checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    """Copies the WAL into the database file on a thread, so commits only append to the WAL."""
+
+    def __init__(self, path: str, every: float = CHECKPOINT_SECONDS) -> None:
+        self._path = path
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def checkpoint(self, connection: sqlite3.Connection) -> tuple[int, int, int]:
+        """One passive checkpoint: (1 if it could not finish, WAL pages, pages copied)."""
+        busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=1.0, isolation_level=None)
+        try:
+            connection.execute("PRAGMA synchronous=NORMAL")
+            while not self._stop.wait(self._every):
+                try:
+                    self.checkpoint(connection)
+                except sqlite3.Error as exc:  # the next one tries again
+                    log.warning("SQLite checkpoint of %s failed: %s", self._path, exc)
+        finally:
+            connection.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop_soon(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
 
 
 class InlineCursor:
@@ -95,10 +147,17 @@ class _RunNow:
 class InlineConnection:
     """aiosqlite's connection interface over a plain sqlite3 connection, run in place."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, checkpointer: Checkpointer | None = None
+    ) -> None:
         self._conn = connection
         self._connection: sqlite3.Connection | None = connection
         self._tx = _RunNow()
+        self.checkpointer = checkpointer  # None: SQLite checkpoints in commits, as usual
+        if checkpointer is not None:
+            weakref.finalize(self, checkpointer.stop_soon)  # dropped unclosed: stop anyway
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+            connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
 
     @property
     def sqlite(self) -> sqlite3.Connection:
@@ -128,7 +187,9 @@ class InlineConnection:
         """Closes at once (SQLAlchemy's terminate); closing twice is harmless."""
         if self._connection is not None:
             self._connection = None
-            self._conn.close()
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
+            self._conn.close()  # the last connection to close checkpoints what is left
 
 
 def connector(path: str) -> Callable[[], Any]:
@@ -136,7 +197,8 @@ def connector(path: str) -> Callable[[], Any]:
 
     async def connect() -> InlineConnection:
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        return InlineConnection(connection)
+        in_file = path not in ("", ":memory:") and not path.startswith("file::memory:")
+        return InlineConnection(connection, Checkpointer(path) if in_file else None)
 
     return connect
 

@@ -61,3 +61,29 @@ async def test_a_lock_held_too_long_is_an_error_not_a_hang(
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
     other.close()
     await engine.dispose()
+
+
+async def test_commits_leave_checkpoints_to_a_thread_that_stops_with_the_connection(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/wal.db")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v TEXT)"))
+        for n in range(2000):  # twice SQLite's automatic checkpoint, had it been on
+            await conn.execute(text("INSERT INTO t VALUES (:v)"), {"v": f"{n:0>2000}"})
+        inline = (await conn.get_raw_connection()).driver_connection
+        assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+    assert isinstance(inline, inline_sqlite.InlineConnection)
+    checkpointer = inline.checkpointer
+    assert checkpointer is not None and checkpointer.running
+    own = sqlite3.connect(tmp_path / "wal.db", isolation_level=None)
+    busy, frames, copied = checkpointer.checkpoint(own)  # what the thread does each second
+    assert (
+        busy == 0 and frames > 1000 and copied == frames
+    )  # all in the WAL, none copied in a commit
+    own.close()
+    await engine.dispose()
+    assert not checkpointer.running
+    reopened = sqlite3.connect(tmp_path / "wal.db")
+    assert reopened.execute("SELECT count(*) FROM t").fetchone() == (2000,)
+    reopened.close()
