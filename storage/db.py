@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.util import await_
 
 from storage import inline_sqlite, prepared
 
@@ -44,42 +45,32 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine; for SQLite, the file's folder is created and writers take the lock up front.
 
     SQLite's deferred transactions deadlock when two readers both try to write (one gets
-    SQLITE_BUSY at once, the busy timeout does not apply), so every transaction here starts
-    with BEGIN IMMEDIATE and waits its turn instead. SQLite runs on the event loop itself
-    (``storage/inline_sqlite.py``): no thread hand-off per statement.
+    SQLITE_BUSY at once, the busy timeout does not apply), so every transaction here runs
+    under BEGIN IMMEDIATE and waits its turn instead. SQLite runs on the event loop itself
+    (``storage/inline_sqlite.py``): no thread hand-off per statement, and transactions that
+    follow each other closely are committed together.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    # One connection: SQLite has one writer at a time anyway, and waiting for the pool is an
-    # awaited queue, where waiting for SQLite's lock would stop the loop.
+    # One sqlite3 connection behind a pool of SQLAlchemy's: its transactions take turns on
+    # it and commit in groups (``inline_sqlite.Shared``); waiting for a turn is awaited.
     engine = create_async_engine(
         url,
         async_creator=inline_sqlite.connector(parsed.database or ":memory:"),
-        pool_size=1,
+        pool_size=inline_sqlite.GROUP_TURNS + 4,
         max_overflow=0,
         pool_timeout=60,
     )
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={inline_sqlite.BUSY_TIMEOUT_MS}")
-        cursor.close()
-
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # on the driver itself: SQLAlchemy's statement machinery would cost ten times more
         inline = conn.connection.driver_connection
         assert isinstance(inline, inline_sqlite.InlineConnection)
         try:
-            inline_sqlite.begin_immediate(inline.sqlite.execute)
+            await_(inline.begin())
         except sqlite3.Error as exc:  # as SQLAlchemy would raise it (OperationalError …)
             raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage import inline_sqlite
 from storage.db import create_engine
@@ -87,3 +88,101 @@ async def test_commits_leave_checkpoints_to_a_thread_that_stops_with_the_connect
     reopened = sqlite3.connect(tmp_path / "wal.db")
     assert reopened.execute("SELECT count(*) FROM t").fetchone() == (2000,)
     reopened.close()
+
+
+async def _table(engine: Any) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        await conn.execute(
+            text(
+                "CREATE TABLE t (v INTEGER, parent INTEGER REFERENCES parent(id)"
+                " DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+
+
+def _statements(engine_conn: Any) -> list[str]:
+    seen: list[str] = []
+    engine_conn.set_trace_callback(seen.append)
+    return seen
+
+
+async def test_transactions_that_arrive_together_commit_once_and_each_returns_durable(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/group.db")
+    await _table(engine)
+    async with engine.connect() as conn:
+        shared = (await conn.get_raw_connection()).driver_connection.sqlite
+    seen = _statements(shared)
+    other = sqlite3.connect(tmp_path / "group.db", isolation_level=None)  # another process
+    durable: list[int] = []
+
+    async def write(v: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": v})
+        # committed means committed: another connection sees it the moment commit returns
+        durable.append(other.execute("SELECT count(*) FROM t WHERE v = ?", (v,)).fetchone()[0])
+
+    await asyncio.gather(*(write(v) for v in range(6)))
+    assert durable == [1] * 6
+    assert seen.count("COMMIT") == 1 and seen.count("SAVEPOINT billbot_turn") == 6
+    other.close()
+    await engine.dispose()
+
+
+async def test_a_failed_transaction_in_a_group_undoes_only_its_own_work(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/group.db")
+    await _table(engine)
+
+    async def write(v: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": v})
+            if v == 2:
+                raise RuntimeError("this turn failed")
+
+    results = await asyncio.gather(*(write(v) for v in range(4)), return_exceptions=True)
+    assert [isinstance(r, RuntimeError) for r in results] == [False, False, True, False]
+    async with engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all()
+    assert kept == [0, 1, 3]
+    await engine.dispose()
+
+
+async def test_a_group_that_cannot_commit_fails_every_transaction_in_it_and_the_next_works(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/group.db")
+    await _table(engine)
+
+    async def write(v: int, parent: int | None) -> None:
+        async with engine.begin() as conn:
+            values = {"v": v, "p": parent}
+            await conn.execute(text("INSERT INTO t (v, parent) VALUES (:v, :p)"), values)
+
+    # the dangling reference is only checked at COMMIT, which the three share
+    results = await asyncio.gather(
+        write(1, None), write(2, 99), write(3, None), return_exceptions=True
+    )
+    assert all(isinstance(r, IntegrityError) for r in results), results
+    await write(4, None)
+    async with engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT v FROM t"))).scalars().all()
+    assert kept == [4]
+    await engine.dispose()
+
+
+async def test_a_second_transaction_in_the_same_task_is_an_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inline_sqlite, "LOCK_WAIT_SECONDS", 0.05)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/group.db")
+    await _table(engine)
+    async with engine.begin() as outer:
+        await outer.execute(text("INSERT INTO t (v) VALUES (1)"))
+        with pytest.raises(OperationalError, match="locked"):
+            async with engine.begin() as inner:  # waits for the outer one: never comes
+                await inner.execute(text("INSERT INTO t (v) VALUES (2)"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [1]
+    await engine.dispose()
