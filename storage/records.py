@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -346,7 +346,7 @@ class ConversationRecord:
     channel: str
     user_id: str
     state: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: ConversationData = field(default_factory=ConversationData)
     lang: str = "zh"
     owner: Owner = field(default_factory=lambda: Owner.BOT)
     version: int = 0

@@ -6,13 +6,21 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import fields, replace
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.crypto import keyring
+from storage.models import Conversation
 from storage.records import ConversationData, FunnelStep, Journey
+from storage.repositories import Repositories
 
+Sessions = async_sessionmaker[AsyncSession]
+NOW = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
 JOURNEY = Journey(
     id="5f0c2a9e1b7d3c44",
     mode="amount",
@@ -238,3 +246,54 @@ def test_a_cleared_list_is_a_new_one() -> None:
     data.restart()
     data.choices.append("DD2")
     assert choices == everything().choices
+
+
+async def test_an_old_row_loads_through_the_repository_and_saves_back(sessions: Sessions) -> None:
+    async with sessions() as s, s.begin():
+        await s.execute(
+            insert(Conversation).values(
+                channel="wechat",
+                user_id="oOldRow",
+                user_index=keyring().index("oOldRow"),
+                state="verify",
+                data={**OLD_ROW, "attempts": 3},
+                lang="zh",
+                owner="bot",
+                version=0,
+                created_at=NOW,
+                updated_at=NOW,
+                expires_at=NOW,
+            )
+        )
+    async with sessions() as s, s.begin():
+        repos = Repositories.on(s)
+        conv = await repos.conversations.load_for_update("wechat", "oOldRow", "new", NOW, NOW)
+        assert conv.data == replace(ConversationData.from_json(OLD_ROW), unknown={"attempts": 3})
+        conv.data.restart()
+        await repos.conversations.save(conv, NOW)
+    async with sessions() as s:
+        row = (await s.scalars(select(Conversation.data))).one()
+    assert row == {
+        "verify_failures": 2,
+        "consent": "2026-05-01",
+        "handoff_ref": "H7Q2",
+        "handoff_id": 7,
+        "before_handoff": "verify",
+        "attempts": 3,
+        "funnel": JOURNEY.to_json() | {"steps": [], "stage": "started"},
+    }
+
+
+async def test_a_damaged_row_loads_with_defaults(sessions: Sessions) -> None:
+    async with sessions() as s, s.begin():
+        conv = await Repositories.on(s).conversations.load_for_update(
+            "wechat", "oDamaged", "new", NOW, NOW
+        )
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.id == conv.id)
+            .values(data={"verify_failures": "many", "funnel": 7, "consent": "2026-05-01"})
+        )
+    async with sessions() as s:
+        loaded = await Repositories.on(s).conversations.get("wechat", "oDamaged")
+    assert loaded is not None and loaded.data == ConversationData(consent="2026-05-01")
