@@ -44,7 +44,6 @@ from bot.metrics import Metrics
 from bot.privacy.masking import mask_order_no
 from bot.texts import Texts, as_lang
 from storage.records import (
-    JOURNEY_KEY,
     ConversationRecord,
     FunnelStep,
     OrderRecord,
@@ -76,7 +75,7 @@ def waiting_for(conv: ConversationRecord, recheck: RecheckRecord, now: datetime)
     return (
         conv.owner == Owner.BOT
         and conv.state == Step.ASK_ORDER.value
-        and conv.data.get("order_no") == recheck.order_no
+        and conv.data.order_no == recheck.order_no
         and (conv.expires_at is None or conv.expires_at > now)
     )
 
@@ -166,9 +165,9 @@ class OrderRechecks:
                 return
             before = (conv.state, copy.deepcopy(conv.data))
             ctx = self._context(repos, conv, now)
-            ctx.data.update(order_no=order.order_no, not_found=0, verified=False)
+            ctx.data.order_no, ctx.data.not_found, ctx.data.verified = order.order_no, 0, False
             # the unknown number cost a guess; it was a real order after all
-            ctx.data["verify_failures"] = max(0, int(ctx.data.get("verify_failures", 0)) - 1)
+            ctx.data.verify_failures = max(0, ctx.data.verify_failures - 1)
             ctx.mark(FunnelStep.ORDER_FOUND)
             text = ctx.say("order_recheck_found", question=verify_question(ctx))
             conv.state = Step.VERIFY.value
@@ -220,7 +219,7 @@ class OrderRechecks:
                 "order_recheck_gave_up", order=mask_order_no(recheck.order_no), minutes=minutes
             )
             result = await request_handoff(ctx, HandoffReason.ORDER_NOT_SYNCED, lead=lead)
-            conv.data["before_handoff"] = conv.state  # where "hand back" resumes
+            conv.data.before_handoff = conv.state  # where "hand back" resumes
             conv.state, conv.owner = result.state.value, result.owner
             text = "\n\n".join(r for r in result.replies if r)
             reached = await self._record_funnel(repos, conv, ctx, now)
@@ -239,7 +238,7 @@ class OrderRechecks:
 
     def _context(self, repos: Repositories, conv: ConversationRecord, now: datetime) -> StepContext:
         """What a step sees, for a turn the bot takes on its own (no message came in)."""
-        journey = conv.data.get(JOURNEY_KEY)
+        journey = conv.data.journey
         return StepContext(
             channel=conv.channel,
             user_id=conv.user_id,
@@ -256,14 +255,14 @@ class OrderRechecks:
             cards=repos.cards,
             guards=repos.guards,
             hours=self._hours,
-            journey=str(journey["id"]) if isinstance(journey, dict) else "",
+            journey=journey.id if journey is not None else "",
         )
 
     async def _record_funnel(
         self, repos: Repositories, conv: ConversationRecord, ctx: StepContext, now: datetime
     ) -> list[FunnelStep]:
-        journey = conv.data.get(JOURNEY_KEY)
-        if not isinstance(journey, dict):  # a conversation always has one after a turn
+        journey = conv.data.journey
+        if journey is None:  # a conversation always has one after a turn
             return []
         return await record_funnel(repos, journey, ctx.funnel, conv.channel, now)
 

@@ -1,11 +1,17 @@
-"""Plain read-only records the repositories hand out, so callers never hold an ORM object."""
+"""Plain read-only records the repositories hand out, so callers never hold an ORM object; and
+a conversation's data, typed, with the one definition of what each transition clears."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class FunnelStep(StrEnum):
@@ -27,8 +33,283 @@ class FunnelStep(StrEnum):
 
 # A journey that reached one of these got an answer: its expiry is not an abandonment.
 FINISHING_STEPS = frozenset({FunnelStep.CARD_ISSUED, FunnelStep.HANDED_OFF})
-# Where a conversation's data keeps its journey: {"id", "mode", "stage", "done"}.
+
+# The JSON key a conversation's data keeps its journey under (as it always has).
 JOURNEY_KEY = "funnel"
+
+
+@dataclass(slots=True)
+class Journey:
+    """A conversation's way through the funnel: a random id (no personal data), the
+    verification mode it ran under, the steps it reached, the furthest one, and whether it got
+    an answer (a card or a person)."""
+
+    id: str
+    mode: str
+    steps: list[FunnelStep] = field(default_factory=list)
+    stage: FunnelStep = FunnelStep.STARTED
+    done: bool = False
+
+    @classmethod
+    def from_json(cls, raw: object) -> Journey | None:
+        """The journey stored as ``{"id", "mode", "steps", "stage", "done"}`` (all but the id
+        optional); ``None`` if there is none or it is unreadable (a new one then starts)."""
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            return _malformed(JOURNEY_KEY, raw, None)
+        journey_id = raw.get("id")
+        if not isinstance(journey_id, str) or not journey_id:
+            return _malformed(f"{JOURNEY_KEY}.id", journey_id, None)
+        mode = raw.get("mode", "")
+        done = raw.get("done", False)
+        return cls(
+            id=journey_id,
+            mode=mode if isinstance(mode, str) else _malformed(f"{JOURNEY_KEY}.mode", mode, ""),
+            steps=_steps(raw.get("steps")),
+            stage=_stage(raw.get("stage", "started")),
+            done=done if isinstance(done, bool) else _malformed(f"{JOURNEY_KEY}.done", done, False),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            "steps": [step.value for step in self.steps],
+            "stage": self.stage.value,
+            "done": self.done,
+        }
+
+
+class Span(StrEnum):
+    """How long a field of a conversation's data lives. Each field names its span; each
+    transition (``ConversationData.restart`` and the rest) clears the spans it ends."""
+
+    ORDER = "order"  # the order in hand: until the customer starts over or the case is closed
+    HANDOFF = "handoff"  # the handoff under way: until it ends, whichever way
+    CONVERSATION = "conversation"  # until consent is withdrawn or the conversation expires
+    THROTTLE = "throttle"  # the guess throttle: outlives restarts and withdrawal
+    JOURNEY = "journey"  # the funnel's journey: until the conversation expires
+
+
+def _lives(span: Span) -> dict[str, Span]:
+    return {"span": span}
+
+
+@dataclass(slots=True)
+class ConversationData:
+    """What the bot remembers between a customer's messages (``conversations.data``).
+
+    Each field names its ``Span``; what each transition clears is defined here once:
+
+    - ``restart`` (the customer starts over, 重新开始): ORDER
+    - ``leave_handoff`` (the customer left the queue, or nobody holds it any more): HANDOFF
+    - ``hand_back`` (an agent returns it to the bot): HANDOFF and THROTTLE
+    - ``close`` (an agent resolved it): ORDER and HANDOFF
+    - ``withdraw`` (consent withdrawn): ORDER, HANDOFF and CONVERSATION
+    - ``expire`` (72 hours of silence): everything; the storage counts the journey first
+      (``ConversationRepository.end``, which writes the same blank data)
+
+    Stored as a flat JSON object with the keys this data always had, defaults left out. Keys
+    this code does not know (from another version of it) are kept as they are in ``unknown``
+    and written back, until consent is withdrawn or the conversation expires, so that
+    versions side by side (a rolling upgrade) do not erase each other's data. A value of the
+    wrong kind is logged (by key, never by value) and read as the field's default: a damaged
+    row costs the customer a question again, never a failed turn.
+    """
+
+    # the order in hand
+    order_no: str | None = field(default=None, metadata=_lives(Span.ORDER))
+    verified: bool = field(default=False, metadata=_lives(Span.ORDER))  # its question answered
+    choices: list[str] = field(default_factory=list, metadata=_lives(Span.ORDER))  # numbered
+    not_found: int = field(default=0, metadata=_lives(Span.ORDER))  # unknown numbers sent
+    not_understood: int = field(default=0, metadata=_lives(Span.ORDER))  # unreadable, in a row
+    held_text: str | None = field(default=None, metadata=_lives(Span.ORDER))  # before consent
+    scanned_order: str | None = field(default=None, metadata=_lives(Span.ORDER))  # ditto
+    # the handoff under way
+    handoff_id: int | None = field(default=None, metadata=_lives(Span.HANDOFF))
+    handoff_ref: str | None = field(default=None, metadata=_lives(Span.HANDOFF))
+    before_handoff: str | None = field(default=None, metadata=_lives(Span.HANDOFF))  # the step
+    # the conversation's
+    consent: str | None = field(default=None, metadata=_lives(Span.CONVERSATION))  # notice
+    unknown: dict[str, object] = field(default_factory=dict, metadata=_lives(Span.CONVERSATION))
+    # wrong answers and unknown orders: enough of them and only a person helps
+    verify_failures: int = field(default=0, metadata=_lives(Span.THROTTLE))
+    journey: Journey | None = field(default=None, metadata=_lives(Span.JOURNEY))
+
+    def restart(self) -> None:
+        """The customer starts over: the order in hand goes; consent, the guess throttle, the
+        journey (and a handoff, which the customer leaves first) stay."""
+        self._end(Span.ORDER)
+
+    def leave_handoff(self) -> str | None:
+        """The handoff ends without a person's word (the customer left the queue, or nobody
+        holds the conversation any more). Returns the step the handoff interrupted."""
+        resume = self.before_handoff
+        self._end(Span.HANDOFF)
+        return resume
+
+    def hand_back(self) -> str | None:
+        """An agent hands the conversation back: the bot resumes at the step returned, and
+        the guess throttle is lifted (a person vouched for the customer)."""
+        resume = self.before_handoff
+        self._end(Span.HANDOFF, Span.THROTTLE)
+        return resume
+
+    def close(self) -> None:
+        """A person resolved the case: the customer's next message starts again."""
+        self._end(Span.ORDER, Span.HANDOFF)
+
+    def withdraw(self) -> None:
+        """Consent is withdrawn: the conversation is forgotten but for the guess throttle
+        (withdrawing must not reset it) and the journey (the funnel holds nothing personal)."""
+        self._end(Span.ORDER, Span.HANDOFF, Span.CONVERSATION)
+
+    def expire(self) -> None:
+        """72 hours of silence: everything goes, the journey too (a new one starts)."""
+        self._end(*Span)
+
+    def _end(self, *spans: Span) -> None:
+        blank = ConversationData()
+        for name in _names_in(spans):
+            setattr(self, name, getattr(blank, name))
+
+    @classmethod
+    def from_json(cls, raw: object) -> ConversationData:
+        """The data as stored; rows written before it was typed read the same."""
+        if not isinstance(raw, dict):
+            if raw is not None:
+                _malformed("data", raw, None)
+            return cls()
+        data = cls(
+            order_no=_text(raw, "order_no"),
+            verified=_flag(raw, "verified"),
+            choices=_texts(raw, "choices"),
+            not_found=_count(raw, "not_found"),
+            not_understood=_count(raw, "not_understood"),
+            held_text=_text(raw, "held_text"),
+            scanned_order=_text(raw, "scanned_order"),
+            handoff_id=_id(raw, "handoff_id"),
+            handoff_ref=_text(raw, "handoff_ref"),
+            before_handoff=_text(raw, "before_handoff"),
+            consent=_text(raw, "consent"),
+            verify_failures=_count(raw, "verify_failures"),
+            journey=Journey.from_json(raw.get(JOURNEY_KEY)),
+        )
+        if not _KEYS.issuperset(raw):
+            data.unknown = {str(k): v for k, v in raw.items() if k not in _KEYS}
+        return data
+
+    def to_json(self) -> dict[str, object]:
+        """The data to store: a flat object, defaults left out."""
+        out: dict[str, object] = dict(self.unknown) if self.unknown else {}
+        if self.order_no is not None:
+            out["order_no"] = self.order_no
+        if self.verified:
+            out["verified"] = True
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.not_found:
+            out["not_found"] = self.not_found
+        if self.not_understood:
+            out["not_understood"] = self.not_understood
+        if self.held_text is not None:
+            out["held_text"] = self.held_text
+        if self.scanned_order is not None:
+            out["scanned_order"] = self.scanned_order
+        if self.handoff_id is not None:
+            out["handoff_id"] = self.handoff_id
+        if self.handoff_ref is not None:
+            out["handoff_ref"] = self.handoff_ref
+        if self.before_handoff is not None:
+            out["before_handoff"] = self.before_handoff
+        if self.consent is not None:
+            out["consent"] = self.consent
+        if self.verify_failures:
+            out["verify_failures"] = self.verify_failures
+        if self.journey is not None:
+            out[JOURNEY_KEY] = self.journey.to_json()
+        return out
+
+
+_KEYS = frozenset(  # the JSON keys ConversationData reads
+    JOURNEY_KEY if f.name == "journey" else f.name
+    for f in fields(ConversationData)
+    if f.name != "unknown"
+)
+_SPANS = {f.name: Span(f.metadata["span"]) for f in fields(ConversationData)}
+
+
+def _names_in(spans: Iterable[Span]) -> list[str]:
+    ending = set(spans)
+    return [name for name, span in _SPANS.items() if span in ending]
+
+
+def _malformed(key: str, value: object, default: _T) -> _T:
+    """Logs a stored value of the wrong kind (its type only: values may be personal)."""
+    log.warning(
+        "conversation data: %r holds a %s, not what it should; read as %r",
+        key,
+        type(value).__name__,
+        default,
+    )
+    return default
+
+
+def _text(raw: dict[str, object], key: str) -> str | None:
+    value = raw.get(key)
+    return value if value is None or isinstance(value, str) else _malformed(key, value, None)
+
+
+def _flag(raw: dict[str, object], key: str) -> bool:
+    value = raw.get(key, False)
+    return value if isinstance(value, bool) else _malformed(key, value, False)
+
+
+def _count(raw: dict[str, object], key: str) -> int:
+    value = raw.get(key, 0)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return _malformed(key, value, 0)
+
+
+def _id(raw: dict[str, object], key: str) -> int | None:
+    value = raw.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return _malformed(key, value, None)
+
+
+def _texts(raw: dict[str, object], key: str) -> list[str]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return _malformed(key, value, [])
+
+
+_STEPS = {step.value: step for step in FunnelStep}
+
+
+def _stage(value: object) -> FunnelStep:
+    step = _STEPS.get(value) if isinstance(value, str) else None
+    return step or _malformed(f"{JOURNEY_KEY}.stage", value, FunnelStep.STARTED)
+
+
+def _steps(value: object) -> list[FunnelStep]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        try:
+            return [_STEPS[step] for step in value]
+        except (KeyError, TypeError):  # a step this code does not know (or not a step at all)
+            return _malformed(
+                f"{JOURNEY_KEY}.steps",
+                value,
+                [_STEPS[step] for step in value if isinstance(step, str) and step in _STEPS],
+            )
+    return _malformed(f"{JOURNEY_KEY}.steps", value, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +346,7 @@ class ConversationRecord:
     channel: str
     user_id: str
     state: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: ConversationData = field(default_factory=ConversationData)
     lang: str = "zh"
     owner: Owner = field(default_factory=lambda: Owner.BOT)
     version: int = 0

@@ -11,7 +11,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,9 +28,9 @@ from bot.understanding import Intent, detect_intent, detect_language
 from bot.understanding.order_shapes import OrderShapes
 from storage.records import (
     FINISHING_STEPS,
-    JOURNEY_KEY,
     ConversationRecord,
     FunnelStep,
+    Journey,
     Owner,
 )
 from storage.repositories import Repositories
@@ -162,12 +162,8 @@ class Dispatcher:
         if conv.expires_at is not None and conv.expires_at <= now:
             # 72 h of silence: the old conversation is over, its data and transcript go
             await repos.conversations.end([conv.id], now)
-            conv.state, conv.data, conv.owner, conv.last_inbound_at = (
-                Step.NEW.value,
-                {},
-                Owner.BOT,
-                None,
-            )
+            conv.data.expire()
+            conv.state, conv.owner, conv.last_inbound_at = Step.NEW.value, Owner.BOT, None
         if conv.owner.is_agent:
             if inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
                 return ""  # housekeeping: not a message for the agent
@@ -180,7 +176,7 @@ class Dispatcher:
                     # a person owns the conversation: the bot listens and stays silent
                     return await self._to_agent(repos, conv, inbound, held, notices)
                 # nobody actually holds it any more: the bot takes the customer back
-                conv.state = str(conv.data.pop("before_handoff", Step.ASK_ORDER.value))
+                conv.state = conv.data.leave_handoff() or Step.ASK_ORDER.value
             # a withdrawal of consent is the customer's right, whoever owns the chat: the
             # bot handles it (leaving the queue, forgetting the conversation)
             conv.owner = Owner.BOT
@@ -198,11 +194,11 @@ class Dispatcher:
         spoken = inbound.kind in (InboundKind.TEXT, InboundKind.VOICE)
         detected = detect_language(inbound.text) if spoken and len(inbound.text) > 3 else None
         lang = as_lang(detected or conv.lang)
-        journey = conv.data.get(JOURNEY_KEY)  # kept even if the step clears the data
-        fresh = not isinstance(journey, dict)
-        if not isinstance(journey, dict):  # this conversation's journey starts now
-            journey = {"id": secrets.token_hex(8), "mode": self._verify_mode.value}
-            conv.data[JOURNEY_KEY] = journey
+        journey = conv.data.journey
+        fresh = journey is None
+        if journey is None:  # this conversation's journey starts now
+            journey = Journey(id=secrets.token_hex(8), mode=self._verify_mode.value)
+            conv.data.journey = journey
         orders = self._orders or repos.orders
         ctx = StepContext(
             channel=inbound.channel,
@@ -223,7 +219,7 @@ class Dispatcher:
             wecom_ways=self._wecom_ways,
             resumed=paused and state in RESUMABLE,
             hours=self._hours,
-            journey=str(journey["id"]),
+            journey=journey.id,
             shapes=await self._order_shapes(orders, now),
             # only Official Account customers can be messaged later (customer-service API)
             rechecks=repos.rechecks if inbound.channel == "wechat" else None,
@@ -235,16 +231,15 @@ class Dispatcher:
         if (result.state is Step.HANDOFF) != (state is Step.HANDOFF):
             notices.append(("queue", None))
             if result.state is Step.HANDOFF:
-                conv.data["before_handoff"] = state.value  # where "hand back" resumes
+                conv.data.before_handoff = state.value  # where "hand back" resumes
         conv.state, conv.owner, conv.lang = result.state.value, result.owner, lang
         reply = "\n\n".join(r for r in result.replies if r)
         if not reply and inbound.kind in (InboundKind.UNSUBSCRIBE, InboundKind.MENU):
             if fresh:
-                conv.data.pop(JOURNEY_KEY, None)
+                conv.data.journey = None
             return reply  # housekeeping events neither prolong nor enter the conversation
         conv.last_inbound_at = now
         conv.expires_at = now + SESSION_TTL
-        conv.data[JOURNEY_KEY] = journey
         steps = [FunnelStep.STARTED, *ctx.funnel] if fresh else ctx.funnel
         reached.extend(await record_funnel(repos, journey, steps, inbound.channel, now))
         if result.forget:
@@ -275,7 +270,7 @@ class Dispatcher:
 
 async def record_funnel(
     repos: Repositories,
-    journey: dict[str, Any],
+    journey: Journey,
     steps: list[FunnelStep],
     channel: str,
     now: datetime,
@@ -283,15 +278,14 @@ async def record_funnel(
     """Records the funnel steps a turn reached for the first time in its journey, in its
     transaction, and returns them. A journey's id is random: the funnel holds no personal
     data. Its furthest step is kept for the abandonment count."""
-    seen = set(journey.get("steps", []))
-    new = [step for step in dict.fromkeys(steps) if step.value not in seen]
+    seen = set(journey.steps)
+    new = [step for step in dict.fromkeys(steps) if step not in seen]
     if not new:
         return []
-    journey["steps"] = [*journey.get("steps", []), *(step.value for step in new)]
+    journey.steps.extend(new)
     order = list(FunnelStep)
-    stage = FunnelStep(journey.get("stage", FunnelStep.STARTED.value))
-    journey["stage"] = max([stage, *new], key=order.index).value
+    journey.stage = max([journey.stage, *new], key=order.index)
     if FINISHING_STEPS.intersection(new):
-        journey["done"] = True
-    await repos.funnel.record(str(journey["id"]), new, channel, str(journey["mode"]), now)
+        journey.done = True
+    await repos.funnel.record(journey.id, new, channel, journey.mode, now)
     return new

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.config import VerifyMode
 from bot.handoff.hours import ServiceHours
@@ -14,6 +14,7 @@ from bot.understanding.order_shapes import OrderShapes
 from storage.records import (
     CardRecord,
     ContactRecord,
+    ConversationData,
     FunnelStep,
     HandoffRecord,
     OrderRecord,
@@ -197,7 +198,7 @@ class StepContext:
     conversation_id: int
     now: datetime
     texts: Texts
-    data: dict[str, Any]  # the conversation's own data, mutated in place and saved by the engine
+    data: ConversationData  # the conversation's own, mutated in place and saved by the engine
     verify_mode: VerifyMode
     orders: OrderLookup
     contacts: ContactLookup
@@ -224,10 +225,6 @@ class StepContext:
 
     def say(self, key: str, **values: object) -> str:
         return self.texts.say(key, **values)
-
-    def bump(self, counter: str) -> int:
-        self.data[counter] = int(self.data.get(counter, 0)) + 1
-        return int(self.data[counter])
 
 
 @dataclass

@@ -23,7 +23,7 @@ from bot.flows.order import (
     on_verify,
     verify_question,
 )
-from bot.flows.scan import HELD, card_for, on_scan, scene_in
+from bot.flows.scan import card_for, on_scan, scene_in
 from bot.messages import Inbound, InboundKind
 from bot.privacy.masking import mask_order_no
 from bot.understanding import Intent, Understood, understand
@@ -37,7 +37,7 @@ def current_prompt(ctx: StepContext, state: Step) -> str:
     if state is Step.VERIFY:
         return verify_question(ctx)
     if state is Step.PICK_ORDER:
-        return ctx.say("pick_order_hint", count=len(ctx.data.get("choices", [])))
+        return ctx.say("pick_order_hint", count=len(ctx.data.choices))
     if state is Step.CARD_SENT:
         return ctx.say("card_sent_followup")
     return ctx.say("ask_order")
@@ -47,7 +47,7 @@ def resume_line(ctx: StepContext, state: Step) -> list[str]:
     if not ctx.resumed:
         return []
     if state is Step.VERIFY:
-        return [ctx.say("resume_verify", order=mask_order_no(str(ctx.data.get("order_no", ""))))]
+        return [ctx.say("resume_verify", order=mask_order_no(ctx.data.order_no or ""))]
     if state is Step.CONSENT:
         return [ctx.say("resume_consent")]
     if state is Step.ASK_ORDER:
@@ -128,8 +128,9 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
             outcome.replies[:0] = resume_line(ctx, state)
             return outcome
         thanks = [ctx.say("consent_thanks")]
-        if scanned_order := ctx.data.pop(HELD, None):  # a receipt's code scanned before
-            return await card_for(ctx, str(scanned_order), thanks)
+        scanned_order, ctx.data.scanned_order = ctx.data.scanned_order, None
+        if scanned_order:  # a receipt's code scanned before
+            return await card_for(ctx, scanned_order, thanks)
         if not outcome:
             return ask_order(ctx, thanks)
         held = understand(outcome, ctx.shapes)
@@ -158,16 +159,7 @@ async def on_text(ctx: StepContext, state: Step, text: str) -> StepResult:
 
 
 async def _restart(ctx: StepContext, lead: list[str]) -> StepResult:
-    for key in (
-        "order_no",
-        "verified",
-        "not_found",
-        "not_understood",
-        "held_text",
-        "choices",
-        HELD,
-    ):
-        ctx.data.pop(key, None)
+    ctx.data.restart()
     if not await has_consented(ctx):
         return StepResult(Step.CONSENT, [*lead, consent_notice(ctx)])
     return ask_order(ctx, lead)

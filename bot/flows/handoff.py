@@ -17,17 +17,16 @@ async def request_handoff(
 ) -> StepResult:
     """Queues the conversation for a person; the reply is ``lead`` (by default the reason in
     the customer's words) followed by the reference and the wait."""
-    order_no = ctx.data.get("order_no")
+    order_no = ctx.data.order_no
     handoff = await ctx.handoffs.create(
         ctx.conversation_id,
         reason.value,
         ctx.now,
         order_tail=order_tail(order_no) if order_no else None,
-        amount_confirmed=bool(ctx.data.get("verified")),
-        failures=int(ctx.data.get("verify_failures", 0)),
+        amount_confirmed=ctx.data.verified,
+        failures=ctx.data.verify_failures,
     )
-    ctx.data["handoff_ref"] = handoff.ref
-    ctx.data["handoff_id"] = handoff.id
+    ctx.data.handoff_ref, ctx.data.handoff_id = handoff.ref, handoff.id
     ctx.mark(FunnelStep.HANDED_OFF)
     if lead is None:
         lead = "" if reason is HandoffReason.ASKED else ctx.say(f"handoff_reason_{reason.value}")
@@ -40,7 +39,7 @@ async def request_handoff(
 
 async def queue_notice(ctx: StepContext, handoff_id: int) -> str:
     """The reference, and either the place in line and the wait, or when the service opens."""
-    ref = ctx.data.get("handoff_ref", "-")
+    ref = ctx.data.handoff_ref or "-"
     if not ctx.hours.is_open(ctx.now):
         when = ctx.hours.next_opening(ctx.now)
         opens = (
@@ -56,17 +55,16 @@ async def queue_notice(ctx: StepContext, handoff_id: int) -> str:
 
 async def while_queued(ctx: StepContext) -> StepResult:
     """A customer writing while they wait: remind them of their reference, keep them queued."""
-    handoff_id = ctx.data.get("handoff_id")
+    handoff_id = ctx.data.handoff_id
     if not ctx.hours.is_open(ctx.now) or handoff_id is None:
-        text = await queue_notice(ctx, int(handoff_id or 0))
+        text = await queue_notice(ctx, handoff_id or 0)
     else:
-        position = max(1, await ctx.handoffs.position(int(handoff_id)))
-        await ctx.handoffs.mark_notified(int(handoff_id), position)
-        text = ctx.say("in_queue", ref=ctx.data.get("handoff_ref", "-"), position=position)
+        position = max(1, await ctx.handoffs.position(handoff_id))
+        await ctx.handoffs.mark_notified(handoff_id, position)
+        text = ctx.say("in_queue", ref=ctx.data.handoff_ref or "-", position=position)
     return StepResult(Step.HANDOFF, [text], owner=Owner.QUEUE)
 
 
 async def leave_queue(ctx: StepContext) -> None:
     await ctx.handoffs.close_open(ctx.conversation_id, HandoffStatus.CANCELLED, ctx.now)
-    ctx.data.pop("handoff_ref", None)
-    ctx.data.pop("handoff_id", None)
+    ctx.data.leave_handoff()

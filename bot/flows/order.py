@@ -38,7 +38,7 @@ def ask_order(ctx: StepContext, replies: list[str] | None = None) -> StepResult:
 
 
 def verify_question(ctx: StepContext) -> str:
-    return ctx.say(_ASK[ctx.verify_mode], order=mask_order_no(str(ctx.data.get("order_no", ""))))
+    return ctx.say(_ASK[ctx.verify_mode], order=mask_order_no(ctx.data.order_no or ""))
 
 
 async def list_orders(ctx: StepContext, lead: list[str] | None = None) -> StepResult:
@@ -50,7 +50,7 @@ async def list_orders(ctx: StepContext, lead: list[str] | None = None) -> StepRe
         return StepResult(Step.ASK_ORDER, [*replies, ctx.say("no_paid_orders")])
     if len(orders) == 1:
         return await on_order(ctx, "", Understood(orders[0].order_no, None, None), replies)
-    ctx.data["choices"] = [order.order_no for order in orders]
+    ctx.data.choices = [order.order_no for order in orders]
     lines = "\n".join(
         ctx.say(
             "order_choice",
@@ -69,20 +69,21 @@ async def on_pick(
 ) -> StepResult:
     """The customer answers the numbered list: a number, or an order number after all."""
     replies = list(lead or [])
-    choices = [str(c) for c in ctx.data.get("choices", [])]
+    choices = ctx.data.choices
     if understood.order_no is not None or not choices:
-        ctx.data.pop("choices", None)
+        ctx.data.choices = []
         return await on_order(ctx, text, understood, replies)
     picked = parse_choice(text)
     if picked == -1:
         picked = len(choices)
     if picked is None or not 1 <= picked <= len(choices):
-        if ctx.bump("not_understood") >= MAX_FAILURES:
+        ctx.data.not_understood += 1
+        if ctx.data.not_understood >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.NOT_UNDERSTOOD, replies)
         return StepResult(
             Step.PICK_ORDER, [*replies, ctx.say("pick_order_hint", count=len(choices))]
         )
-    ctx.data.pop("choices", None)
+    ctx.data.choices = []
     return await on_order(ctx, text, Understood(choices[picked - 1], None, None), replies)
 
 
@@ -92,11 +93,12 @@ async def on_order(
     """The customer should be sending an order number (and maybe the amount with it)."""
     replies = list(lead or [])
     if understood.order_no is None:
-        if ctx.bump("not_understood") >= MAX_FAILURES:
+        ctx.data.not_understood += 1
+        if ctx.data.not_understood >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.NOT_UNDERSTOOD, replies)
         key = "amount_before_order" if understood.amount is not None else "order_hint"
         return StepResult(Step.ASK_ORDER, [*replies, ctx.say(key)])
-    ctx.data["not_understood"] = 0
+    ctx.data.not_understood = 0
     found = await _existing(ctx, understood)
     if len(found) > 1:  # two readings are both real orders: the customer says which
         return _which(ctx, found, replies)
@@ -104,9 +106,10 @@ async def on_order(
     if order is None:
         # not found yet: maybe a typo, maybe not synced yet. An unknown number costs a guess
         # like a wrong amount (or anyone could list which orders exist), even after a restart.
-        ctx.data["order_no"] = understood.order_no
-        ctx.bump("not_found")
-        if ctx.bump("verify_failures") >= MAX_FAILURES:
+        ctx.data.order_no = understood.order_no
+        ctx.data.not_found += 1
+        ctx.data.verify_failures += 1
+        if ctx.data.verify_failures >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.ORDER_NOT_FOUND, replies)
         if await schedule_recheck(ctx, understood.order_no):
             minutes = int(ctx.limits.recheck_for.total_seconds() // 60)
@@ -125,12 +128,12 @@ async def on_order(
             Step.ASK_ORDER,
             [*replies, ctx.say("order_not_found", order=mask_order_no(understood.order_no))],
         )
-    if int(ctx.data.get("verify_failures", 0)) >= MAX_FAILURES:
+    if ctx.data.verify_failures >= MAX_FAILURES:
         return await request_handoff(ctx, HandoffReason.VERIFY_FAILED, replies)
     locked = await ctx.guards.locked_until(order.order_no, ctx.now)
     if locked is not None:
         return _locked(ctx, order.order_no, locked, replies)
-    ctx.data.update(order_no=order.order_no, not_found=0, verified=False)
+    ctx.data.order_no, ctx.data.not_found, ctx.data.verified = order.order_no, 0, False
     ctx.mark(FunnelStep.ORDER_FOUND)
     if is_payer(ctx, order):
         # the customer's own WeChat paid this order: nothing more to prove
@@ -185,7 +188,7 @@ async def _existing(ctx: StepContext, understood: Understood) -> list[OrderRecor
 
 
 def _which(ctx: StepContext, orders: list[OrderRecord], replies: list[str]) -> StepResult:
-    ctx.data["choices"] = [order.order_no for order in orders]
+    ctx.data.choices = [order.order_no for order in orders]
     lines = "\n".join(
         f"{n}. {mask_order_no(order.order_no)}" for n, order in enumerate(orders, start=1)
     )
@@ -204,9 +207,9 @@ def _locked(ctx: StepContext, order_no: str, until: datetime, replies: list[str]
 async def on_verify(
     ctx: StepContext, text: str, understood: Understood, lead: list[str] | None = None
 ) -> StepResult:
-    """The customer answers the verification question for the order in ``data["order_no"]``."""
+    """The customer answers the verification question for the order in ``data.order_no``."""
     replies = list(lead or [])
-    order_no = str(ctx.data.get("order_no", ""))
+    order_no = ctx.data.order_no or ""
     if (
         ctx.verify_mode is VerifyMode.AMOUNT
         and understood.order_no
@@ -216,7 +219,7 @@ async def on_verify(
     order = await ctx.orders.find(order_no)
     if order is None:
         return ask_order(ctx, replies)
-    if int(ctx.data.get("verify_failures", 0)) >= MAX_FAILURES:
+    if ctx.data.verify_failures >= MAX_FAILURES:
         # locked out for the rest of this conversation: no more guesses, only a person
         return await request_handoff(ctx, HandoffReason.VERIFY_FAILED, replies)
     locked = await ctx.guards.locked_until(order_no, ctx.now)
@@ -226,10 +229,11 @@ async def on_verify(
     if verdict is Verdict.UNAVAILABLE:
         return await request_handoff(ctx, HandoffReason.CANNOT_VERIFY, replies)
     if verdict is Verdict.UNREADABLE:
-        if ctx.bump("not_understood") >= MAX_FAILURES:
+        ctx.data.not_understood += 1
+        if ctx.data.not_understood >= MAX_FAILURES:
             return await request_handoff(ctx, HandoffReason.NOT_UNDERSTOOD, replies)
         return StepResult(Step.VERIFY, [*replies, ctx.say(_HINT[ctx.verify_mode])])
-    ctx.data["not_understood"] = 0
+    ctx.data.not_understood = 0
     if verdict is Verdict.MISMATCH:
         # counted per order across customers: three failures lock the order a while
         locked = await ctx.guards.failed(
@@ -240,7 +244,8 @@ async def on_verify(
             lock=ctx.limits.order_lock,
         )
         # and per conversation, across orders and restarts: guessing is throttled
-        failures = ctx.bump("verify_failures")
+        ctx.data.verify_failures += 1
+        failures = ctx.data.verify_failures
         if locked is not None:
             ctx.alerts.append("order_locked")
             if failures < MAX_FAILURES:
@@ -267,7 +272,7 @@ def is_payer(ctx: StepContext, order: OrderRecord) -> bool:
 
 async def hand_card(ctx: StepContext, order: OrderRecord, replies: list[str]) -> StepResult:
     """The order is proven the customer's: the card for its contact (or a person)."""
-    ctx.data.update(order_no=order.order_no, verified=True, verify_failures=0)
+    ctx.data.order_no, ctx.data.verified, ctx.data.verify_failures = order.order_no, True, 0
     ctx.mark(FunnelStep.VERIFIED)
     contact = await ctx.contacts.for_order(order)
     if contact is None:

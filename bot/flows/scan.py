@@ -15,7 +15,6 @@ from bot.privacy.scenes import SceneExpired, SceneRefused
 from storage.records import FunnelStep, ScanClaim
 
 SUBSCRIBE_PREFIX = "qrscene_"
-HELD = "scanned_order"  # the order of a code scanned before consent, in the conversation data
 
 
 def scene_in(event_key: str, subscribe: bool) -> str | None:
@@ -34,7 +33,7 @@ async def on_scan(ctx: StepContext, scene: str, lead: list[str]) -> StepResult:
             return StepResult(Step.CONSENT, [*lead, refusal, consent_notice(ctx)])
         return StepResult(Step.ASK_ORDER, [*lead, refusal, ctx.say("ask_order")])
     if not await has_consented(ctx):
-        ctx.data[HELD] = claim.order_no  # kept, not looked up, until the customer agrees
+        ctx.data.scanned_order = claim.order_no  # kept, not looked up, until they agree
         return StepResult(Step.CONSENT, [*lead, consent_notice(ctx)])
     return await card_for(ctx, claim.order_no, lead)
 
@@ -44,7 +43,7 @@ async def card_for(ctx: StepContext, order_no: str, lead: list[str]) -> StepResu
     order = await ctx.orders.find(order_no)
     if order is None:  # the order was removed since the code was made
         return StepResult(Step.ASK_ORDER, [*lead, ctx.say("scan_unknown"), ctx.say("ask_order")])
-    ctx.data.update(order_no=order.order_no, not_found=0)
+    ctx.data.order_no, ctx.data.not_found = order.order_no, 0
     ctx.mark(FunnelStep.ORDER_FOUND)
     return await hand_card(ctx, order, lead)
 

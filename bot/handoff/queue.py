@@ -441,16 +441,12 @@ class HandoffService:
                 self._must_hold(agent, handoff)
             if not await repos.handoffs.close(handoff_id, status, now):
                 raise _closed()  # an admin closing what had already ended
-            data = dict(conv.data)
             if status == HandoffStatus.RETURNED:
-                state = str(data.pop("before_handoff", "ask_order"))
-                data.pop("verify_failures", None)  # a person vouched for the customer
+                state = conv.data.hand_back() or "ask_order"
             else:
+                conv.data.close()
                 state = "ask_order"
-                for key in ("order_no", "verified", "before_handoff", "not_found"):
-                    data.pop(key, None)
-            data.pop("handoff_ref", None)
-            await repos.conversations.return_to_bot(conv.id, state, data)
+            await repos.conversations.return_to_bot(conv.id, state, conv.data)
             item = await self._item(repos, handoff_id)
         self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": status})
         return item

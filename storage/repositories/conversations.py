@@ -12,8 +12,8 @@ from storage.crypto import keyring
 from storage.db import Upsert, run, table_of
 from storage.models import Conversation, Handoff, Message
 from storage.records import (
-    JOURNEY_KEY,
     OPEN_STATUSES,
+    ConversationData,
     ConversationRecord,
     FunnelStep,
     HandoffStatus,
@@ -74,7 +74,7 @@ def _record(row: Any) -> ConversationRecord:
         channel=row.channel,
         user_id=row.user_id,
         state=row.state,
-        data=dict(row.data or {}),
+        data=ConversationData.from_json(row.data),
         lang=row.lang,
         owner=row.owner,
         version=row.version,
@@ -139,7 +139,7 @@ class ConversationRepository:
         saved = {
             "conv": conv.id,
             "new_state": conv.state,
-            "new_data": conv.data,
+            "new_data": conv.data.to_json(),
             "new_lang": conv.lang,
             "new_owner": conv.owner,
             "new_version": conv.version + 1,
@@ -163,15 +163,15 @@ class ConversationRepository:
         )
         funnel = FunnelRepository(self._s)
         for channel, data in ending:
-            journey = (data or {}).get(JOURNEY_KEY)
-            if isinstance(journey, dict) and journey.get("id") and not journey.get("done"):
+            journey = ConversationData.from_json(data).journey
+            if journey is not None and not journey.done:
                 await funnel.record(
-                    str(journey["id"]),
+                    journey.id,
                     [FunnelStep.ABANDONED],
                     channel,
-                    str(journey.get("mode", "")),
+                    journey.mode,
                     now,
-                    stopped_at=str(journey.get("stage", FunnelStep.STARTED.value)),
+                    stopped_at=journey.stage.value,
                 )
         deleted = await self._s.execute(
             delete(Message).where(Message.conversation_id.in_(conversation_ids))
@@ -213,10 +213,10 @@ class ConversationRepository:
         message prepared for the previous owner is not sent. The caller holds the row."""
         await self._bump(conversation_id, owner=owner)
 
-    async def return_to_bot(self, conversation_id: int, state: str, data: dict[str, Any]) -> None:
+    async def return_to_bot(self, conversation_id: int, state: str, data: ConversationData) -> None:
         """A person is done: the bot speaks again, from ``state`` with ``data``. The caller
         holds the row."""
-        await self._bump(conversation_id, owner=Owner.BOT, state=state, data=data)
+        await self._bump(conversation_id, owner=Owner.BOT, state=state, data=data.to_json())
 
     async def bump_version(self, conversation_id: int) -> None:
         """Something was said on the conversation's behalf outside a turn (an agent's reply):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
@@ -16,7 +16,8 @@ from bot.messages import Inbound, InboundKind
 from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
 from bot.texts import Texts
-from storage.models import Message
+from storage.models import Conversation, Message
+from storage.records import ConversationData
 from storage.repositories import ConversationRepository
 
 ZH = Texts("zh")
@@ -133,3 +134,59 @@ async def test_a_failed_turn_leaves_no_trace_and_the_retry_is_processed(
         raise AssertionError("the broken signer should have failed the turn")
     retry = await make_dispatcher(sessions, clock).handle(text("128.5", 3))
     assert not retry.duplicate and "wx_ab****89" in retry.reply
+
+
+async def stored_data(sessions: async_sessionmaker[AsyncSession]) -> ConversationData:
+    async with sessions() as s:
+        conv = await ConversationRepository(s).get("wechat", USER)
+    assert conv is not None
+    return conv.data
+
+
+async def test_starting_over_keeps_the_guess_count_consent_and_journey(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    bot = make_dispatcher(sessions, clock)
+    for n, said in enumerate(["你好", "同意", "DD20250503123456", "100"]):
+        await bot.handle(text(said, n))
+    before = await stored_data(sessions)
+    assert before.order_no == "DD20250503123456" and before.verify_failures == 1
+    reply = await bot.handle(text("重新开始", 4))
+    assert reply.reply == "\n\n".join([ZH.say("restart"), ZH.say("ask_order")])
+    after = await stored_data(sessions)
+    assert after.order_no is None and after.not_understood == 0
+    assert after.verify_failures == 1 and after.consent == before.consent
+    assert after.journey is not None and before.journey is not None
+    assert after.journey.id == before.journey.id
+
+
+async def test_expiry_starts_a_new_journey_with_nothing_remembered(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    bot = make_dispatcher(sessions, clock)
+    for n, said in enumerate(["你好", "同意", "DD20250503123456", "100"]):
+        await bot.handle(text(said, n))
+    before = await stored_data(sessions)
+    clock.advance(timedelta(hours=73))
+    await bot.handle(text("你好", 4))
+    after = await stored_data(sessions)
+    assert after.journey is not None and before.journey is not None
+    assert after.journey.id != before.journey.id
+    assert (after.order_no, after.verify_failures) == (None, 0)
+
+
+async def test_a_damaged_conversation_row_costs_a_question_not_the_turn(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, seeded: None
+) -> None:
+    bot = make_dispatcher(sessions, clock)
+    for n, said in enumerate(["你好", "同意", "DD20250503123456"]):
+        await bot.handle(text(said, n))
+    async with sessions() as s, s.begin():
+        await s.execute(
+            update(Conversation).values(
+                data={"order_no": 20250503123456, "verify_failures": "x", "funnel": [1]}
+            )
+        )
+    reply = await bot.handle(text("128.5", 3))
+    assert reply.reply == ZH.say("ask_order")  # the order in hand was unreadable: asked again
+    assert (await stored_data(sessions)).journey is not None  # a new one started

@@ -104,7 +104,7 @@ async def test_an_order_that_arrives_later_is_offered_once_and_its_guess_given_b
     async with api.app[SESSIONS]() as s:  # sealed at rest, like every order number
         stored = await s.scalar(select(type_coerce(OrderRecheck.order_no, Text)))
     assert stored is not None and LATE not in stored
-    assert (await conversation(api, customer)).data["verify_failures"] == 1  # a guess, as ever
+    assert (await conversation(api, customer)).data.verify_failures == 1  # a guess, as ever
 
     assert (await api.app[RECHECKS].run_due()).waiting == 0  # not due for two minutes
     clock.advance(timedelta(minutes=2))
@@ -117,8 +117,8 @@ async def test_an_order_that_arrives_later_is_offered_once_and_its_guess_given_b
     question = ZH.say("ask_amount", order=mask_order_no(LATE))
     assert sent == [(customer.openid, ZH.say("order_recheck_found", question=question))]
     conv = await conversation(api, customer)
-    assert conv.state == "verify" and conv.data["order_no"] == LATE
-    assert conv.data["verify_failures"] == 0
+    assert conv.state == "verify" and conv.data.order_no == LATE
+    assert conv.data.verify_failures == 0
     [recheck] = await rechecks(api)
     assert recheck.outcome == "found" and recheck.done_at is not None
     async with api.app[SESSIONS]() as s:  # in the transcript, as sent through the API
@@ -200,7 +200,7 @@ async def test_a_customer_who_moved_on_hears_nothing(
     [recheck] = await rechecks(api)
     assert recheck.outcome == "moved_on"
     conv = await conversation(api, customer)
-    assert conv.state == "verify" and conv.data["order_no"] == KNOWN
+    assert conv.state == "verify" and conv.data.order_no == KNOWN
 
 
 async def test_one_open_recheck_per_conversation(
@@ -288,7 +288,7 @@ async def test_a_message_wechat_refuses_is_taken_back_and_tried_again(
     clock.advance(timedelta(minutes=2))
     assert (await api.app[RECHECKS].run_due()).found == 0
     conv = await conversation(api, customer)
-    assert conv.state == "ask_order" and conv.data["verify_failures"] == 1  # as it was
+    assert conv.state == "ask_order" and conv.data.verify_failures == 1  # as it was
     async with api.app[SESSIONS]() as s:
         assert "bot-api" not in list(await s.scalars(select(Message.sender)))
     clock.advance(timedelta(minutes=2))

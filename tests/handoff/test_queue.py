@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -21,13 +21,15 @@ from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import AgentView, HandoffError, HandoffService
 from bot.messages import Inbound, InboundKind
+from bot.texts import Texts
 from storage.models import Agent, AuditEntry
-from storage.records import Owner
+from storage.records import ConversationData, ConversationRecord, Owner
 from storage.repositories import ConversationRepository
 from tests.engine.test_dispatcher import make_dispatcher
 from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
 
 Sessions = async_sessionmaker[AsyncSession]
+ZH = Texts("zh")
 ORDER = "DD20250503123456"
 APP_ID, SECRET = "wxfake0000000001", "fake-secret-000000"
 
@@ -159,6 +161,48 @@ async def test_after_resolve_the_customer_is_back_with_the_bot(desk: Desk) -> No
     async with desk.sessions() as s:
         conv = await ConversationRepository(s).get("wechat", user(1))
     assert conv is not None and conv.owner == Owner.BOT
+
+
+async def conversation_of(desk: Desk, customer: str) -> ConversationRecord:
+    async with desk.sessions() as s:
+        conv = await ConversationRepository(s).get("wechat", customer)
+    assert conv is not None
+    return conv
+
+
+async def test_a_hand_back_keeps_the_order_and_lifts_the_guess_count(desk: Desk) -> None:
+    handoff = await desk.queued(user(1), ORDER, "100")  # one wrong amount, then a person
+    queued = await conversation_of(desk, user(1))
+    assert queued.data.verify_failures == 1 and queued.data.before_handoff == "verify"
+    await desk.service.claim(desk.agents[1], handoff)
+    await desk.service.hand_back(desk.agents[1], handoff)
+    back = await conversation_of(desk, user(1))
+    assert back.state == "verify" and back.data == replace(
+        queued.data, verify_failures=0, handoff_id=None, handoff_ref=None, before_handoff=None
+    )
+
+
+async def test_a_resolved_case_clears_the_order_and_keeps_the_guess_count(desk: Desk) -> None:
+    handoff = await desk.queued(user(1), ORDER, "100")
+    queued = await conversation_of(desk, user(1))
+    await desk.service.claim(desk.agents[1], handoff)
+    await desk.service.resolve(desk.agents[1], handoff)
+    closed = await conversation_of(desk, user(1))
+    assert closed.state == "ask_order" and closed.data == ConversationData(
+        consent=queued.data.consent, verify_failures=1, journey=queued.data.journey
+    )
+
+
+async def test_after_a_resolve_one_unreadable_message_does_not_go_back_to_a_person(
+    desk: Desk,
+) -> None:
+    # (a resolve once kept the count of unreadable messages that had led to the handoff)
+    for said in ("你好", "同意", "天气不错", "随便看看", "hmm"):
+        await desk.say(user(1), said)
+    [item] = await desk.service.queue(desk.agents[0])
+    await desk.service.claim(desk.agents[1], item.id)
+    await desk.service.resolve(desk.agents[1], item.id)
+    assert await desk.say(user(1), "天气不错") == ZH.say("order_hint")
 
 
 async def test_a_lapsed_lease_returns_the_conversation_to_the_head_of_the_queue(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from storage.records import HandoffRecord, HandoffStatus, Owner
+from storage.records import ConversationData, HandoffRecord, HandoffStatus, Owner
 from storage.repositories import Repositories
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -195,11 +195,11 @@ async def test_a_conversation_changes_hands_with_a_new_version(
         held = await convs.by_id(q.conversation_id)
         assert held is not None and held.owner == Owner.agent(q.agents[0])
         assert held.version == before.version + 2
-        await convs.return_to_bot(q.conversation_id, "verify", {"order_no": "DD1"})
+        await convs.return_to_bot(q.conversation_id, "verify", ConversationData(order_no="DD1"))
     async with sessions() as s:
         back = await Repositories.on(s).conversations.by_id(q.conversation_id)
     assert back is not None and back.owner == Owner.BOT and back.version == before.version + 3
-    assert (back.state, back.data) == ("verify", {"order_no": "DD1"})
+    assert (back.state, back.data) == ("verify", ConversationData(order_no="DD1"))
 
 
 async def test_queue_rows_show_the_newest_lines_without_notes(

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from storage.records import ContactRecord, OrderRecord, Owner
+from storage.records import ContactRecord, ConversationData, OrderRecord, Owner
 from storage.repositories import Repositories
 from storage.retention import purge_expired
 
@@ -60,11 +60,12 @@ async def test_conversation_is_created_once_and_versioned(
             conv = await convs.load_for_update(
                 "wechat", "u1", "new", now, now + timedelta(hours=72)
             )
-            conv.data["n"] = int(conv.data.get("n", 0)) + 1
+            conv.data.not_understood += 1
             await convs.save(conv, now)
     async with sessions() as s:
         conv = await Repositories.on(s).conversations.get("wechat", "u1")
-    assert conv is not None and conv.version == 2 and conv.data == {"n": 2}
+    assert conv is not None and conv.version == 2
+    assert conv.data == ConversationData(not_understood=2)
     assert conv.expires_at == now + timedelta(hours=72)
 
 
@@ -142,7 +143,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
     async with sessions() as s, s.begin():
         repos = Repositories.on(s)
         conv = await repos.conversations.load_for_update("wechat", "u1", "new", now, now)
-        conv.state, conv.data = "verify", {"order_no": "DD1"}
+        conv.state, conv.data = "verify", ConversationData(order_no="DD1")
         conv.last_inbound_at, conv.expires_at = now, now + timedelta(hours=72)
         await repos.conversations.save(conv, now)
         await repos.transcript.add_turn(conv.id, [("in", "customer", "DD1")], now)
@@ -162,7 +163,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
     async with sessions() as s:
         repos = Repositories.on(s)
         left = await repos.conversations.get("wechat", "u1")
-        assert left is not None and left.data == {} and left.state == "new"
+        assert left is not None and left.data == ConversationData() and left.state == "new"
         assert await repos.transcript.for_conversation(left.id) == []
     # purged once: the next run finds nothing more to do
     again = await purge_expired(sessions, now + timedelta(hours=74))
