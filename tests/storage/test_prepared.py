@@ -23,6 +23,7 @@ from bot.demo import seed_demo
 from bot.keys import ENGINE, SESSIONS
 from storage.db import create_engine, migrate, run, session_factory, table_of
 from storage.models import Conversation, ProcessedMessage
+from storage.records import ConversationData
 from storage.repositories import Repositories
 from tests.conftest import Customer
 
@@ -44,7 +45,12 @@ async def sqlite_sessions(tmp_path: Path) -> Any:
 async def test_a_conversation_saved_on_the_driver_reads_the_same_through_sqlalchemy(
     sqlite_sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    data = {"order": "DD20250503123456", "名字": "张三", "tries": [1, 2], "nested": {"a": None}}
+    data = ConversationData(
+        order_no="DD20250503123456",
+        choices=["DD1", "DD2"],
+        held_text="我是张三",
+        unknown={"from another version": {"a": None, "b": [1, 2]}},
+    )
     async with sqlite_sessions() as session, session.begin():
         repos = Repositories.on(session)
         conv = await repos.conversations.load_for_update(
@@ -55,7 +61,7 @@ async def test_a_conversation_saved_on_the_driver_reads_the_same_through_sqlalch
     async with sqlite_sessions() as session:
         row = await session.get(Conversation, conv.id)
         assert row is not None
-        assert (row.data, row.state, row.version) == (data, "verify", 1)
+        assert (row.data, row.state, row.version) == (data.to_json(), "verify", 1)
         assert row.last_inbound_at == NOW and row.last_inbound_at.tzinfo is not None
         assert row.expires_at == NOW + timedelta(hours=72)
     async with sqlite_sessions() as session, session.begin():  # and read back on the driver
