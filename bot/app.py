@@ -246,8 +246,9 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
 
 
 async def purge_job(app: web.Application) -> AsyncIterator[None]:
-    """Background upkeep while the server runs: lapsed claims go back to the queue (every
-    few seconds, so a dropped conversation does not wait for an agent to look), unknown
+    """Background upkeep while the server runs: consoles of workers that died are forgotten
+    and lapsed claims go back to the queue (every few seconds, so a dropped conversation
+    does not wait for an agent to look), unknown
     order numbers due a recheck are looked up again (``bot/rechecks.py``), and the
     retention job runs every few minutes (`billbot purge` runs it once)."""
 
@@ -255,6 +256,7 @@ async def purge_job(app: web.Application) -> AsyncIterator[None]:
         ticks = 0
         while True:
             try:
+                await app[HANDOFFS].forget_stale_consoles()
                 await app[HANDOFFS].release_expired_leases()
                 await app[CONTACT_WAYS].delete_spent_ways()
                 await app[RECHECKS].run_due()
