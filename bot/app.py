@@ -75,6 +75,7 @@ from storage.repositories import (
     ContactRepository,
     ConversationRepository,
     FunnelRepository,
+    InboxRepository,
     TranscriptRepository,
 )
 from storage.retention import purge_expired
@@ -165,6 +166,11 @@ async def mark_sent_by_api(
             await TranscriptRepository(session).resend_as(conv.id, text, "bot", API_BOT)
 
 
+async def unmark_late(sessions: async_sessionmaker[AsyncSession], key: str) -> None:
+    async with sessions() as session, session.begin():
+        await InboxRepository(session).unmark_late(key)
+
+
 async def database(app: web.Application, orders: OrderLookup | None = None) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     configure_keyring([k.reveal() for k in settings.secret_keys])
@@ -189,6 +195,7 @@ async def database(app: web.Application, orders: OrderLookup | None = None) -> A
         app[LATE_REPLIES].sender = wechat
         app[LATE_REPLIES].bot_may_speak = functools.partial(bot_owns, app[SESSIONS])
         app[LATE_REPLIES].sent_through_api = functools.partial(mark_sent_by_api, app[SESSIONS])
+        app[LATE_REPLIES].not_sent = functools.partial(unmark_late, app[SESSIONS])
         app[HANDOFFS] = HandoffService(
             app[SESSIONS],
             app[CLOCK],

@@ -5,6 +5,8 @@ finish; the webhook answers with WeChat's empty "success", and the finished repl
 through the customer-service message API instead. The turn marks its delivery record
 "answered late" in its own transaction, so WeChat's retries of that message get "success"
 too, from whichever server process they reach, and the customer reads the answer once.
+If the API refuses the reply, the mark is cleared again: a retry still to come is answered
+with the stored reply in its callback, rather than with "success" and nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class LateReplies:
         self.bot_may_speak: Callable[[str], Awaitable[bool]] | None = None
         # records that the reply went out through the API (it uses WeChat's reply quota)
         self.sent_through_api: Callable[[str, str], Awaitable[None]] | None = None
+        # the reply did not go out: the delivery record (by its key) is no longer "answered"
+        self.not_sent: Callable[[str], Awaitable[None]] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def within_deadline(
@@ -79,15 +83,35 @@ class LateReplies:
         if outcome.duplicate or not outcome.reply:
             return
         if self.sender is None:
-            log.error("late reply for %s dropped: no WeChat API client", key)
+            log.error("late reply for %s not sent: no WeChat API client", key)
+            await self._unmark(key)
             return
         if self.bot_may_speak is not None and not await self.bot_may_speak(openid):
+            # the mark stays: a retry must not carry the bot's reply to an agent's customer
             log.info("late reply for %s dropped: an agent owns the conversation now", key)
             return
         try:
             await self.sender.send_text(openid, outcome.reply)
         except Exception as exc:
-            log.warning("late reply for %s could not be sent: %s", key, exc)
+            log.warning(
+                "late reply for %s could not be sent through the message API (%s); a retry"
+                " of that message from WeChat gets it in its callback",
+                key,
+                exc,
+            )
+            await self._unmark(key)
             return
         if self.sent_through_api is not None:
             await self.sent_through_api(openid, outcome.reply)
+
+    async def _unmark(self, key: str) -> None:
+        if self.not_sent is None:
+            return
+        try:
+            await self.not_sent(key)
+        except Exception:
+            log.exception(
+                "late reply for %s: the answered-late mark could not be cleared, so a retry"
+                " from WeChat gets an empty answer; the customer has to write again",
+                key,
+            )
