@@ -224,8 +224,12 @@ def run_server(settings: Settings, *, worker: bool = False) -> None:
     A worker of several shares the port (SO_REUSEPORT) and leaves the banner to the parent.
     """
     access = None if settings.access_log is AccessLog.OFF else logging.getLogger("billbot.access")
+
+    async def serving() -> web.Application:
+        return create_app(settings, background_jobs=True)  # in run_app's loop, as it needs
+
     web.run_app(
-        create_app(settings, background_jobs=True),
+        serving(),
         host=settings.host,
         port=settings.port,
         reuse_port=worker or None,

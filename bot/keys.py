@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,7 +28,6 @@ OFFICIAL_ACCOUNT = web.AppKey("official_account", OfficialAccount)
 METRICS = web.AppKey("metrics", Metrics)
 EVENTS = web.AppKey("events", EventBus)
 HANDOFFS = web.AppKey("handoffs", HandoffService)
-HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls (the WeChat API)
 AGENTS = web.AppKey("agents", AgentDirectory)
 CONSOLE_SOCKETS = web.AppKey("console_sockets", set[web.WebSocketResponse])
 LATE_REPLIES = web.AppKey("late_replies", LateReplies)

@@ -29,3 +29,8 @@ class Inbound:
     text: str
     dedup_key: str
     raw_type: str = ""  # WeChat's MsgType/Event, for logs and guidance
+
+    @property
+    def record_key(self) -> str:
+        """The key of this delivery's record (``processed_messages``): unique across channels."""
+        return f"{self.channel}:{self.dedup_key}"

@@ -399,6 +399,19 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime]
 
 
+class ConsoleConnection(Base):
+    """An agent's open live console (its WebSocket) on some server process, kept fresh by a
+    heartbeat: a row not seen for a few beats belongs to a worker that died."""
+
+    __tablename__ = "console_connections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, per connection
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    worker: Mapped[str] = mapped_column(String(128))  # host:pid, for an operator reading it
+    opened_at: Mapped[datetime]
+    seen_at: Mapped[datetime] = mapped_column(index=True)  # the last heartbeat
+
+
 class CannedReply(Base):
     __tablename__ = "canned_replies"
 

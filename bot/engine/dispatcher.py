@@ -110,7 +110,7 @@ class Dispatcher:
         """Runs the delivery's turn once. With ``wait``, a reply its waiter gave up on is
         marked "answered late" on the delivery record, in the turn's transaction, so a
         redelivery reaching any process is not answered with it again."""
-        key = f"{inbound.channel}:{inbound.dedup_key}"
+        key = inbound.record_key
         late = False
         notices: list[Notice] = []
         steps: list[FunnelStep] = []

@@ -5,6 +5,8 @@ finish; the webhook answers with WeChat's empty "success", and the finished repl
 through the customer-service message API instead. The turn marks its delivery record
 "answered late" in its own transaction, so WeChat's retries of that message get "success"
 too, from whichever server process they reach, and the customer reads the answer once.
+If the API refuses the reply, the mark is cleared again: a retry still to come is answered
+with the stored reply in its callback, rather than with "success" and nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from bot.config import REPLY_DEADLINE_SECONDS
 from bot.engine.dispatcher import Outcome, ReplyWait
-from bot.handoff.queue import MessageSender
+from bot.handoff.queue import API_BOT, MessageSender
+from storage.repositories import ConversationRepository, InboxRepository, TranscriptRepository
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +45,18 @@ class Delivery(ReplyWait):
 
 
 class LateReplies:
-    def __init__(self, deadline: float = REPLY_DEADLINE_SECONDS) -> None:
+    """Runs each turn against the deadline; replies that missed it go out afterwards through
+    the message API (Official Account customers only: the only ones it can reach)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        sender: MessageSender,
+        deadline: float = REPLY_DEADLINE_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self._sender = sender
         self.deadline = deadline
-        self.sender: MessageSender | None = None  # set once the HTTP client is open
-        # True while the bot may still speak to this customer (no agent took over meanwhile)
-        self.bot_may_speak: Callable[[str], Awaitable[bool]] | None = None
-        # records that the reply went out through the API (it uses WeChat's reply quota)
-        self.sent_through_api: Callable[[str, str], Awaitable[None]] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def within_deadline(
@@ -78,16 +88,44 @@ class LateReplies:
             return
         if outcome.duplicate or not outcome.reply:
             return
-        if self.sender is None:
-            log.error("late reply for %s dropped: no WeChat API client", key)
-            return
-        if self.bot_may_speak is not None and not await self.bot_may_speak(openid):
+        if not await self._bot_may_speak(openid):
+            # the mark stays: a retry must not carry the bot's reply to an agent's customer
             log.info("late reply for %s dropped: an agent owns the conversation now", key)
             return
         try:
-            await self.sender.send_text(openid, outcome.reply)
+            await self._sender.send_text(openid, outcome.reply)
         except Exception as exc:
-            log.warning("late reply for %s could not be sent: %s", key, exc)
+            log.warning(
+                "late reply for %s could not be sent through the message API (%s); a retry"
+                " of that message from WeChat gets it in its callback",
+                key,
+                exc,
+            )
+            await self._unmark(key)
             return
-        if self.sent_through_api is not None:
-            await self.sent_through_api(openid, outcome.reply)
+        await self._sent_through_api(openid, outcome.reply)
+
+    async def _bot_may_speak(self, openid: str) -> bool:
+        """True while the bot may still speak to this customer (no agent took over)."""
+        async with self._sessions() as session:
+            conv = await ConversationRepository(session).get("wechat", openid)
+        return conv is None or not conv.owner.is_agent
+
+    async def _sent_through_api(self, openid: str, text: str) -> None:
+        """The reply is recorded as sent through the API: it used WeChat's reply quota."""
+        async with self._sessions() as session, session.begin():
+            conv = await ConversationRepository(session).get("wechat", openid)
+            if conv is not None:
+                await TranscriptRepository(session).resend_as(conv.id, text, "bot", API_BOT)
+
+    async def _unmark(self, key: str) -> None:
+        """The reply did not go out: its delivery record is no longer "answered late"."""
+        try:
+            async with self._sessions() as session, session.begin():
+                await InboxRepository(session).unmark_late(key)
+        except Exception:
+            log.exception(
+                "late reply for %s: the answered-late mark could not be cleared, so a retry"
+                " from WeChat gets an empty answer; the customer has to write again",
+                key,
+            )

@@ -34,7 +34,7 @@ from bot.console.openapi import openapi_document
 from bot.handlers.bodies import BodyError, read_body
 from bot.handlers.clients import client_address
 from bot.handoff.events import Event
-from bot.handoff.queue import AgentView, HandoffError, HandoffService
+from bot.handoff.queue import AgentView, ConsoleConnection, HandoffError, HandoffService
 from bot.keys import AGENTS, CONSOLE_SOCKETS, EVENTS, HANDOFFS, LOGIN_THROTTLE, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -524,32 +524,59 @@ async def live_events(request: web.Request) -> web.WebSocketResponse:
     """Every queue event as a JSON text frame; ``{"type": "ping"}`` is answered with a pong.
 
     A ping also proves the agent is still there (``last_seen_at``), and re-checks the session:
-    a console whose session ended is closed with code 4401.
+    a console whose session ended is closed with code 4401. While the feed is open it counts
+    as one of the agent's open consoles, in the database for every worker to see.
     """
-    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=API_MAX_BODY)
-    await ws.prepare(request)
+    service = _service(request)
+    # before the upgrade: if the database refuses, the answer is still a JSON error
+    console = await service.console_opened(current_agent(request).id)
+    # the client's close is answered only once the console is forgotten (see below)
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=API_MAX_BODY, autoclose=False)
     sockets = request.app[CONSOLE_SOCKETS]
-    _FEED_LOGINS[ws] = (admission().token, current_agent(request).id)
-    sockets.add(ws)
-    agent_id = current_agent(request).id
-    _service(request).console_opened(agent_id)
     try:
-        async with request.app[EVENTS].listen() as events:
-            forward = asyncio.create_task(_forward(events, ws))
-            try:
-                await _answer(request, ws)
-            except Exception:
-                # The upgrade is done: no JSON error can be sent any more, only a close code.
-                log.exception("console live feed failed; closing it")
-                await ws.close(code=1011, message=b"server error")
-            finally:
-                forward.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await forward
+        await ws.prepare(request)
+        _FEED_LOGINS[ws] = (admission().token, console.agent_id)
+        sockets.add(ws)
+        await _feed(request, ws, console)
     finally:
         sockets.discard(ws)
-        await _service(request).console_closed(agent_id)
+        try:
+            await service.console_closed(console)
+        except Exception:
+            log.exception("console close not recorded; it counts until its heartbeat is stale")
+        if ws.prepared:
+            await ws.close()
     return ws
+
+
+async def _feed(
+    request: web.Request, ws: web.WebSocketResponse, console: ConsoleConnection
+) -> None:
+    async with request.app[EVENTS].listen() as events:
+        forward = asyncio.create_task(_forward(events, ws))
+        beat = asyncio.create_task(_beat(_service(request), console))
+        try:
+            await _answer(request, ws, console)
+        except Exception:
+            # The upgrade is done: no JSON error can be sent any more, only a close code.
+            log.exception("console live feed failed; closing it")
+            await ws.close(code=1011, message=b"server error")
+        finally:
+            for task in (forward, beat):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _beat(service: HandoffService, console: ConsoleConnection) -> None:
+    """While the feed is open its row stays fresh, pings or not; a worker killed outright
+    stops beating, and its consoles are forgotten a few beats later."""
+    while True:
+        await asyncio.sleep(service.console_heartbeat.total_seconds())
+        try:
+            await service.console_alive(console)
+        except Exception:
+            log.exception("console heartbeat not recorded; the next one tries again")
 
 
 async def _forward(events: asyncio.Queue[Event], ws: web.WebSocketResponse) -> None:
@@ -561,7 +588,9 @@ async def _forward(events: asyncio.Queue[Event], ws: web.WebSocketResponse) -> N
             return
 
 
-async def _answer(request: web.Request, ws: web.WebSocketResponse) -> None:
+async def _answer(
+    request: web.Request, ws: web.WebSocketResponse, console: ConsoleConnection
+) -> None:
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
             continue
@@ -571,6 +600,7 @@ async def _answer(request: web.Request, ws: web.WebSocketResponse) -> None:
         if await _directory(request).session(admission().token, touch=True) is None:
             await ws.close(code=4401, message=b"session ended")
             return
+        await _service(request).console_alive(console)  # the console's own heartbeat
         await ws.send_str(json.dumps({"type": "pong"}))
 
 

@@ -74,7 +74,7 @@ async def receive_wechat(request: web.Request) -> web.Response:
     dispatcher = request.app[DISPATCHER]
     try:
         outcome = await request.app[LATE_REPLIES].within_deadline(
-            call.inbound.dedup_key,
+            call.inbound.record_key,
             call.inbound.user_id,
             lambda wait: dispatcher.handle(call.inbound, wait),
         )

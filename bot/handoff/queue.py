@@ -9,6 +9,9 @@ customer is sent only while the conversation's owner and version still match.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -64,6 +67,14 @@ class AgentView:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class ConsoleConnection:
+    """One open live console: its row in the database, and whose it is."""
+
+    id: str
+    agent_id: int
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,8 @@ REPLIES_PER_MESSAGE = 5  # WeChat: at most 5 customer-service messages per custo
 UNMASK_AUDIT_WINDOW = timedelta(minutes=10)
 API_BOT = "bot-api"  # the bot's own customer-service messages: they use the quota too
 LAST_MESSAGES = 3
+CONSOLE_HEARTBEAT = timedelta(seconds=30)
+CONSOLE_STALE_AFTER_BEATS = 3  # a console not heard of for this many beats is gone
 HELD = HELD_STATUSES  # an agent has it (answering, or parked for the customer)
 
 
@@ -158,6 +171,8 @@ class HandoffService:
         *,
         lease: timedelta = timedelta(minutes=2),
         hours: ServiceHours | None = None,
+        console_heartbeat: timedelta = CONSOLE_HEARTBEAT,
+        worker: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -165,7 +180,9 @@ class HandoffService:
         self._events = events
         self._lease = lease
         self.hours = hours or ServiceHours()
-        self._consoles: dict[int, int] = {}  # open live consoles per agent, in this process
+        # how often an open console says it is still open; the database counts it
+        self.console_heartbeat = console_heartbeat
+        self._worker = worker or f"{socket.gethostname()}:{os.getpid()}"
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[Repositories]:
@@ -453,19 +470,47 @@ class HandoffService:
 
     # -- agents coming and going -------------------------------------------------------------
 
-    def console_opened(self, agent_id: int) -> None:
-        self._consoles[agent_id] = self._consoles.get(agent_id, 0) + 1
+    # Open consoles are counted in the database, not in this process: with several workers an
+    # agent may have a console on each, and a worker killed outright never says goodbye (its
+    # rows stop being refreshed and go stale after a few heartbeats).
 
-    async def console_closed(self, agent_id: int) -> None:
-        """The agent's last console closed: what they hold without a running lease gets one,
-        so conversations don't sit with someone who went away."""
-        left = self._consoles.get(agent_id, 1) - 1
-        if left > 0:
-            self._consoles[agent_id] = left
-            return
-        self._consoles.pop(agent_id, None)
+    async def console_opened(self, agent_id: int) -> ConsoleConnection:
+        console = ConsoleConnection(secrets.token_hex(16), agent_id)
+        await self.console_alive(console)
+        return console
+
+    async def console_alive(self, console: ConsoleConnection) -> None:
+        """The heartbeat of an open console."""
         async with self._writing() as repos:
-            await repos.handoffs.start_leases(agent_id, self._clock.now() + self._lease)
+            await repos.consoles.beat(console.id, console.agent_id, self._worker, self._clock.now())
+
+    async def console_closed(self, console: ConsoleConnection) -> None:
+        """When the agent's last live console, on any worker, closes: what they hold without
+        a running lease gets one, so conversations don't sit with someone who went away."""
+        async with self._writing() as repos:
+            await repos.consoles.close(console.id)
+            await self._leases_if_gone(repos, console.agent_id)
+
+    async def forget_stale_consoles(self) -> int:
+        """Consoles whose heartbeat stopped (their worker died) are forgotten, and their agents
+        treated as having closed them. Returns how many agents that left without a console."""
+        gone = 0
+        async with self._writing() as repos:
+            for agent_id in await repos.consoles.forget_stale(self._stale_before()):
+                gone += await self._leases_if_gone(repos, agent_id)
+        if gone:
+            log.info("%d agent(s) lost their last console with a worker that stopped", gone)
+        return gone
+
+    async def _leases_if_gone(self, repos: Repositories, agent_id: int) -> int:
+        """Leases on what the agent holds, if no live console of theirs remains: 1 if none."""
+        if await repos.consoles.live(agent_id, self._stale_before()):
+            return 0
+        await repos.handoffs.start_leases(agent_id, self._clock.now() + self._lease)
+        return 1
+
+    def _stale_before(self) -> datetime:
+        return self._clock.now() - CONSOLE_STALE_AFTER_BEATS * self.console_heartbeat
 
     # -- the customer's side ---------------------------------------------------------------
 

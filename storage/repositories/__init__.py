@@ -11,6 +11,7 @@ from storage.repositories.audit import AuditRecord, AuditRepository
 from storage.repositories.canned import CannedReplyRepository
 from storage.repositories.cards import ApiErrorRepository, CardRepository
 from storage.repositories.consents import ConsentRepository
+from storage.repositories.consoles import ConsoleRepository
 from storage.repositories.conversations import ConversationRepository, TranscriptRepository
 from storage.repositories.funnel import FunnelRepository
 from storage.repositories.guards import OrderGuardRepository
@@ -37,6 +38,7 @@ class Repositories:
     qrs: OrderQrRepository
     rechecks: RecheckRepository
     agents: AgentRepository
+    consoles: ConsoleRepository
     audit: AuditRepository
     canned: CannedReplyRepository
 
@@ -57,6 +59,7 @@ class Repositories:
             qrs=OrderQrRepository(session),
             rechecks=RecheckRepository(session),
             agents=AgentRepository(session),
+            consoles=ConsoleRepository(session),
             audit=AuditRepository(session),
             canned=CannedReplyRepository(session),
         )
@@ -70,6 +73,7 @@ __all__ = [
     "CannedReplyRepository",
     "CardRepository",
     "ConsentRepository",
+    "ConsoleRepository",
     "ContactRepository",
     "ConversationRepository",
     "FunnelRepository",

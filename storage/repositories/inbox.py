@@ -28,6 +28,12 @@ _STORE_REPLY = (
     .values(reply=bindparam("text"), answered_late_at=bindparam("late_at"))
 )
 
+_UNMARK_LATE = (
+    update(_INBOX)
+    .where(_INBOX.c.dedup_key == bindparam("key"), _INBOX.c.answered_late_at.is_not(None))
+    .values(answered_late_at=None)
+)
+
 
 class Recorded(NamedTuple):
     reply: str | None
@@ -63,6 +69,12 @@ class InboxRepository:
         transaction, so a redelivery never sees the mark without the reply, or the reverse."""
         params = {"key": dedup_key, "text": reply, "late_at": answered_late_at}
         await run(self._s, _STORE_REPLY, params)
+
+    async def unmark_late(self, dedup_key: str) -> bool:
+        """The reply meant for the message API never went out: a redelivery gets it in its
+        callback again. ``False`` if the record was not marked (or is gone)."""
+        result = await run(self._s, _UNMARK_LATE, {"key": dedup_key})
+        return bool(result.rowcount)
 
     async def bind_signature(self, signature_key: str, body_digest: str, now: datetime) -> bool:
         """True if this signature is new, or already carried this very body (a retry).

@@ -15,8 +15,10 @@ from bot.clock import FakeClock
 from bot.config import REPLY_DEADLINE_SECONDS, Settings
 from bot.demo import seed_demo
 from bot.keys import LATE_REPLIES, SESSIONS
+from bot.texts import Texts
 from storage.models import Message, ProcessedMessage
 from storage.records import OrderRecord
+from storage.repositories import Repositories
 from tests.conftest import Customer
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
 
@@ -131,3 +133,46 @@ async def test_the_answered_late_mark_lives_on_the_delivery_record_for_every_pro
             )
         )
     assert late_count == 1
+
+
+async def test_a_late_reply_the_api_refuses_is_given_to_wechats_retry_instead(
+    settings: Settings,
+    clock: FakeClock,
+    aiohttp_client: Callable[
+        [web.Application], Awaitable[TestClient[web.Request, web.Application]]
+    ],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """The customer-service API refusing the late reply used to leave the delivery marked
+    "answered late": WeChat's retry got "success" too, and the customer never saw a reply."""
+    fake = fake_wechat_app(clock, settings.wechat.app_id, settings.wechat.app_secret.reveal())
+    server = await aiohttp_server(fake, access_log=None)
+    moded = replace(settings, wechat_api_base=str(server.make_url("")).rstrip("/"))
+    orders = SlowOrders()
+    app = create_app(moded, clock, orders=orders)
+    customer = Customer(await aiohttp_client(app), moded, clock)
+    await seed_demo(app[SESSIONS], clock.now())
+    fake[FAKE_STATE].customer_wrote(customer.openid)
+    await customer.say("你好")
+    await customer.say("同意")
+
+    app[LATE_REPLIES].deadline = 0.01
+    query, body = customer.codec.build_text(customer.openid, ORDER, 779)
+    assert await customer.post(query, body) == ""  # "success": the reply is to go by the API
+    fake[FAKE_STATE].fail_next(-1)  # WeChat: system error
+    orders.gate.set()
+    await asyncio.gather(*app[LATE_REPLIES].tasks)
+    assert fake[FAKE_STATE].send_requests == 1 and fake[FAKE_STATE].sent == []
+    key = "wechat:msg:779"
+    async with app[SESSIONS]() as s:
+        recorded = await Repositories.on(s).inbox.recorded(key)
+    asked = Texts("zh").say("ask_amount", order="****3456")
+    assert recorded == (asked, False)  # the reply kept, the mark cleared
+
+    app[LATE_REPLIES].deadline = REPLY_DEADLINE_SECONDS
+    assert await customer.post(query, body) == asked  # WeChat's retry gets it
+    assert fake[FAKE_STATE].send_requests == 1  # and nothing else was sent
+    async with app[SESSIONS]() as s:
+        lines = await s.execute(select(Message.sender, Message.text))
+        senders = [sender for sender, said in lines if said == asked]
+    assert senders == ["bot"]  # answered in the callback: no API quota used

@@ -19,7 +19,12 @@ from bot.config import Secret
 from bot.engine.dispatcher import Dispatcher
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
-from bot.handoff.queue import AgentView, HandoffError, HandoffService
+from bot.handoff.queue import (
+    CONSOLE_STALE_AFTER_BEATS,
+    AgentView,
+    HandoffError,
+    HandoffService,
+)
 from bot.messages import Inbound, InboundKind
 from bot.texts import Texts
 from storage.models import Agent, AuditEntry
@@ -441,14 +446,60 @@ async def test_withdrawing_consent_works_while_an_agent_owns_the_conversation(
 async def test_an_agent_who_closes_the_console_does_not_keep_conversations(desk: Desk) -> None:
     handoff = await desk.queued(user(1))
     agent = desk.agents[1]
-    desk.service.console_opened(agent.id)
-    desk.service.console_opened(agent.id)  # two tabs
+    one = await desk.service.console_opened(agent.id)
+    two = await desk.service.console_opened(agent.id)  # two tabs
     await desk.service.claim(agent, handoff)
     await desk.service.reply(agent, handoff, "稍等")  # nothing owed now: no lease running
-    await desk.service.console_closed(agent.id)  # one tab closed: still there
-    desk.clock.advance(timedelta(minutes=10))
+    await desk.service.console_closed(one)  # one tab closed: still there
+    for _ in range(20):  # ten minutes, the other tab beating
+        desk.clock.advance(desk.service.console_heartbeat)
+        await desk.service.console_alive(two)
+    assert await desk.service.forget_stale_consoles() == 0
     assert [i.id for i in await desk.service.mine(agent)] == [handoff]
-    await desk.service.console_closed(agent.id)  # gone
+    await desk.service.console_closed(two)  # gone
+    desk.clock.advance(timedelta(minutes=2, seconds=1))
+    [back] = await desk.service.queue(desk.agents[2])
+    assert back.id == handoff and back.dropped_by == "a0"
+
+
+async def test_a_console_on_a_worker_that_died_stops_counting_after_a_few_heartbeats(
+    desk: Desk,
+) -> None:
+    """Two workers on one database: the agent's console on the one that was killed (it never
+    closes, never beats again) keeps their conversations only until its heartbeat is stale."""
+    killed = HandoffService(desk.sessions, desk.clock, None, EventBus(), worker="killed:1")
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await killed.console_opened(agent.id)
+    here = await desk.service.console_opened(agent.id)
+    await desk.service.claim(agent, handoff)
+    await desk.service.reply(agent, handoff, "稍等")
+    await desk.service.console_closed(here)  # the other worker's console is still fresh
+    assert await desk.service.forget_stale_consoles() == 0
+    assert [i.id for i in await desk.service.mine(agent)] == [handoff]
+
+    desk.clock.advance(CONSOLE_STALE_AFTER_BEATS * desk.service.console_heartbeat)
+    assert await desk.service.forget_stale_consoles() == 0  # not yet: stale only after that
+    desk.clock.advance(timedelta(seconds=1))
+    assert await desk.service.forget_stale_consoles() == 1  # the agent's last console went
+    assert await desk.service.forget_stale_consoles() == 0
+    desk.clock.advance(timedelta(minutes=2, seconds=1))  # the lease it started lapses
+    [back] = await desk.service.queue(desk.agents[2])
+    assert back.id == handoff and back.dropped_by == "a0"
+
+
+async def test_closing_a_console_ignores_the_stale_ones_of_a_dead_worker(desk: Desk) -> None:
+    killed = HandoffService(desk.sessions, desk.clock, None, EventBus(), worker="killed:1")
+    handoff = await desk.queued(user(1))
+    agent = desk.agents[1]
+    await killed.console_opened(agent.id)  # never closed, never beats
+    here = await desk.service.console_opened(agent.id)
+    await desk.service.claim(agent, handoff)
+    await desk.service.reply(agent, handoff, "稍等")
+    for _ in range(CONSOLE_STALE_AFTER_BEATS + 1):
+        desk.clock.advance(desk.service.console_heartbeat)
+        await desk.service.console_alive(here)
+    await desk.service.console_closed(here)  # no live console left: the lease starts now
     desk.clock.advance(timedelta(minutes=2, seconds=1))
     [back] = await desk.service.queue(desk.agents[2])
     assert back.id == handoff and back.dropped_by == "a0"

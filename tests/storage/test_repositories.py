@@ -94,6 +94,23 @@ async def test_delivery_key_is_claimed_once(sessions: Sessions, clock: FakeClock
         assert await inbox.recorded("wechat:msg:1") == ("hello", False)
 
 
+async def test_a_late_mark_is_cleared_once_and_keeps_the_reply(
+    sessions: Sessions, clock: FakeClock
+) -> None:
+    async with sessions() as s, s.begin():
+        inbox = Repositories.on(s).inbox
+        await inbox.claim("wechat:msg:2", clock.now())
+        await inbox.store_reply("wechat:msg:2", "hello", answered_late_at=clock.now())
+    async with sessions() as s, s.begin():
+        inbox = Repositories.on(s).inbox
+        assert await inbox.recorded("wechat:msg:2") == ("hello", True)
+        assert await inbox.unmark_late("wechat:msg:2")
+        assert not await inbox.unmark_late("wechat:msg:2")  # not marked any more
+        assert not await inbox.unmark_late("wechat:msg:unknown")
+    async with sessions() as s:
+        assert await Repositories.on(s).inbox.recorded("wechat:msg:2") == ("hello", False)
+
+
 async def test_concurrent_claims_of_one_key_have_one_winner(
     sessions: Sessions, clock: FakeClock
 ) -> None:

@@ -1,0 +1,52 @@
+"""Open live consoles, one row per connection, shared by every server process.
+
+A connection's row is written when its console opens, refreshed by a heartbeat while it stays
+open, and deleted when it closes. A worker killed outright deletes nothing: its rows stop
+being refreshed, and whoever counts treats a row older than the cutoff as gone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import dialect_insert
+from storage.models import ConsoleConnection
+
+
+class ConsoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def beat(self, connection: str, agent_id: int, worker: str, now: datetime) -> None:
+        """The connection is open now: its row is written, or refreshed. A row swept as stale
+        meanwhile (the worker was stalled, the database out of reach) comes back."""
+        statement = dialect_insert(self._s, ConsoleConnection).values(
+            id=connection, agent_id=agent_id, worker=worker, opened_at=now, seen_at=now
+        )
+        await self._s.execute(
+            statement.on_conflict_do_update(index_elements=["id"], set_={"seen_at": now})
+        )
+
+    async def close(self, connection: str) -> None:
+        await self._s.execute(delete(ConsoleConnection).where(ConsoleConnection.id == connection))
+
+    async def live(self, agent_id: int, seen_since: datetime) -> int:
+        """How many of the agent's consoles are open: rows seen at or after ``seen_since``."""
+        count = await self._s.scalar(
+            select(func.count())
+            .select_from(ConsoleConnection)
+            .where(ConsoleConnection.agent_id == agent_id, ConsoleConnection.seen_at >= seen_since)
+        )
+        return int(count or 0)
+
+    async def forget_stale(self, seen_before: datetime) -> list[int]:
+        """Deletes the rows last seen before ``seen_before`` (their worker is gone); returns
+        the agents they belonged to, each once."""
+        stale = ConsoleConnection.seen_at < seen_before
+        agents = set(await self._s.scalars(select(ConsoleConnection.agent_id).where(stale)))
+        if agents:
+            await self._s.execute(delete(ConsoleConnection).where(stale))
+        return sorted(agents)
