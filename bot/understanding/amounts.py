@@ -124,8 +124,14 @@ def _trim_list_comma(token: str, start: int) -> tuple[str, int]:
     return token, start
 
 
+# Every number token holds one of these: a message without any has no amount.
+_NUMERAL_RE = re.compile(rf"[\d{_CN}]")
+
+
 def _marked_amounts(text: str) -> list[_Amount]:
     """Numbers marked as money, merged by where the number starts."""
+    if not _NUMERAL_RE.search(text):
+        return []
     found: dict[int, _Amount] = {}
 
     def add(
@@ -226,6 +232,8 @@ def _valid_amount(amount: _Amount | None) -> Decimal | None:
 
 def _bare_amount(text: str) -> _Amount | None:
     """The only number in a message without order number, e.g. ``128.5`` or ``是99吧``."""
+    if not _NUMERAL_RE.search(text):
+        return None
     spelled = _BARE_SPELLED_RE.fullmatch(text)
     if spelled is not None:
         token = spelled.group("num")
