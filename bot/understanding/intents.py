@@ -9,6 +9,8 @@ from enum import StrEnum
 from functools import lru_cache
 
 from pypinyin import lazy_pinyin
+from pypinyin.constants import PHRASES_DICT
+from pypinyin.seg.mmseg import seg as _phrase_segmenter
 from rapidfuzz import fuzz, process
 
 from bot.understanding.normalize import _SPACE_RE
@@ -192,10 +194,21 @@ def _char_pinyin(ch: str) -> str:
     return _fuzzy_syllable(syllables[0]) if syllables else ch
 
 
+@lru_cache(maxsize=8192)
+def _word_pinyin(word: str) -> tuple[str, ...]:
+    """pypinyin's reading of one word its segmenter cut (a dictionary phrase or a character)."""
+    return tuple(lazy_pinyin([word]))  # a list: read as one word, not segmented again
+
+
 @lru_cache(maxsize=2048)
 def _run_pinyin(run: str) -> tuple[str, ...]:
-    """One folded syllable per character; pypinyin reads polyphones (重新 = chong) in context."""
-    syllables: list[str] = lazy_pinyin(run)
+    """One folded syllable per character; pypinyin reads polyphones (重新 = chong) in context.
+
+    What ``lazy_pinyin(run)`` reads, word by word: pypinyin cuts a run of Han characters into
+    dictionary phrases and reads each phrase on its own, so a phrase's reading is looked up
+    once and kept, and only the cutting is done per message."""
+    words = _phrase_segmenter.cut(run) if PHRASES_DICT else (run,)
+    syllables = [syllable for word in words for syllable in _word_pinyin(word)]
     if len(syllables) != len(run):
         return tuple(_char_pinyin(ch) for ch in run)
     return tuple(_fuzzy_syllable(s) for s in syllables)
