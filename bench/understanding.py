@@ -43,7 +43,7 @@ CORPUS = ROOT / "tests" / "engine" / "corpus"
 UTTERANCES = ROOT / "tests" / "engine" / "corpus_utterances.jsonl"
 DIALOGUE = ["你好", "同意", "DD20250503123456", "128.5"]
 SHORT_CHARS = 12
-VOCABULARY_CACHES = frozenset({"_char_pinyin", "_word_pinyin"})
+VOCABULARY_CACHES = frozenset({"char_pinyin", "_word_pinyin", "_reading_alone", "_folded"})
 
 SHAPES = OrderShapes.learn(
     line.strip() for line in (CORPUS / "orders.txt").read_text().splitlines() if line.strip()

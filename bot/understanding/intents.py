@@ -4,16 +4,13 @@ for voice homophones, fuzzy English, and the scope of a person or deletion reque
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 
-from pypinyin import lazy_pinyin
-from pypinyin.constants import PHRASES_DICT
-from pypinyin.seg.mmseg import seg as _phrase_segmenter
 from rapidfuzz import fuzz, process
 
 from bot.understanding.normalize import _SPACE_RE
+from bot.understanding.pinyin import char_pinyin, run_pinyin
 from bot.understanding.scope import Verdict, person_verdict, withdraw_verdict
 
 
@@ -163,6 +160,7 @@ _FUZZY_MAX_CJK = 8
 _FUZZY_CUTOFF = 88.0
 _FUZZY_NEGATORS = frozenset("不别没无")
 _HAN_RUN_RE = re.compile(r"[\u4e00-\u9fff]+")
+_DIGIT_RE = re.compile(r"\d")
 
 _ENGLISH_FUZZY_PHRASES: dict[str, Intent] = {
     "talk to a human": Intent.HANDOFF,
@@ -179,41 +177,6 @@ _ENGLISH_FUZZY_PHRASES: dict[str, Intent] = {
 _ENGLISH_FUZZY_MIN_LEN = 6
 
 
-def _fuzzy_syllable(syllable: str) -> str:
-    """Fold the sounds speech recognition confuses most: zh/z, ch/c, sh/s, eng/en, ing/in."""
-    if syllable[:2] in ("zh", "ch", "sh"):
-        syllable = syllable[0] + syllable[2:]
-    if syllable.endswith(("eng", "ing")):
-        syllable = syllable[:-1]
-    return syllable
-
-
-@lru_cache(maxsize=4096)
-def _char_pinyin(ch: str) -> str:
-    syllables: list[str] = lazy_pinyin(ch)
-    return _fuzzy_syllable(syllables[0]) if syllables else ch
-
-
-@lru_cache(maxsize=8192)
-def _word_pinyin(word: str) -> tuple[str, ...]:
-    """pypinyin's reading of one word its segmenter cut (a dictionary phrase or a character)."""
-    return tuple(lazy_pinyin([word]))  # a list: read as one word, not segmented again
-
-
-@lru_cache(maxsize=2048)
-def _run_pinyin(run: str) -> tuple[str, ...]:
-    """One folded syllable per character; pypinyin reads polyphones (重新 = chong) in context.
-
-    What ``lazy_pinyin(run)`` reads, word by word: pypinyin cuts a run of Han characters into
-    dictionary phrases and reads each phrase on its own, so a phrase's reading is looked up
-    once and kept, and only the cutting is done per message."""
-    words = _phrase_segmenter.cut(run) if PHRASES_DICT else (run,)
-    syllables = [syllable for word in words for syllable in _word_pinyin(word)]
-    if len(syllables) != len(run):
-        return tuple(_char_pinyin(ch) for ch in run)
-    return tuple(_fuzzy_syllable(s) for s in syllables)
-
-
 _PinyinKey = tuple[tuple[str, ...], str, Intent]  # folded syllables, the phrase, its intent
 
 
@@ -227,7 +190,7 @@ def _pinyin_keys() -> tuple[_KeyIndex, _KeyIndex, dict[str, Intent]]:
     def variants(phrases: dict[str, Intent]) -> list[_PinyinKey]:
         keys: dict[tuple[str, ...], _PinyinKey] = {}
         for phrase, intent in phrases.items():
-            for syllables in (_run_pinyin(phrase), tuple(_char_pinyin(ch) for ch in phrase)):
+            for syllables in (run_pinyin(phrase), tuple(char_pinyin(ch) for ch in phrase)):
                 keys.setdefault(syllables, (syllables, phrase, intent))
         return list(keys.values())
 
@@ -241,16 +204,6 @@ def _pinyin_keys() -> tuple[_KeyIndex, _KeyIndex, dict[str, Intent]]:
     short_keys = variants(_PINYIN_SHORT_PHRASES)
     joined = {"".join(syllables): intent for syllables, _, intent in long_keys}
     return index(long_keys), index(long_keys + short_keys), joined
-
-
-def _find_keys(
-    syllables: tuple[str, ...], keys: dict[str, tuple[_PinyinKey, ...]]
-) -> Iterable[tuple[int, str, Intent]]:
-    """Where in ``syllables`` each key starts, found through the key's first syllable."""
-    for index, first in enumerate(syllables):
-        for key, phrase, intent in keys.get(first, ()):
-            if syllables[index : index + len(key)] == key:
-                yield index, phrase, intent
 
 
 def _is_negated(text: str, start: int) -> bool:
@@ -269,26 +222,47 @@ def _pattern_intent(text: str) -> Intent | None:
 
 
 def _pinyin_intent(text: str) -> Intent | None:
-    runs = list(_HAN_RUN_RE.finditer(text))
-    cjk_count = sum(len(run.group()) for run in runs)
+    runs = [(run.start(), run.group()) for run in _HAN_RUN_RE.finditer(text)]
+    cjk_count = sum(len(run) for _, run in runs)
     if not cjk_count or cjk_count > _PINYIN_MAX_CJK:
         return None
     long_keys, all_keys, joined_keys = _pinyin_keys()
     keys = all_keys if cjk_count <= _SHORT_PHRASE_MAX_CJK else long_keys
-    for run in runs:
-        for index, phrase, intent in _find_keys(_run_pinyin(run.group()), keys):
-            start = run.start() + index
-            # The literal phrase was already judged by the patterns (人工智能 is not 人工).
-            if text.startswith(phrase, start) or _is_negated(text, start):
-                continue
-            return intent
-    if cjk_count > _FUZZY_MAX_CJK or _FUZZY_NEGATORS & set(text) or re.search(r"\d", text):
+    for start, run in runs:
+        syllables = run_pinyin(run)
+        # each key is looked up through its first syllable
+        for index, first in enumerate(syllables):
+            for key, phrase, intent in keys.get(first, ()):
+                if syllables[index : index + len(key)] != key:
+                    continue
+                # The literal phrase was already judged by the patterns (人工智能 is not 人工).
+                if text.startswith(phrase, start + index) or _is_negated(text, start + index):
+                    continue
+                return intent
+    if cjk_count > _FUZZY_MAX_CJK or _FUZZY_NEGATORS & set(text) or _DIGIT_RE.search(text):
         return None
-    spoken = "".join("".join(_run_pinyin(run.group())) for run in runs)
+    spoken = "".join("".join(run_pinyin(run)) for _, run in runs)
+    if len(spoken) not in _fuzzy_lengths():
+        return None  # too short or too long to be near any key
     best = process.extractOne(
         spoken, joined_keys.keys(), scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF
     )
     return joined_keys[best[0]] if best else None
+
+
+@lru_cache(maxsize=1)
+def _fuzzy_lengths() -> frozenset[int]:
+    """The lengths of spoken text that could score ``_FUZZY_CUTOFF`` against a joined key:
+    fuzz.ratio is at most 100·(1 − |a − b| / (a + b)) for strings of lengths a and b."""
+    sizes = {len(joined) for joined in _pinyin_keys()[2]}
+    return frozenset(
+        length
+        for length in range(3 * max(sizes) + 1)
+        if any(
+            100 * (length + size - abs(length - size)) >= _FUZZY_CUTOFF * (length + size)
+            for size in sizes
+        )
+    )
 
 
 def _english_fuzzy_intent(words: str) -> Intent | None:
