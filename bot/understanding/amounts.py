@@ -17,6 +17,7 @@ from bot.understanding.numerals import (
     _digit_value,
     _parse_number,
 )
+from bot.understanding.prefilter import hint
 
 MAX_AMOUNT = Decimal("10000000")
 _CENT = Decimal("0.01")
@@ -126,6 +127,11 @@ def _trim_list_comma(token: str, start: int) -> tuple[str, int]:
 
 # Every number token holds one of these: a message without any has no amount.
 _NUMERAL_RE = re.compile(rf"[\d{_CN}]")
+_PREFIXED_HINT = hint(_PREFIXED_AMOUNT_RE)  # ¥, RMB…
+_UNIT_HINT = hint(_UNIT_AMOUNT_RE)  # 元, 块, yuan…
+_KEYWORD_HINT = hint(_KEYWORD_AMOUNT_RE)
+_SPENT_HINT = hint(_SPENT_RE)
+_MINOR_ONLY_HINT = hint(_MINOR_ONLY_RE)  # 角, 毛, 分
 
 
 def _marked_amounts(text: str) -> list[_Amount]:
@@ -159,20 +165,24 @@ def _marked_amounts(text: str) -> list[_Amount]:
         current.priority = max(current.priority, priority)
         current.marked = current.marked or marked
 
-    for match in _PREFIXED_AMOUNT_RE.finditer(text):
-        add(match, _PRIORITY_CURRENCY, marked=True)
-    for match in _UNIT_AMOUNT_RE.finditer(text):
+    # (a pattern whose hint is not in the text cannot match: a quick search instead of it)
+    if _PREFIXED_HINT.search(text):
+        for match in _PREFIXED_AMOUNT_RE.finditer(text):
+            add(match, _PRIORITY_CURRENCY, marked=True)
+    for match in _UNIT_AMOUNT_RE.finditer(text) if _UNIT_HINT.search(text) else ():
         token, _ = _trim_list_comma(match.group("num"), match.start("num"))
         major = _parse_number(token)
         value = None if major is None else major + _minor_value(match)
         unit = match.group("unit").lower()
         priority = _PRIORITY_COLLOQUIAL if unit in _COLLOQUIAL_UNITS else _PRIORITY_CURRENCY
         add(match, priority, marked=True, value=value)
-    for match in _KEYWORD_AMOUNT_RE.finditer(text):
-        add(match, _PRIORITY_KEYWORD, marked=False)
-    for match in _SPENT_RE.finditer(text):  # -36.50: how a bill shows what was paid
-        add(match, _PRIORITY_CURRENCY, marked=True)
-    for match in _MINOR_ONLY_RE.finditer(text):
+    if _KEYWORD_HINT.search(text):
+        for match in _KEYWORD_AMOUNT_RE.finditer(text):
+            add(match, _PRIORITY_KEYWORD, marked=False)
+    if _SPENT_HINT.search(text):
+        for match in _SPENT_RE.finditer(text):  # -36.50: how a bill shows what was paid
+            add(match, _PRIORITY_CURRENCY, marked=True)
+    for match in _MINOR_ONLY_RE.finditer(text) if _MINOR_ONLY_HINT.search(text) else ():
         start = match.start()
         if any(a.span[0] <= start < a.span[1] for a in found.values()):
             continue
