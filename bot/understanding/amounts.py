@@ -166,23 +166,23 @@ def _marked_amounts(text: str) -> list[_Amount]:
         current.marked = current.marked or marked
 
     # (a pattern whose hint is not in the text cannot match: a quick search instead of it)
-    if _PREFIXED_HINT.search(text):
+    if _PREFIXED_HINT.found_in(text):
         for match in _PREFIXED_AMOUNT_RE.finditer(text):
             add(match, _PRIORITY_CURRENCY, marked=True)
-    for match in _UNIT_AMOUNT_RE.finditer(text) if _UNIT_HINT.search(text) else ():
+    for match in _UNIT_AMOUNT_RE.finditer(text) if _UNIT_HINT.found_in(text) else ():
         token, _ = _trim_list_comma(match.group("num"), match.start("num"))
         major = _parse_number(token)
         value = None if major is None else major + _minor_value(match)
         unit = match.group("unit").lower()
         priority = _PRIORITY_COLLOQUIAL if unit in _COLLOQUIAL_UNITS else _PRIORITY_CURRENCY
         add(match, priority, marked=True, value=value)
-    if _KEYWORD_HINT.search(text):
+    if _KEYWORD_HINT.found_in(text):
         for match in _KEYWORD_AMOUNT_RE.finditer(text):
             add(match, _PRIORITY_KEYWORD, marked=False)
-    if _SPENT_HINT.search(text):
+    if _SPENT_HINT.found_in(text):
         for match in _SPENT_RE.finditer(text):  # -36.50: how a bill shows what was paid
             add(match, _PRIORITY_CURRENCY, marked=True)
-    for match in _MINOR_ONLY_RE.finditer(text) if _MINOR_ONLY_HINT.search(text) else ():
+    for match in _MINOR_ONLY_RE.finditer(text) if _MINOR_ONLY_HINT.found_in(text) else ():
         start = match.start()
         if any(a.span[0] <= start < a.span[1] for a in found.values()):
             continue

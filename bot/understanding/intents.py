@@ -216,7 +216,7 @@ _STRONG_HINTS = tuple(hint(pattern) for _, pattern in _STRONG_PATTERNS)
 
 def _pattern_intent(text: str) -> Intent | None:
     for (intent, pattern), pattern_hint in zip(_STRONG_PATTERNS, _STRONG_HINTS, strict=True):
-        if not pattern_hint.search(text):
+        if not pattern_hint.found_in(text):
             continue  # cannot match: a quick search instead of the whole pattern
         for match in pattern.finditer(text):
             if _is_negated(text, match.start()):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,6 @@ from typing import Any
 _parser: Any = importlib.import_module("re._parser")
 _c: Any = importlib.import_module("re._constants")
 
-_EVERYTHING = re.compile("")  # search() always finds the empty match
 _REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
 
 
@@ -119,7 +118,31 @@ def _needles(items: Sequence[tuple[Any, Any]]) -> _Needles | None:
     return min(candidates, key=lambda needles: needles.cost, default=None)
 
 
-def _char_class(ranges: frozenset[tuple[int, int]]) -> str:
+# re.IGNORECASE takes these for ASCII letters (İ ı for i, ſ for s, K for k); str.lower() does
+# not, or not one for one. Every other character lowers as re.IGNORECASE compares it.
+_CASE_TRAPS_RE = re.compile("[\u0130\u0131\u017f\u212a]")
+_EXPANDED_RANGE = 64  # code points; a wider range stays a class
+
+
+@dataclass(frozen=True)
+class Hint:
+    """Found in every text where its patterns match (see ``hint``)."""
+
+    pattern: re.Pattern[str]  # with the patterns' own flags: right for any text
+    # The same needles, lower-cased, for ``text.lower()`` without case traps: a case-sensitive
+    # alternation of words that re scans for their first characters, several times faster.
+    lowered: re.Pattern[str] | None = None
+
+    def found_in(self, text: str) -> bool:
+        if self.lowered is not None and not _CASE_TRAPS_RE.search(text):
+            return self.lowered.search(text.lower()) is not None
+        return self.pattern.search(text) is not None
+
+
+_EVERYTHING = Hint(re.compile(""))  # search() always finds the empty match
+
+
+def _char_class(ranges: Iterable[tuple[int, int]]) -> str:
     parts = (
         re.escape(chr(low)) if low == high else f"{re.escape(chr(low))}-{re.escape(chr(high))}"
         for low, high in sorted(ranges)
@@ -127,9 +150,33 @@ def _char_class(ranges: frozenset[tuple[int, int]]) -> str:
     return "[" + "".join(parts) + "]"
 
 
-def hint(*patterns: re.Pattern[str]) -> re.Pattern[str]:
-    """A pattern found in every text where any of ``patterns`` matches (in the text or a part
-    of it): when ``hint(...).search(text)`` is ``None``, none of them can match."""
+def _alternation(needles: _Needles, *, lower: bool) -> str | None:
+    """Every needle as a word of its own (lower-cased if ``lower``), longest first, so each
+    alternative starts with a literal character and re scans for those first characters; wide
+    ranges stay classes. With ``lower``, ``None`` when lower-casing a needle is not how
+    re.IGNORECASE reads it (a cased letter beyond ASCII, a wide range of letters)."""
+    words = set(needles.words)
+    wide: list[tuple[int, int]] = []
+    for low, high in needles.chars:
+        if high - low < _EXPANDED_RANGE:
+            words.update(chr(code) for code in range(low, high + 1))
+        else:
+            wide.append((low, high))
+    if lower:
+        if any(low <= ord("z") and high >= ord("A") for low, high in wide):
+            return None
+        if not all(c.isascii() or c.lower() == c == c.upper() for word in words for c in word):
+            return None
+        words = {word.lower() for word in words}
+    alternatives = [re.escape(word) for word in sorted(words, key=lambda w: (-len(w), w))]
+    if wide:
+        alternatives.append(_char_class(wide))
+    return "|".join(alternatives)
+
+
+def hint(*patterns: re.Pattern[str]) -> Hint:
+    """What every text where any of ``patterns`` matches (in the text or a part of it) holds:
+    when ``hint(...).found_in(text)`` is false, none of them can match."""
     flags = {p.flags for p in patterns}
     if len(flags) != 1:
         raise ValueError(f"patterns with different flags cannot share a hint: {flags}")
@@ -143,6 +190,8 @@ def hint(*patterns: re.Pattern[str]) -> re.Pattern[str]:
         if found is None:
             return _EVERYTHING
         union |= found
-    alternatives = [_char_class(union.chars)] if union.chars else []
-    alternatives += [re.escape(word) for word in sorted(union.words, key=len, reverse=True)]
-    return re.compile("|".join(alternatives), flags.pop())
+    exact = re.compile(_alternation(union, lower=False) or "", flags.pop())
+    if not exact.flags & re.IGNORECASE:
+        return Hint(exact)
+    lowered = _alternation(union, lower=True)
+    return Hint(exact, None if lowered is None else re.compile(lowered))

@@ -91,7 +91,7 @@ _PERSON_HINT = hint(_PERSON_RE, _COMPLAINT_RE, _BOT_RE, _BARE_PERSON_RE)
 
 def person_verdict(text: str) -> Verdict:
     """Whether the message asks for a person (an agent, a manager, or with a complaint)."""
-    if not _PERSON_HINT.search(text):
+    if not _PERSON_HINT.found_in(text):
         return Verdict.ABSENT
     seen = False
     for clause in _clauses(text):
@@ -159,7 +159,7 @@ _WITHDRAW_HINT = hint(_WITHDRAW_RE)
 
 def withdraw_verdict(text: str) -> Verdict:
     """Whether the customer withdraws consent or asks for their data to be deleted."""
-    if not _WITHDRAW_HINT.search(text):
+    if not _WITHDRAW_HINT.found_in(text):
         return Verdict.ABSENT
     for clause in _clauses(text):
         match = _WITHDRAW_RE.search(clause)

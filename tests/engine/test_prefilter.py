@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.understanding import amounts, intents, normalize_text, scope
-from bot.understanding.prefilter import hint
+from bot.understanding.prefilter import _CASE_TRAPS_RE, Hint, hint
 
 HERE = Path(__file__).parent
 
@@ -45,21 +46,32 @@ def test_the_hint_is_in_every_text_the_pattern_may_match(
     pattern: str, present: list[str], absent: list[str]
 ) -> None:
     found = hint(re.compile(pattern, re.IGNORECASE))
-    assert all(found.search(text) for text in present)
-    assert not any(found.search(text) for text in absent)
+    assert all(found.found_in(text) for text in present)
+    assert not any(found.found_in(text) for text in absent)
 
 
 def test_case_is_ignored_as_the_pattern_ignores_it() -> None:
-    # re.IGNORECASE takes the dotless ı for i and the long ſ for s: so does the hint
-    pattern = re.compile(r"(?<![a-z])(?:this|list)(?![a-z])", re.IGNORECASE)
-    for text in ("thıs", "liſt", "THIS"):
+    # re.IGNORECASE takes the dotless ı and the dotted İ for i, the long ſ for s: so does the hint
+    pattern = re.compile(r"(?<![a-z])(?:this|list|kilo)(?![a-z])", re.IGNORECASE)
+    for text in ("thıs", "THİS", "liſt", "THIS", "LiSt", "\u212aILO", "是THIS吗"):
         assert pattern.search(text)
-        assert hint(pattern).search(text)
+        assert hint(pattern).found_in(text)
+
+
+def test_the_case_traps_are_every_character_lower_would_read_otherwise() -> None:
+    # beyond ASCII, what re.IGNORECASE takes for an ASCII letter, or lowers to ASCII letters
+    letter = re.compile("[a-z]", re.IGNORECASE)
+    traps = {
+        chr(code)
+        for code in range(0x80, sys.maxunicode + 1)
+        if letter.fullmatch(chr(code)) or any(c.isascii() for c in chr(code).lower())
+    }
+    assert traps == set(_CASE_TRAPS_RE.pattern.strip("[]"))
 
 
 @pytest.mark.parametrize("pattern", [r"a*", r"(?:x|)", r"\s+", r"[^,]+", r".{3}"])
 def test_a_pattern_with_no_telling_needle_hints_everything(pattern: str) -> None:
-    assert hint(re.compile(pattern)).search("anything at all, 任何")
+    assert hint(re.compile(pattern)).found_in("anything at all, 任何")
 
 
 def test_patterns_with_different_flags_cannot_share_a_hint() -> None:
@@ -88,12 +100,12 @@ HINTED = [
     ("patterns", "pattern_hint"), [(p, h) for _, p, h in HINTED], ids=[n for n, _, _ in HINTED]
 )
 def test_every_hint_in_use_is_found_where_its_patterns_match(
-    patterns: list[re.Pattern[str]], pattern_hint: re.Pattern[str]
+    patterns: list[re.Pattern[str]], pattern_hint: Hint
 ) -> None:
     texts = messages()
     parts = [c for text in texts for c in scope._clauses(text)] + [t.lower() for t in texts]
     matched = [t for t in texts + parts if any(p.search(t) for p in patterns)]
     assert matched, "the corpus should exercise the pattern"
-    assert all(pattern_hint.search(t) for t in matched)
+    assert all(pattern_hint.found_in(t) for t in matched)
     bare = [c.replace(" ", "") for c in parts if scope._BARE_PERSON_RE.match(c.replace(" ", ""))]
-    assert all(scope._PERSON_HINT.search(c) for c in bare)
+    assert all(scope._PERSON_HINT.found_in(c) for c in bare)
