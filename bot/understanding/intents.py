@@ -12,7 +12,7 @@ from rapidfuzz import fuzz, process
 from bot.understanding.normalize import _SPACE_RE
 from bot.understanding.pinyin import char_pinyin, run_pinyin
 from bot.understanding.prefilter import hint
-from bot.understanding.scope import Verdict, person_verdict, withdraw_verdict
+from bot.understanding.scope import SCOPE_HINT, Verdict, person_verdict, withdraw_verdict
 
 
 class Intent(StrEnum):
@@ -121,6 +121,7 @@ _QUESTION_ONLY_RE = re.compile(r"[?¿]+")
 _WHOLE_FILLER_RE = re.compile(
     r"^(?:我要|我想|我需要|请|请帮我|帮我|给我|麻烦|麻烦你)+|(?:啊|呀|吧|呢|哦|啦|了|嘛|在吗|谢谢)+$"
 )
+_WHOLE_FILLER_HINT = hint(_WHOLE_FILLER_RE)
 
 # Voice recognition writes homophones (转人宫, 从新开始): compare by toneless pinyin.
 _PINYIN_PHRASES: dict[str, Intent] = {
@@ -211,10 +212,13 @@ def _is_negated(text: str, start: int) -> bool:
     return _NEGATED_RE.search(text[max(0, start - 12) : start]) is not None
 
 
+_STRONG_HINT = hint(*(pattern for _, pattern in _STRONG_PATTERNS))
 _STRONG_HINTS = tuple(hint(pattern) for _, pattern in _STRONG_PATTERNS)
 
 
 def _pattern_intent(text: str) -> Intent | None:
+    if not _STRONG_HINT.found_in(text):
+        return None  # none can match: one quick search instead of five
     for (intent, pattern), pattern_hint in zip(_STRONG_PATTERNS, _STRONG_HINTS, strict=True):
         if not pattern_hint.found_in(text):
             continue  # cannot match: a quick search instead of the whole pattern
@@ -324,6 +328,7 @@ _YES_NO_TOKEN_RE = re.compile(
     )
     + r") *"
 )
+_YES_NO_FIRST_CHARS = frozenset(token[0] for token in _YES_NO_KIND)
 _YES_NO_MAX_LEN = 24
 _A_NOT_A_RE = re.compile(r"(?<!不)([^不])不\1")  # 好不好, 对不对: a question, neither yes nor no
 _EMOJI_WORDS = {
@@ -338,11 +343,14 @@ _EMOJI_WORDS = {
     "🙅": " 不 ",
 }
 _EMOJI_RE = re.compile("|".join(re.escape(e) for e in _EMOJI_WORDS))
+_EMOJI_HINT = hint(_EMOJI_RE)
 _PUNCT_RE = re.compile(r"[^\w\s]|_")
 
 
 def _yes_no_intent(words: str) -> Intent | None:
     """YES or NO when the message is nothing but yes/no words (and politeness); NO wins."""
+    if not words or words[0] not in _YES_NO_FIRST_CHARS:
+        return None  # no token starts here (words has no leading space)
     if len(words) > _YES_NO_MAX_LEN or _A_NOT_A_RE.search(words):
         return None
     seen: set[Intent] = set()
@@ -361,7 +369,9 @@ def _yes_no_intent(words: str) -> Intent | None:
 
 def _intent_words(text: str) -> str:
     """Lower-case, emoji mapped to words, punctuation dropped, apostrophes glued (don't)."""
-    text = _EMOJI_RE.sub(lambda m: _EMOJI_WORDS[m.group()], text.lower())
+    text = text.lower()
+    if _EMOJI_HINT.found_in(text):
+        text = _EMOJI_RE.sub(lambda m: _EMOJI_WORDS[m.group()], text)
     text = text.replace("'", "").replace("’", "")
     return _SPACE_RE.sub(" ", _PUNCT_RE.sub(" ", text)).strip()
 
@@ -369,7 +379,10 @@ def _intent_words(text: str) -> str:
 def _detect_intent(text: str) -> Intent | None:
     if not text:
         return None
-    person, withdraw = person_verdict(text), withdraw_verdict(text)
+    if SCOPE_HINT.found_in(text):
+        person, withdraw = person_verdict(text), withdraw_verdict(text)
+    else:  # neither a person nor a deletion mentioned: one quick search instead of two
+        person = withdraw = Verdict.ABSENT
     intent = _detect_intent_unscoped(text, person, withdraw)
     if intent is Intent.HANDOFF and person is Verdict.REFUSED:
         return None  # a person mentioned, refused or reported on: not asked for
@@ -391,7 +404,9 @@ def _detect_intent_unscoped(text: str, person: Verdict, withdraw: Verdict) -> In
     lowered = text.lower()
     if intent := _pattern_intent(lowered):
         return intent
-    core = _WHOLE_FILLER_RE.sub("", words.replace(" ", ""))
+    core = words.replace(" ", "")
+    if _WHOLE_FILLER_HINT.found_in(core):
+        core = _WHOLE_FILLER_RE.sub("", core)
     if intent := _WHOLE_PHRASES.get(core):
         return intent
     if intent := _pinyin_intent(lowered):

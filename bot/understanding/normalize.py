@@ -27,6 +27,8 @@ def normalize_text(text: str) -> str:
         # A format character (category Cf) is never printable: most messages skip the walk.
         if not text.isascii() and (not text.isprintable() or _OTHER_DIGIT_RE.search(text)):
             text = "".join(_normalize_char(ch) for ch in text)
+    if " " not in text and text.isprintable():
+        return text  # no whitespace (any other is unprintable): nothing to collapse or join
     text = _SPACE_RE.sub(" ", text).strip()
     return _SPACED_DIGITS_RE.sub(lambda m: m.group().replace(" ", ""), text)
 

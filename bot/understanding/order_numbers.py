@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from bot.understanding.amounts import _Amount
 from bot.understanding.labels import _ORDER_LABEL_BEFORE_RE, _ORDER_LABEL_RE
@@ -191,11 +190,6 @@ _LOOKALIKE_DIGITS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _NOT_ALNUM_RE = re.compile(r"[^A-Z0-9]+")
 
 
-@lru_cache(maxsize=8)
-def _longest_first(prefixes: frozenset[str]) -> tuple[str, ...]:
-    return tuple(sorted(prefixes, key=len, reverse=True))
-
-
 def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Order]:
     """Runs of letters and digits (their separators dropped) whose shape is one of this
     merchant's; a look-alike letter (O for 0, I or l for 1) after the prefix is read as the
@@ -204,7 +198,7 @@ def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Ord
     if len(_NOT_ALNUM_RE.sub("", upper)) < MIN_ORDER_DIGITS:
         return []  # too few letters and digits for any order number
     found: list[tuple[_Order, bool]] = []
-    prefixes = _longest_first(shapes.prefixes)
+    prefixes = shapes.prefixes_longest_first
     for token in _TOKEN_RE.finditer(upper):
         groups = [
             (m.start() + token.start(), m.group()) for m in re.finditer(r"[A-Z0-9]+", token.group())
@@ -254,6 +248,8 @@ def _ranked_orders(
     values: list[str] = []
     if shapes:
         values = [o.value for o in _shaped_candidates(text, masked, shapes)]
+    if not heuristic:
+        return values
     best = _best_order(heuristic)
     rest = sorted(heuristic, key=lambda o: (not o.labelled, -len(o.value), o.start))
     for order in ([best] if best else []) + rest:

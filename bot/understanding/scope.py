@@ -173,3 +173,7 @@ def withdraw_verdict(text: str) -> Verdict:
             continue  # 我把订单删了怎么办: about an order, not their data
         return Verdict.ASKED
     return Verdict.ABSENT
+
+
+# Either verdict can be other than ABSENT only where this is found.
+SCOPE_HINT = hint(_PERSON_RE, _COMPLAINT_RE, _BOT_RE, _BARE_PERSON_RE, _WITHDRAW_RE)
