@@ -132,12 +132,16 @@ _UNIT_HINT = hint(_UNIT_AMOUNT_RE)  # 元, 块, yuan…
 _KEYWORD_HINT = hint(_KEYWORD_AMOUNT_RE)
 _SPENT_HINT = hint(_SPENT_RE)
 _MINOR_ONLY_HINT = hint(_MINOR_ONLY_RE)  # 角, 毛, 分
+_MARK_HINT = hint(_PREFIXED_AMOUNT_RE, _UNIT_AMOUNT_RE, _KEYWORD_AMOUNT_RE)  # (ignoring case)
+_SIGN_HINT = hint(_SPENT_RE, _MINOR_ONLY_RE)
 
 
 def _marked_amounts(text: str) -> list[_Amount]:
     """Numbers marked as money, merged by where the number starts."""
     if not _NUMERAL_RE.search(text):
         return []
+    if not _MARK_HINT.found_in(text) and not _SIGN_HINT.found_in(text):
+        return []  # nothing marks a number as money
     found: dict[int, _Amount] = {}
 
     def add(

@@ -252,27 +252,30 @@ def _pinyin_intent(text: str) -> Intent | None:
     if cjk_count > _FUZZY_MAX_CJK or _FUZZY_NEGATORS & set(text) or _DIGIT_RE.search(text):
         return None
     spoken = "".join("".join(run_pinyin(run)) for _, run in runs)
-    if len(spoken) not in _fuzzy_lengths():
+    near = _keys_near_in_length().get(len(spoken))
+    if not near:
         return None  # too short or too long to be near any key
-    best = process.extractOne(
-        spoken, joined_keys.keys(), scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF
-    )
+    best = process.extractOne(spoken, near, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
     return joined_keys[best[0]] if best else None
 
 
 @lru_cache(maxsize=1)
-def _fuzzy_lengths() -> frozenset[int]:
-    """The lengths of spoken text that could score ``_FUZZY_CUTOFF`` against a joined key:
-    fuzz.ratio is at most 100·(1 − |a − b| / (a + b)) for strings of lengths a and b."""
-    sizes = {len(joined) for joined in _pinyin_keys()[2]}
-    return frozenset(
-        length
-        for length in range(3 * max(sizes) + 1)
-        if any(
-            100 * (length + size - abs(length - size)) >= _FUZZY_CUTOFF * (length + size)
-            for size in sizes
+def _keys_near_in_length() -> dict[int, tuple[str, ...]]:
+    """For a length of spoken text, the joined keys it could score ``_FUZZY_CUTOFF`` against
+    (in their order): fuzz.ratio is at most 100·(1 − |a − b| / (a + b)) for lengths a and b,
+    so the others cannot, and extractOne's answer is the same without them."""
+    joined = list(_pinyin_keys()[2])
+    near: dict[int, tuple[str, ...]] = {}
+    for length in range(3 * max(map(len, joined)) + 1):
+        keys = tuple(
+            key
+            for key in joined
+            if 100 * (length + len(key) - abs(length - len(key)))
+            >= _FUZZY_CUTOFF * (length + len(key))
         )
-    )
+        if keys:
+            near[length] = keys
+    return near
 
 
 def _english_fuzzy_intent(words: str) -> Intent | None:

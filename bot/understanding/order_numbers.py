@@ -24,6 +24,7 @@ _TO_ASCII_DIGITS = str.maketrans(
 _CN_DIGIT_RUN_RE = re.compile(f"[{_ORDER_CN_DIGITS}]+(?:[，。、,. ]+[{_ORDER_CN_DIGITS}]+)*")
 _CN_DIGIT_RE = re.compile(f"[{_ORDER_CN_DIGITS}]")
 _DIGIT_RE = re.compile(r"\d")
+_NOT_DIGIT_RE = re.compile(r"\D")
 _MIN_CN_DIGIT_RUN = 4  # 二零二五…; runs of 2-3 only when they touch ASCII digits
 
 _ORDER_RE = re.compile(
@@ -138,7 +139,7 @@ def _orders_in(text: str, masked: str) -> list[_Order]:
         end = body_start + len(body)
         if not prefix and (_DECIMAL_RE.fullmatch(body) or _DATE_RE.match(body)):
             continue
-        digits = re.sub(r"\D", "", body)
+        digits = _NOT_DIGIT_RE.sub("", body)
         value = prefix.upper() + digits
         if len(digits) < MIN_ORDER_DIGITS or len(value) > MAX_ORDER_LEN:
             continue
@@ -185,6 +186,7 @@ def _is_other_number(text: str, start: int, body: str, digits: str) -> bool:
 
 _TOKEN_RE = re.compile(r"[A-Z0-9]+(?:[ \-_.,，。、—–/]{1,3}[A-Z0-9]+)*")
 _GROUP_SEP_RE = re.compile(r"[ \-_.,，。、—–/]+")
+_GROUP_RE = re.compile(r"[A-Z0-9]+")
 _MAX_GROUPS = 16  # "S O 2 0 2 5 …" as voice recognition spells it
 _LOOKALIKE_DIGITS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _NOT_ALNUM_RE = re.compile(r"[^A-Z0-9]+")
@@ -200,9 +202,11 @@ def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Ord
     found: list[tuple[_Order, bool]] = []
     prefixes = shapes.prefixes_longest_first
     for token in _TOKEN_RE.finditer(upper):
-        groups = [
-            (m.start() + token.start(), m.group()) for m in re.finditer(r"[A-Z0-9]+", token.group())
-        ]
+        run = token.group()
+        if run.isalnum():  # one group: no separator in it
+            groups = [(token.start(), run)]
+        else:
+            groups = [(m.start() + token.start(), m.group()) for m in _GROUP_RE.finditer(run)]
         for i in range(len(groups)):
             for j in range(i, min(len(groups), i + _MAX_GROUPS)):
                 value = "".join(g for _, g in groups[i : j + 1])
@@ -218,11 +222,10 @@ def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Ord
                         continue
                     value, lookalike = fixed, True
                 labelled = _ORDER_LABEL_BEFORE_RE.search(text[max(0, start - 16) : start])
-                digits = re.sub(r"\D", "", value)
                 if (
                     labelled is None
-                    and digits == value
-                    and _is_other_number(masked, start, masked[start:end], digits)
+                    and value.isdigit()  # (letters and digits only)
+                    and _is_other_number(masked, start, masked[start:end], value)
                 ):
                     continue
                 found.append((_Order(value, start, end, labelled is not None), lookalike))
