@@ -232,26 +232,29 @@ def _pattern_intent(text: str) -> Intent | None:
 
 
 def _pinyin_intent(text: str) -> Intent | None:
-    runs = [(run.start(), run.group()) for run in _HAN_RUN_RE.finditer(text)]
-    cjk_count = sum(len(run) for _, run in runs)
+    runs: list[str] = _HAN_RUN_RE.findall(text)
+    cjk_count = sum(map(len, runs))
     if not cjk_count or cjk_count > _PINYIN_MAX_CJK:
         return None
     long_keys, all_keys, joined_keys = _pinyin_keys()
     keys = all_keys if cjk_count <= _SHORT_PHRASE_MAX_CJK else long_keys
-    for start, run in runs:
+    starts: list[int] = []  # where each run starts, found when a key is
+    for number, run in enumerate(runs):
         syllables = run_pinyin(run)
         # each key is looked up through its first syllable
         for index, first in enumerate(syllables):
             for key, phrase, intent in keys.get(first, ()):
                 if syllables[index : index + len(key)] != key:
                     continue
+                starts = starts or [found.start() for found in _HAN_RUN_RE.finditer(text)]
+                at = starts[number] + index
                 # The literal phrase was already judged by the patterns (人工智能 is not 人工).
-                if text.startswith(phrase, start + index) or _is_negated(text, start + index):
+                if text.startswith(phrase, at) or _is_negated(text, at):
                     continue
                 return intent
     if cjk_count > _FUZZY_MAX_CJK or _FUZZY_NEGATORS & set(text) or _DIGIT_RE.search(text):
         return None
-    spoken = "".join("".join(run_pinyin(run)) for _, run in runs)
+    spoken = "".join("".join(run_pinyin(run)) for run in runs)
     near = _keys_near_in_length().get(len(spoken))
     if not near:
         return None  # too short or too long to be near any key
@@ -395,7 +398,7 @@ def _detect_intent(text: str) -> Intent | None:
 
 
 def _detect_intent_unscoped(text: str, person: Verdict, withdraw: Verdict) -> Intent | None:
-    if _QUESTION_ONLY_RE.fullmatch(text):
+    if text[0] in "?¿" and _QUESTION_ONLY_RE.fullmatch(text):
         return Intent.HELP
     words = _intent_words(text)
     if words in ("1", "2"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 
 import cn2an
 
@@ -32,6 +33,7 @@ def _digit_value(ch: str) -> int | None:
     return _CN_DIGIT_VALUE.get(ch)
 
 
+@lru_cache(maxsize=1024)  # cn2an is slow, and a message often reads one numeral twice
 def _parse_cn_integer(text: str) -> int | None:
     """``一百二十八`` → 128, ``3千2百`` → 3200, ``一百五`` → 150, ``二零二五`` → 2025,
     ``壹佰贰拾捌`` → 128 (cn2an reads the numerals, financial forms included)."""

@@ -4,12 +4,19 @@ number, amount and intent) instead of each reader normalising and searching agai
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.understanding.amounts import _Amount, _marked_amounts
 from bot.understanding.normalize import normalize_text
-from bot.understanding.order_numbers import _masked_for_orders, _Order, _orders_in
+from bot.understanding.numerals import _CN
+from bot.understanding.order_numbers import (
+    _ORDER_CN_DIGITS,
+    _masked_for_orders,
+    _Order,
+    _orders_in,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +29,16 @@ class Reading:
     orders: tuple[_Order, ...]  # numbers that may be order numbers, in ``masked`` order
 
 
+# Every amount and every order number holds one (digits, Chinese numerals, 洞 for 0).
+_ANY_NUMERAL_RE = re.compile(rf"[\d{_CN}{_ORDER_CN_DIGITS}]")
+
+
 # Small: only the messages in flight (a turn reads its message two or three times).
 @lru_cache(maxsize=64)
 def read_message(text: str) -> Reading:
     normalized = normalize_text(text)
+    if not _ANY_NUMERAL_RE.search(normalized):
+        return Reading(normalized, (), normalized, ())  # no number: no amount, no order number
     marked = _marked_amounts(normalized)
     masked = _masked_for_orders(normalized, marked)
     return Reading(normalized, tuple(marked), masked, tuple(_orders_in(normalized, masked)))
