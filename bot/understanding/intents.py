@@ -359,18 +359,18 @@ def _yes_no_intent(words: str) -> Intent | None:
         return None  # no token starts here (words has no leading space)
     if len(words) > _YES_NO_MAX_LEN or _A_NOT_A_RE.search(words):
         return None
-    seen: set[Intent] = set()
+    yes = no = False  # (two flags: hashing an Intent costs a Python call)
     pos = 0
     while pos < len(words):
         match = _YES_NO_TOKEN_RE.match(words, pos)
         if match is None:
             return None
-        if kind := _YES_NO_KIND[match.group(1)]:
-            seen.add(kind)
+        kind = _YES_NO_KIND[match.group(1)]
+        yes, no = yes or kind is Intent.YES, no or kind is Intent.NO
         pos = match.end()
-    if Intent.NO in seen:
+    if no:
         return Intent.NO
-    return Intent.YES if Intent.YES in seen else None
+    return Intent.YES if yes else None
 
 
 def _intent_words(text: str) -> str:
