@@ -33,12 +33,53 @@ def _digit_value(ch: str) -> int | None:
     return _CN_DIGIT_VALUE.get(ch)
 
 
+_LOW_FORMS = ("零一二三四五六七八九", "十百千")
+_FINANCIAL_FORMS = ("零壹贰叁肆伍陆柒捌玖", "拾佰仟")
+_WRITTEN_MAX = 9999
+
+
+def _written(number: int, digits: str, units: str) -> str:
+    """1…9999 written out in full: 一千零一十, 一百零八, 一十五, 壹仟零壹拾."""
+    out: list[str] = []
+    gap = False
+    for power in (3, 2, 1, 0):
+        digit = number // 10**power % 10
+        if digit == 0:
+            gap = gap or bool(out)
+            continue
+        if gap:
+            out.append(digits[0])
+            gap = False
+        out.append(digits[digit] + (units[power - 1] if power else ""))
+    return "".join(out)
+
+
+@lru_cache(maxsize=1)
+def _written_numbers() -> dict[str, int]:
+    """Whole numbers up to 9999 as customers write them out: 一百二十八, 两百, 两千零一十九,
+    十五, 壹佰贰拾捌 (some 22,000 forms, built on first use). cn2an reads each of them as this
+    number (a test checks every one), in a look-up instead of some 40 µs."""
+    found: dict[str, int] = {}
+    for number in range(1, _WRITTEN_MAX + 1):
+        low = _written(number, *_LOW_FORMS)
+        forms = {low, _written(number, *_FINANCIAL_FORMS)}
+        if 10 <= number <= 19:  # 十五 beside 一十五, 拾伍 beside 壹拾伍
+            forms |= {form[1:] for form in forms}
+        for place in ("千", "百"):  # 两千, 两百 beside 二千, 二百
+            forms |= {form.replace("二" + place, "两" + place) for form in forms}
+        found.update(dict.fromkeys(forms, number))
+    found["两"] = 2
+    return found
+
+
 @lru_cache(maxsize=1024)  # cn2an is slow, and a message often reads one numeral twice
 def _parse_cn_integer(text: str) -> int | None:
     """``一百二十八`` → 128, ``3千2百`` → 3200, ``一百五`` → 150, ``二零二五`` → 2025,
     ``壹佰贰拾捌`` → 128 (cn2an reads the numerals, financial forms included)."""
     if not text:
         return None
+    if (written := _written_numbers().get(text)) is not None:
+        return written
     try:
         value = cn2an.cn2an(text, "smart")
     except Exception:  # anything a customer types that is no number is "no number", not a 500
