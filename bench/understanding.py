@@ -10,10 +10,12 @@ table. A turn the agent owns runs only ``detect_intent``: printed on its own lin
 
 Lines: tests/engine/corpus/positive.jsonl + negative.jsonl (915), "short" those of at most 12
 characters (509); the 40 shared utterances; and the demo dialogue. Each figure is the mean
-over the lines of each line's best of N runs (perf_counter_ns, timer overhead taken off), in µs
-per message, with "×" its ratio to a baseline in the same process (NFKC + casefold of the line).
+over the lines of each line's best of N runs (perf_counter_ns, timer overhead taken off; a
+line's runs are spread over the whole measurement, so a busy spell of the machine spoils only
+some of them), in µs per message, with "×" its ratio to a baseline in the same process (NFKC +
+casefold of the line).
 
-"warm" runs each line again and again, so caches keyed on a message serve it; "cold" empties
+"warm" runs each line right after itself, so caches keyed on a message serve it; "cold" empties
 those caches before every run, as if every message were new. The one-time tables stay built and
 VOCABULARY_CACHES (pinyin of one character or one dictionary word) stay warm: a running bot has
 met the common ones after its first few hundred messages.
@@ -90,35 +92,37 @@ def message_caches() -> list[Callable[[], None]]:
 def best_ns(
     run: Callable[[str], None], texts: Sequence[str], samples: int, cold: bool, inner: int = 1
 ) -> float:
-    """Mean over ``texts`` of each text's best time of ``samples`` runs (each ``inner`` calls,
-    cold: caches emptied before each run), timer overhead taken off. Each run is short, so the
-    best of a few is a run nothing else interrupted, even on a busy machine."""
+    """Mean over ``texts`` of each text's best time of ``samples`` runs (each ``inner`` calls;
+    cold: caches emptied before each run, warm: right after a run of the same text), timer
+    overhead taken off. Each run is short, and a text's runs are spread over the whole
+    measurement (one pass over all texts per sample), so its best is a run nothing else
+    interrupted, even on a busy machine."""
     clears = message_caches() if cold else []
     clock = time.perf_counter_ns
     overhead = min(-clock() + clock() for _ in range(1000))
-    total = 0
+    for text in texts:
+        run(text)  # warm: one-time tables, imports, the interpreter's own caches
+    best = [float("inf")] * len(texts)
     gc.disable()
     try:
-        for text in texts:
-            run(text)  # warm: one-time tables, imports, the interpreter's own caches
-            best = None
-            for _ in range(samples):
+        for _ in range(samples):
+            for index, text in enumerate(texts):
                 for clear in clears:
                     clear()
+                if not cold:
+                    run(text)  # warm: the message was just read
                 started = clock()
                 for _ in range(inner):
                     run(text)
-                took = clock() - started - overhead
-                best = took if best is None else min(best, took)
-            total += max(best or 0, 0)
+                best[index] = min(best[index], clock() - started - overhead)
     finally:
         gc.enable()
-    return total / len(texts) / inner
+    return sum(max(b, 0) for b in best) / len(texts) / inner
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=15, help="best of this many (default 15)")
+    parser.add_argument("--samples", type=int, default=25, help="best of this many (default 25)")
     parser.add_argument("--profile", action="store_true", help="cProfile cold passes instead")
     args = parser.parse_args()
 
