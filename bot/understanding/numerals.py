@@ -54,22 +54,41 @@ def _written(number: int, digits: str, units: str) -> str:
     return "".join(out)
 
 
+def _spoken(number: int) -> set[str]:
+    """``number`` (1…9,999) written out as said: in full, with 两 for a 2 before 百 or 千, 十五
+    for 一十五 (alone), and short — 一百五 for 一百五十, 一千二 for 一千二百."""
+    forms = {_written(number, *_LOW_FORMS)}
+    for higher, lower in ("千百", "百十"):
+        forms |= {f[:-1] for f in forms if len(f) >= 4 and f[-1] == lower and f[-3] == higher}
+    for place in ("千", "百"):
+        forms |= {form.replace("二" + place, "两" + place) for form in forms}
+    return forms
+
+
+def _forms(number: int) -> set[str]:
+    """How customers write ``number`` (1…99,999) out: as said (``_spoken``), in financial
+    figures (壹佰贰拾捌), and with 万 (两万三千五百, 一万零五十)."""
+    if number >= 10**4:
+        rest = number % 10**4
+        tail = {""} if not rest else {"零" * (rest < 1000) + form for form in _spoken(rest)}
+        head = _spoken(number // 10**4) | ({"两"} if number // 10**4 == 2 else set())
+        return {first + "万" + form for first in head for form in tail}
+    forms = _spoken(number) | {_written(number, *_FINANCIAL_FORMS)}
+    if 10 <= number <= 19:  # 十五 beside 一十五, 拾伍 beside 壹拾伍
+        forms |= {form[1:] for form in forms}
+    if number == 2:
+        forms.add("两")
+    return forms
+
+
 @lru_cache(maxsize=1)
 def _written_numbers() -> dict[str, int]:
-    """Whole numbers up to 9999 as customers write them out: 一百二十八, 两百, 两千零一十九,
-    十五, 壹佰贰拾捌 (some 22,000 forms, built on first use). cn2an reads each of them as this
-    number (a test checks every one), in a look-up instead of some 40 µs."""
-    found: dict[str, int] = {}
-    for number in range(1, _WRITTEN_MAX + 1):
-        low = _written(number, *_LOW_FORMS)
-        forms = {low, _written(number, *_FINANCIAL_FORMS)}
-        if 10 <= number <= 19:  # 十五 beside 一十五, 拾伍 beside 壹拾伍
-            forms |= {form[1:] for form in forms}
-        for place in ("千", "百"):  # 两千, 两百 beside 二千, 二百
-            forms |= {form.replace("二" + place, "两" + place) for form in forms}
-        found.update(dict.fromkeys(forms, number))
-    found["两"] = 2
-    return found
+    """Whole numbers as customers write them out (``_forms``): every number up to 9,999 and the
+    hundreds up to 99,900 (一万二千八, 两万三千五百), some 30,000 forms built on first use.
+    cn2an reads each form as this number (a test checks every one): a look-up instead of some
+    40 µs."""
+    numbers = [*range(1, 10**4), *range(10**4, 10**5, 100)]
+    return {form: number for number in numbers for form in _forms(number)}
 
 
 @lru_cache(maxsize=1024)  # cn2an is slow, and a message often reads one numeral twice

@@ -30,6 +30,10 @@ def test_cn2an_reads_every_written_number_as_the_table_does() -> None:
         ("壹佰贰拾捌", 128),
         ("玖仟玖佰玖拾玖", 9999),
         ("两", 2),
+        ("一千二", 1200),
+        ("一百五", 150),
+        ("两万三千五百", 23500),
+        ("一万二千八", 12800),
     ],
 )
 def test_the_table_holds_what_customers_write(form: str, number: int) -> None:
@@ -38,7 +42,7 @@ def test_the_table_holds_what_customers_write(form: str, number: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "number"),
-    [("一千二", 1200), ("3千2百", 3200), ("二零二五", 2025), ("一万零五十", 10050), ("零", 0)],
+    [("3千2百", 3200), ("二零二五", 2025), ("一万零五十", 10050), ("幺五八", 158), ("零", 0)],
 )
 def test_other_forms_are_still_read_by_cn2an(text: str, number: int) -> None:
     assert text not in _written_numbers()
