@@ -117,6 +117,8 @@ def _orders_in(text: str, masked: str) -> list[_Order]:
     orders: list[_Order] = []
     for match in _ORDER_RE.finditer(masked):
         prefix, body = match.group("prefix") or "", match.group("body") or match.group("bare")
+        if len(body) < MIN_ORDER_DIGITS:
+            continue  # fewer digits than any order number has (as below, only sooner)
         start = match.start() if prefix else match.start("body" if match["body"] else "bare")
         body_start = match.start("body") if match["body"] else match.start("bare")
         if prefix:
