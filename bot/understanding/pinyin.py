@@ -81,27 +81,35 @@ def _unusual_readings() -> _Unusual:
     }
 
 
+# A character's phrases that read it unusually: (start relative to it, length, phrases).
+_Places = tuple[tuple[int, int, frozenset[str]], ...]
+
+
 @lru_cache(maxsize=8192)
-def _reading_alone(ch: str) -> str | None:
+def _reading_alone(ch: str) -> tuple[str | None, _Places]:
     """The character's one reading outside the phrases of ``_unusual_readings`` (pypinyin's,
-    checked against the dictionary that table was built from), else ``None``."""
+    checked against the dictionary that table was built from; else ``None``), and those
+    phrases."""
+    places = tuple(
+        (-offset, length, phrases)
+        for (offset, length), phrases in _unusual_readings().get(ch, {}).items()
+    )
     syllables = _word_pinyin(ch)
     if len(syllables) != 1 or syllables[0] != _listed_reading(ch):
-        return None
-    return syllables[0]
+        return None, places
+    return syllables[0], places
 
 
 def _read_by_character(run: str) -> tuple[str, ...] | None:
     """The run read character by character, or ``None`` when a phrase in it (or a character
     whose reading is not known alone) needs pypinyin's cutting."""
-    unusual = _unusual_readings()
     syllables: list[str] = []
     for index, ch in enumerate(run):
-        syllable = _reading_alone(ch)
+        syllable, places = _reading_alone(ch)
         if syllable is None:
             return None
-        for (offset, length), phrases in unusual.get(ch, {}).items():
-            start = index - offset
+        for shift, length, phrases in places:
+            start = index + shift
             if start >= 0 and run[start : start + length] in phrases:
                 return None
         syllables.append(syllable)

@@ -134,7 +134,7 @@ class Hint:
     lowered: re.Pattern[str] | None = None
 
     def found_in(self, text: str) -> bool:
-        if self.lowered is not None and not _CASE_TRAPS_RE.search(text):
+        if self.lowered is not None and (text.isascii() or not _CASE_TRAPS_RE.search(text)):
             return self.lowered.search(text.lower()) is not None
         return self.pattern.search(text) is not None
 
