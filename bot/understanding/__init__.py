@@ -32,22 +32,15 @@ from bot.understanding.amounts import (
     _Amount,
     _bare_amount,
     _best_amount,
-    _marked_amounts,
     _valid_amount,
 )
 from bot.understanding.choices import parse_choice
 from bot.understanding.intents import Intent, _detect_intent
 from bot.understanding.language import detect_language
 from bot.understanding.normalize import normalize_text
-from bot.understanding.order_numbers import (
-    _best_order,
-    _mask,
-    _Order,
-    _order_candidates,
-    _ranked_orders,
-    order_candidates,
-)
+from bot.understanding.order_numbers import _best_order, _mask, _ranked_orders
 from bot.understanding.order_shapes import OrderShapes
+from bot.understanding.reading import Reading, read_message
 
 __all__ = [
     "Intent",
@@ -77,16 +70,23 @@ class Understood:
 
 def parse_order_no(text: str) -> str | None:
     """The order number in ``text`` (upper-cased, separators removed), else ``None``."""
-    normalized = normalize_text(text)
-    best = _best_order(_order_candidates(normalized, _marked_amounts(normalized)))
+    best = _best_order(read_message(text).orders)
     return best.value if best else None
+
+
+def order_candidates(text: str, shapes: OrderShapes | None = None) -> list[str]:
+    """Every reading of an order number in ``text``, most likely first: runs of a known shape
+    (see ``OrderShapes``), then numbers that merely look like an order number."""
+    reading = read_message(text)
+    return _ranked_orders(reading.text, reading.masked, reading.orders, shapes)
 
 
 _BARE_DECIMAL_RE = re.compile(r"(?<![0-9.,])[-−]?\d{1,7}\.\d{1,2}(?![0-9.,])")
 
 
-def _amount_in(normalized: str, marked: list[_Amount], orders: list[_Order]) -> Decimal | None:
-    best = _best_amount(marked)
+def _amount_in(reading: Reading) -> Decimal | None:
+    normalized, orders = reading.text, reading.orders
+    best = _best_amount(reading.marked)
     if best is None and not orders:
         best = _bare_amount(normalized)
     elif best is None:
@@ -102,9 +102,7 @@ def _amount_in(normalized: str, marked: list[_Amount], orders: list[_Order]) -> 
 
 def parse_amount(text: str) -> Decimal | None:
     """The amount in yuan, quantised to 0.01, else ``None`` (also for ≤ 0 or > 10,000,000)."""
-    normalized = normalize_text(text)
-    marked = _marked_amounts(normalized)
-    return _amount_in(normalized, marked, _order_candidates(normalized, marked))
+    return _amount_in(read_message(text))
 
 
 def detect_intent(text: str) -> Intent | None:
@@ -124,13 +122,11 @@ def understand(text: str, shapes: OrderShapes | None = None) -> Understood:
     ``"1"``/``"2"`` is both an intent (YES/NO) and an amount (1.00/2.00): the caller decides by
     what it asked.
     """
-    normalized = normalize_text(text)
-    marked = _marked_amounts(normalized)
-    orders = _order_candidates(normalized, marked)
-    ranked = _ranked_orders(normalized, marked, shapes, orders)
+    reading = read_message(text)
+    ranked = _ranked_orders(reading.text, reading.masked, reading.orders, shapes)
     return Understood(
         order_no=ranked[0] if ranked else None,
-        amount=_amount_in(normalized, marked, orders),
-        intent=_detect_intent(normalized),
+        amount=_amount_in(reading),
+        intent=_detect_intent(reading.text),
         order_options=tuple(ranked[1:]),
     )

@@ -17,6 +17,7 @@ from bot.understanding.numerals import (
     _digit_value,
     _parse_number,
 )
+from bot.understanding.prefilter import hint
 
 MAX_AMOUNT = Decimal("10000000")
 _CENT = Decimal("0.01")
@@ -124,8 +125,23 @@ def _trim_list_comma(token: str, start: int) -> tuple[str, int]:
     return token, start
 
 
+# Every number token holds one of these: a message without any has no amount.
+_NUMERAL_RE = re.compile(rf"[\d{_CN}]")
+_PREFIXED_HINT = hint(_PREFIXED_AMOUNT_RE)  # ¥, RMB…
+_UNIT_HINT = hint(_UNIT_AMOUNT_RE)  # 元, 块, yuan…
+_KEYWORD_HINT = hint(_KEYWORD_AMOUNT_RE)
+_SPENT_HINT = hint(_SPENT_RE)
+_MINOR_ONLY_HINT = hint(_MINOR_ONLY_RE)  # 角, 毛, 分
+_MARK_HINT = hint(_PREFIXED_AMOUNT_RE, _UNIT_AMOUNT_RE, _KEYWORD_AMOUNT_RE)  # (ignoring case)
+_SIGN_HINT = hint(_SPENT_RE, _MINOR_ONLY_RE)
+
+
 def _marked_amounts(text: str) -> list[_Amount]:
     """Numbers marked as money, merged by where the number starts."""
+    if not _NUMERAL_RE.search(text):
+        return []
+    if not _MARK_HINT.found_in(text) and not _SIGN_HINT.found_in(text):
+        return []  # nothing marks a number as money
     found: dict[int, _Amount] = {}
 
     def add(
@@ -153,20 +169,24 @@ def _marked_amounts(text: str) -> list[_Amount]:
         current.priority = max(current.priority, priority)
         current.marked = current.marked or marked
 
-    for match in _PREFIXED_AMOUNT_RE.finditer(text):
-        add(match, _PRIORITY_CURRENCY, marked=True)
-    for match in _UNIT_AMOUNT_RE.finditer(text):
+    # (a pattern whose hint is not in the text cannot match: a quick search instead of it)
+    if _PREFIXED_HINT.found_in(text):
+        for match in _PREFIXED_AMOUNT_RE.finditer(text):
+            add(match, _PRIORITY_CURRENCY, marked=True)
+    for match in _UNIT_AMOUNT_RE.finditer(text) if _UNIT_HINT.found_in(text) else ():
         token, _ = _trim_list_comma(match.group("num"), match.start("num"))
         major = _parse_number(token)
         value = None if major is None else major + _minor_value(match)
         unit = match.group("unit").lower()
         priority = _PRIORITY_COLLOQUIAL if unit in _COLLOQUIAL_UNITS else _PRIORITY_CURRENCY
         add(match, priority, marked=True, value=value)
-    for match in _KEYWORD_AMOUNT_RE.finditer(text):
-        add(match, _PRIORITY_KEYWORD, marked=False)
-    for match in _SPENT_RE.finditer(text):  # -36.50: how a bill shows what was paid
-        add(match, _PRIORITY_CURRENCY, marked=True)
-    for match in _MINOR_ONLY_RE.finditer(text):
+    if _KEYWORD_HINT.found_in(text):
+        for match in _KEYWORD_AMOUNT_RE.finditer(text):
+            add(match, _PRIORITY_KEYWORD, marked=False)
+    if _SPENT_HINT.found_in(text):
+        for match in _SPENT_RE.finditer(text):  # -36.50: how a bill shows what was paid
+            add(match, _PRIORITY_CURRENCY, marked=True)
+    for match in _MINOR_ONLY_RE.finditer(text) if _MINOR_ONLY_HINT.found_in(text) else ():
         start = match.start()
         if any(a.span[0] <= start < a.span[1] for a in found.values()):
             continue
@@ -226,6 +246,8 @@ def _valid_amount(amount: _Amount | None) -> Decimal | None:
 
 def _bare_amount(text: str) -> _Amount | None:
     """The only number in a message without order number, e.g. ``128.5`` or ``是99吧``."""
+    if not _NUMERAL_RE.search(text):
+        return None
     spelled = _BARE_SPELLED_RE.fullmatch(text)
     if spelled is not None:
         token = spelled.group("num")

@@ -4,15 +4,15 @@ for voice homophones, fuzzy English, and the scope of a person or deletion reque
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 
 from bot.understanding.normalize import _SPACE_RE
-from bot.understanding.scope import Verdict, person_verdict, withdraw_verdict
+from bot.understanding.pinyin import char_pinyin, run_pinyin
+from bot.understanding.prefilter import hint
+from bot.understanding.scope import SCOPE_HINT, Verdict, person_verdict, withdraw_verdict
 
 
 class Intent(StrEnum):
@@ -121,6 +121,7 @@ _QUESTION_ONLY_RE = re.compile(r"[?¿]+")
 _WHOLE_FILLER_RE = re.compile(
     r"^(?:我要|我想|我需要|请|请帮我|帮我|给我|麻烦|麻烦你)+|(?:啊|呀|吧|呢|哦|啦|了|嘛|在吗|谢谢)+$"
 )
+_WHOLE_FILLER_HINT = hint(_WHOLE_FILLER_RE)
 
 # Voice recognition writes homophones (转人宫, 从新开始): compare by toneless pinyin.
 _PINYIN_PHRASES: dict[str, Intent] = {
@@ -161,6 +162,7 @@ _FUZZY_MAX_CJK = 8
 _FUZZY_CUTOFF = 88.0
 _FUZZY_NEGATORS = frozenset("不别没无")
 _HAN_RUN_RE = re.compile(r"[\u4e00-\u9fff]+")
+_DIGIT_RE = re.compile(r"\d")
 
 _ENGLISH_FUZZY_PHRASES: dict[str, Intent] = {
     "talk to a human": Intent.HANDOFF,
@@ -177,30 +179,6 @@ _ENGLISH_FUZZY_PHRASES: dict[str, Intent] = {
 _ENGLISH_FUZZY_MIN_LEN = 6
 
 
-def _fuzzy_syllable(syllable: str) -> str:
-    """Fold the sounds speech recognition confuses most: zh/z, ch/c, sh/s, eng/en, ing/in."""
-    if syllable[:2] in ("zh", "ch", "sh"):
-        syllable = syllable[0] + syllable[2:]
-    if syllable.endswith(("eng", "ing")):
-        syllable = syllable[:-1]
-    return syllable
-
-
-@lru_cache(maxsize=4096)
-def _char_pinyin(ch: str) -> str:
-    syllables: list[str] = lazy_pinyin(ch)
-    return _fuzzy_syllable(syllables[0]) if syllables else ch
-
-
-@lru_cache(maxsize=2048)
-def _run_pinyin(run: str) -> tuple[str, ...]:
-    """One folded syllable per character; pypinyin reads polyphones (重新 = chong) in context."""
-    syllables: list[str] = lazy_pinyin(run)
-    if len(syllables) != len(run):
-        return tuple(_char_pinyin(ch) for ch in run)
-    return tuple(_fuzzy_syllable(s) for s in syllables)
-
-
 _PinyinKey = tuple[tuple[str, ...], str, Intent]  # folded syllables, the phrase, its intent
 
 
@@ -214,7 +192,7 @@ def _pinyin_keys() -> tuple[_KeyIndex, _KeyIndex, dict[str, Intent]]:
     def variants(phrases: dict[str, Intent]) -> list[_PinyinKey]:
         keys: dict[tuple[str, ...], _PinyinKey] = {}
         for phrase, intent in phrases.items():
-            for syllables in (_run_pinyin(phrase), tuple(_char_pinyin(ch) for ch in phrase)):
+            for syllables in (run_pinyin(phrase), tuple(char_pinyin(ch) for ch in phrase)):
                 keys.setdefault(syllables, (syllables, phrase, intent))
         return list(keys.values())
 
@@ -230,22 +208,20 @@ def _pinyin_keys() -> tuple[_KeyIndex, _KeyIndex, dict[str, Intent]]:
     return index(long_keys), index(long_keys + short_keys), joined
 
 
-def _find_keys(
-    syllables: tuple[str, ...], keys: dict[str, tuple[_PinyinKey, ...]]
-) -> Iterable[tuple[int, str, Intent]]:
-    """Where in ``syllables`` each key starts, found through the key's first syllable."""
-    for index, first in enumerate(syllables):
-        for key, phrase, intent in keys.get(first, ()):
-            if syllables[index : index + len(key)] == key:
-                yield index, phrase, intent
-
-
 def _is_negated(text: str, start: int) -> bool:
     return _NEGATED_RE.search(text[max(0, start - 12) : start]) is not None
 
 
+_STRONG_HINT = hint(*(pattern for _, pattern in _STRONG_PATTERNS))
+_STRONG_HINTS = tuple(hint(pattern) for _, pattern in _STRONG_PATTERNS)
+
+
 def _pattern_intent(text: str) -> Intent | None:
-    for intent, pattern in _STRONG_PATTERNS:
+    if not _STRONG_HINT.found_in(text):
+        return None  # none can match: one quick search instead of five
+    for (intent, pattern), pattern_hint in zip(_STRONG_PATTERNS, _STRONG_HINTS, strict=True):
+        if not pattern_hint.found_in(text):
+            continue  # cannot match: a quick search instead of the whole pattern
         for match in pattern.finditer(text):
             if _is_negated(text, match.start()):
                 continue
@@ -256,26 +232,53 @@ def _pattern_intent(text: str) -> Intent | None:
 
 
 def _pinyin_intent(text: str) -> Intent | None:
-    runs = list(_HAN_RUN_RE.finditer(text))
-    cjk_count = sum(len(run.group()) for run in runs)
+    runs: list[str] = _HAN_RUN_RE.findall(text)
+    cjk_count = sum(map(len, runs))
     if not cjk_count or cjk_count > _PINYIN_MAX_CJK:
         return None
     long_keys, all_keys, joined_keys = _pinyin_keys()
     keys = all_keys if cjk_count <= _SHORT_PHRASE_MAX_CJK else long_keys
-    for run in runs:
-        for index, phrase, intent in _find_keys(_run_pinyin(run.group()), keys):
-            start = run.start() + index
-            # The literal phrase was already judged by the patterns (人工智能 is not 人工).
-            if text.startswith(phrase, start) or _is_negated(text, start):
-                continue
-            return intent
-    if cjk_count > _FUZZY_MAX_CJK or _FUZZY_NEGATORS & set(text) or re.search(r"\d", text):
+    starts: list[int] = []  # where each run starts, found when a key is
+    for number, run in enumerate(runs):
+        syllables = run_pinyin(run)
+        # each key is looked up through its first syllable
+        for index, first in enumerate(syllables):
+            for key, phrase, intent in keys.get(first, ()):
+                if syllables[index : index + len(key)] != key:
+                    continue
+                starts = starts or [found.start() for found in _HAN_RUN_RE.finditer(text)]
+                at = starts[number] + index
+                # The literal phrase was already judged by the patterns (人工智能 is not 人工).
+                if text.startswith(phrase, at) or _is_negated(text, at):
+                    continue
+                return intent
+    if cjk_count > _FUZZY_MAX_CJK or _FUZZY_NEGATORS & set(text) or _DIGIT_RE.search(text):
         return None
-    spoken = "".join("".join(_run_pinyin(run.group())) for run in runs)
-    best = process.extractOne(
-        spoken, joined_keys.keys(), scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF
-    )
+    spoken = "".join("".join(run_pinyin(run)) for run in runs)
+    near = _keys_near_in_length().get(len(spoken))
+    if not near:
+        return None  # too short or too long to be near any key
+    best = process.extractOne(spoken, near, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
     return joined_keys[best[0]] if best else None
+
+
+@lru_cache(maxsize=1)
+def _keys_near_in_length() -> dict[int, tuple[str, ...]]:
+    """For a length of spoken text, the joined keys it could score ``_FUZZY_CUTOFF`` against
+    (in their order): fuzz.ratio is at most 100·(1 − |a − b| / (a + b)) for lengths a and b,
+    so the others cannot, and extractOne's answer is the same without them."""
+    joined = list(_pinyin_keys()[2])
+    near: dict[int, tuple[str, ...]] = {}
+    for length in range(3 * max(map(len, joined)) + 1):
+        keys = tuple(
+            key
+            for key in joined
+            if 100 * (length + len(key) - abs(length - len(key)))
+            >= _FUZZY_CUTOFF * (length + len(key))
+        )
+        if keys:
+            near[length] = keys
+    return near
 
 
 def _english_fuzzy_intent(words: str) -> Intent | None:
@@ -331,6 +334,7 @@ _YES_NO_TOKEN_RE = re.compile(
     )
     + r") *"
 )
+_YES_NO_FIRST_CHARS = frozenset(token[0] for token in _YES_NO_KIND)
 _YES_NO_MAX_LEN = 24
 _A_NOT_A_RE = re.compile(r"(?<!不)([^不])不\1")  # 好不好, 对不对: a question, neither yes nor no
 _EMOJI_WORDS = {
@@ -345,30 +349,35 @@ _EMOJI_WORDS = {
     "🙅": " 不 ",
 }
 _EMOJI_RE = re.compile("|".join(re.escape(e) for e in _EMOJI_WORDS))
+_EMOJI_HINT = hint(_EMOJI_RE)
 _PUNCT_RE = re.compile(r"[^\w\s]|_")
 
 
 def _yes_no_intent(words: str) -> Intent | None:
     """YES or NO when the message is nothing but yes/no words (and politeness); NO wins."""
+    if not words or words[0] not in _YES_NO_FIRST_CHARS:
+        return None  # no token starts here (words has no leading space)
     if len(words) > _YES_NO_MAX_LEN or _A_NOT_A_RE.search(words):
         return None
-    seen: set[Intent] = set()
+    yes = no = False  # (two flags: hashing an Intent costs a Python call)
     pos = 0
     while pos < len(words):
         match = _YES_NO_TOKEN_RE.match(words, pos)
         if match is None:
             return None
-        if kind := _YES_NO_KIND[match.group(1)]:
-            seen.add(kind)
+        kind = _YES_NO_KIND[match.group(1)]
+        yes, no = yes or kind is Intent.YES, no or kind is Intent.NO
         pos = match.end()
-    if Intent.NO in seen:
+    if no:
         return Intent.NO
-    return Intent.YES if Intent.YES in seen else None
+    return Intent.YES if yes else None
 
 
 def _intent_words(text: str) -> str:
     """Lower-case, emoji mapped to words, punctuation dropped, apostrophes glued (don't)."""
-    text = _EMOJI_RE.sub(lambda m: _EMOJI_WORDS[m.group()], text.lower())
+    text = text.lower()
+    if _EMOJI_HINT.found_in(text):
+        text = _EMOJI_RE.sub(lambda m: _EMOJI_WORDS[m.group()], text)
     text = text.replace("'", "").replace("’", "")
     return _SPACE_RE.sub(" ", _PUNCT_RE.sub(" ", text)).strip()
 
@@ -376,7 +385,10 @@ def _intent_words(text: str) -> str:
 def _detect_intent(text: str) -> Intent | None:
     if not text:
         return None
-    person, withdraw = person_verdict(text), withdraw_verdict(text)
+    if SCOPE_HINT.found_in(text):
+        person, withdraw = person_verdict(text), withdraw_verdict(text)
+    else:  # neither a person nor a deletion mentioned: one quick search instead of two
+        person = withdraw = Verdict.ABSENT
     intent = _detect_intent_unscoped(text, person, withdraw)
     if intent is Intent.HANDOFF and person is Verdict.REFUSED:
         return None  # a person mentioned, refused or reported on: not asked for
@@ -386,7 +398,7 @@ def _detect_intent(text: str) -> Intent | None:
 
 
 def _detect_intent_unscoped(text: str, person: Verdict, withdraw: Verdict) -> Intent | None:
-    if _QUESTION_ONLY_RE.fullmatch(text):
+    if text[0] in "?¿" and _QUESTION_ONLY_RE.fullmatch(text):
         return Intent.HELP
     words = _intent_words(text)
     if words in ("1", "2"):
@@ -398,7 +410,9 @@ def _detect_intent_unscoped(text: str, person: Verdict, withdraw: Verdict) -> In
     lowered = text.lower()
     if intent := _pattern_intent(lowered):
         return intent
-    core = _WHOLE_FILLER_RE.sub("", words.replace(" ", ""))
+    core = words.replace(" ", "")
+    if _WHOLE_FILLER_HINT.found_in(core):
+        core = _WHOLE_FILLER_RE.sub("", core)
     if intent := _WHOLE_PHRASES.get(core):
         return intent
     if intent := _pinyin_intent(lowered):

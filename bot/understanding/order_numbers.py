@@ -5,12 +5,11 @@ orders."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.understanding.amounts import _Amount, _marked_amounts
+from bot.understanding.amounts import _Amount
 from bot.understanding.labels import _ORDER_LABEL_BEFORE_RE, _ORDER_LABEL_RE
-from bot.understanding.normalize import normalize_text
 from bot.understanding.numerals import _CN_DIGIT_VALUE
 from bot.understanding.order_shapes import OrderShapes
 
@@ -23,6 +22,9 @@ _TO_ASCII_DIGITS = str.maketrans(
 )
 # a spoken number is often split by commas, full stops or spaces (二零二五，零五零三。…)
 _CN_DIGIT_RUN_RE = re.compile(f"[{_ORDER_CN_DIGITS}]+(?:[，。、,. ]+[{_ORDER_CN_DIGITS}]+)*")
+_CN_DIGIT_RE = re.compile(f"[{_ORDER_CN_DIGITS}]")
+_DIGIT_RE = re.compile(r"\d")
+_NOT_DIGIT_RE = re.compile(r"\D")
 _MIN_CN_DIGIT_RUN = 4  # 二零二五…; runs of 2-3 only when they touch ASCII digits
 
 _ORDER_RE = re.compile(
@@ -88,19 +90,35 @@ def _convert_cn_digit_runs(text: str) -> str:
 
 
 def _mask(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    chars = list(text)
+    chars: list[str] | None = None
     for start, end in spans:
+        if chars is None:
+            chars = list(text)
         chars[start:end] = "|" * (end - start)
-    return "".join(chars)
+    return text if chars is None else "".join(chars)
+
+
+def _masked_for_orders(text: str, amounts: Iterable[_Amount]) -> str:
+    """Where order numbers are read: money masked, spoken digits written as digits."""
+    masked = _mask(text, (a.span for a in amounts))
+    return _convert_cn_digit_runs(masked) if _CN_DIGIT_RE.search(masked) else masked
 
 
 def _order_candidates(text: str, amounts: Iterable[_Amount]) -> list[_Order]:
-    masked = _convert_cn_digit_runs(_mask(text, (a.span for a in amounts)))
-    labelled_text = _ORDER_LABEL_RE.search(text) is not None
-    phone_text = _PHONE_LABEL_RE.search(text) is not None
+    return _orders_in(text, _masked_for_orders(text, amounts))
+
+
+def _orders_in(text: str, masked: str) -> list[_Order]:
+    """Numbers in ``masked`` (see ``_masked_for_orders``) that may be order numbers."""
+    if not _DIGIT_RE.search(masked):
+        return []
+    labelled_text: bool | None = None  # whether the message speaks of an order, a phone
+    phone_text: bool | None = None
     orders: list[_Order] = []
     for match in _ORDER_RE.finditer(masked):
         prefix, body = match.group("prefix") or "", match.group("body") or match.group("bare")
+        if len(body) < MIN_ORDER_DIGITS:
+            continue  # fewer digits than any order number has (as below, only sooner)
         start = match.start() if prefix else match.start("body" if match["body"] else "bare")
         body_start = match.start("body") if match["body"] else match.start("bare")
         if prefix:
@@ -123,12 +141,16 @@ def _order_candidates(text: str, amounts: Iterable[_Amount]) -> list[_Order]:
         end = body_start + len(body)
         if not prefix and (_DECIMAL_RE.fullmatch(body) or _DATE_RE.match(body)):
             continue
-        digits = re.sub(r"\D", "", body)
+        digits = _NOT_DIGIT_RE.sub("", body)
         value = prefix.upper() + digits
         if len(digits) < MIN_ORDER_DIGITS or len(value) > MAX_ORDER_LEN:
             continue
-        if not prefix and _PHONE_LIKE_RE.fullmatch(digits) and (phone_text or not labelled_text):
-            continue
+        if not prefix and _PHONE_LIKE_RE.fullmatch(digits):
+            if labelled_text is None or phone_text is None:
+                labelled_text = _ORDER_LABEL_RE.search(text) is not None
+                phone_text = _PHONE_LABEL_RE.search(text) is not None
+            if phone_text or not labelled_text:
+                continue
         labelled = _ORDER_LABEL_BEFORE_RE.search(text[max(0, start - 16) : start]) is not None
         if not prefix and not labelled and _is_other_number(masked, start, body, digits):
             continue
@@ -166,20 +188,27 @@ def _is_other_number(text: str, start: int, body: str, digits: str) -> bool:
 
 _TOKEN_RE = re.compile(r"[A-Z0-9]+(?:[ \-_.,，。、—–/]{1,3}[A-Z0-9]+)*")
 _GROUP_SEP_RE = re.compile(r"[ \-_.,，。、—–/]+")
+_GROUP_RE = re.compile(r"[A-Z0-9]+")
 _MAX_GROUPS = 16  # "S O 2 0 2 5 …" as voice recognition spells it
 _LOOKALIKE_DIGITS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_NOT_ALNUM_RE = re.compile(r"[^A-Z0-9]+")
 
 
 def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Order]:
     """Runs of letters and digits (their separators dropped) whose shape is one of this
     merchant's; a look-alike letter (O for 0, I or l for 1) after the prefix is read as the
     digit when only that gives a known shape. A run inside a longer known one is dropped."""
+    upper = masked.upper()
+    if len(_NOT_ALNUM_RE.sub("", upper)) < MIN_ORDER_DIGITS:
+        return []  # too few letters and digits for any order number
     found: list[tuple[_Order, bool]] = []
-    prefixes = sorted(shapes.prefixes, key=len, reverse=True)
-    for token in _TOKEN_RE.finditer(masked.upper()):
-        groups = [
-            (m.start() + token.start(), m.group()) for m in re.finditer(r"[A-Z0-9]+", token.group())
-        ]
+    prefixes = shapes.prefixes_longest_first
+    for token in _TOKEN_RE.finditer(upper):
+        run = token.group()
+        if run.isalnum():  # one group: no separator in it
+            groups = [(token.start(), run)]
+        else:
+            groups = [(m.start() + token.start(), m.group()) for m in _GROUP_RE.finditer(run)]
         for i in range(len(groups)):
             for j in range(i, min(len(groups), i + _MAX_GROUPS)):
                 value = "".join(g for _, g in groups[i : j + 1])
@@ -195,11 +224,10 @@ def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Ord
                         continue
                     value, lookalike = fixed, True
                 labelled = _ORDER_LABEL_BEFORE_RE.search(text[max(0, start - 16) : start])
-                digits = re.sub(r"\D", "", value)
                 if (
                     labelled is None
-                    and digits == value
-                    and _is_other_number(masked, start, masked[start:end], digits)
+                    and value.isdigit()  # (letters and digits only)
+                    and _is_other_number(masked, start, masked[start:end], value)
                 ):
                     continue
                 found.append((_Order(value, start, end, labelled is not None), lookalike))
@@ -217,26 +245,16 @@ def _shaped_candidates(text: str, masked: str, shapes: OrderShapes) -> list[_Ord
     return [order for order, _ in kept]
 
 
-def order_candidates(text: str, shapes: OrderShapes | None = None) -> list[str]:
-    """Every reading of an order number in ``text``, most likely first: runs of a known shape
-    (see ``OrderShapes``), then numbers that merely look like an order number."""
-    normalized = normalize_text(text)
-    marked = _marked_amounts(normalized)
-    return _ranked_orders(normalized, marked, shapes)
-
-
 def _ranked_orders(
-    normalized: str,
-    marked: list[_Amount],
-    shapes: OrderShapes | None,
-    heuristic: list[_Order] | None = None,
+    text: str, masked: str, heuristic: Sequence[_Order], shapes: OrderShapes | None
 ) -> list[str]:
-    if heuristic is None:
-        heuristic = _order_candidates(normalized, marked)
+    """Every reading of an order number, most likely first: runs of a known shape, then
+    numbers that merely look like an order number (``heuristic``, from ``_orders_in``)."""
     values: list[str] = []
     if shapes:
-        masked = _convert_cn_digit_runs(_mask(normalized, (a.span for a in marked)))
-        values = [o.value for o in _shaped_candidates(normalized, masked, shapes)]
+        values = [o.value for o in _shaped_candidates(text, masked, shapes)]
+    if not heuristic:
+        return values
     best = _best_order(heuristic)
     rest = sorted(heuristic, key=lambda o: (not o.labelled, -len(o.value), o.start))
     for order in ([best] if best else []) + rest:

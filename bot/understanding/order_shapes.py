@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from storage.shapes import shape_of
 
@@ -44,11 +45,15 @@ class OrderShapes:
             return True
         return shape_of(value) in self.shapes
 
-    @property
+    @cached_property
     def prefixes(self) -> frozenset[str]:
         """The letter prefixes in use (``DD``, ``SO``…); look-alike letters after them are
         read as digits."""
         return frozenset(s.split("|", 1)[0] for s in self.shapes)
+
+    @cached_property
+    def prefixes_longest_first(self) -> tuple[str, ...]:
+        return tuple(sorted(self.prefixes, key=len, reverse=True))
 
 
 __all__ = ["OrderShapes", "shape_of"]

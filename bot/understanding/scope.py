@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from bot.understanding.prefilter import hint
+
 _CLAUSE_RE = re.compile(r"[，。,.!?！？;；\n~～…]+|\s+(?:but|and|because)\s+|但是|不过|因为")
 
 
@@ -83,8 +85,14 @@ def _negated_before(clause: str, start: int) -> bool:
     return _NEGATION_RE.search(window) is not None
 
 
+# Nothing that could make a clause ASKED or REFUSED anywhere: ABSENT without reading clauses.
+_PERSON_HINT = hint(_PERSON_RE, _COMPLAINT_RE, _BOT_RE, _BARE_PERSON_RE)
+
+
 def person_verdict(text: str) -> Verdict:
     """Whether the message asks for a person (an agent, a manager, or with a complaint)."""
+    if not _PERSON_HINT.found_in(text):
+        return Verdict.ABSENT
     seen = False
     for clause in _clauses(text):
         if _BARE_PERSON_RE.match(clause.replace(" ", "")):
@@ -146,8 +154,13 @@ _NOT_A_DELETE_REQUEST_RE = re.compile(
 )
 
 
+_WITHDRAW_HINT = hint(_WITHDRAW_RE)
+
+
 def withdraw_verdict(text: str) -> Verdict:
     """Whether the customer withdraws consent or asks for their data to be deleted."""
+    if not _WITHDRAW_HINT.found_in(text):
+        return Verdict.ABSENT
     for clause in _clauses(text):
         match = _WITHDRAW_RE.search(clause)
         if match is None:
@@ -160,3 +173,7 @@ def withdraw_verdict(text: str) -> Verdict:
             continue  # 我把订单删了怎么办: about an order, not their data
         return Verdict.ASKED
     return Verdict.ABSENT
+
+
+# Either verdict can be other than ABSENT only where this is found.
+SCOPE_HINT = hint(_PERSON_RE, _COMPLAINT_RE, _BOT_RE, _BARE_PERSON_RE, _WITHDRAW_RE)
