@@ -108,15 +108,18 @@ class Upsert:
 async def run(session: AsyncSession, statement: Executable, params: Any = None) -> Result:
     """Executes a Core statement built once on the session's connection (and transaction).
 
-    On SQLite it runs on the driver itself, compiled once with SQLAlchemy's conversions
-    (``storage/prepared.py``); elsewhere, and for what that does not take, through
-    SQLAlchemy. Either way the caller reads ``first()``, ``scalar()``, ``all()``, ``rowcount``.
+    On SQLite and asyncpg it runs on the driver itself, compiled once with SQLAlchemy's
+    conversions (``storage/prepared.py``); what that does not take runs through SQLAlchemy.
+    Either way the caller reads ``first()``, ``scalar()``, ``all()``, ``rowcount``.
     """
     bind = session.bind
-    if bind is not None and bind.dialect.name == "sqlite":
+    if bind is not None:
         plan = prepared.plan_for(statement, params, bind.dialect)
         if plan is not None:
-            return plan.execute(await prepared.raw_connection(session), params)
+            if bind.dialect.name == "sqlite":
+                return plan.execute(await prepared.raw_sqlite(session), params)
+            if bind.dialect.driver == "asyncpg":
+                return await plan.execute_asyncpg(await prepared.raw_asyncpg(session), params)
     connection = await session.connection()
     return await connection.execute(statement, params)
 

@@ -1,29 +1,31 @@
-"""Hot-path statements run on SQLite's own driver, with SQLAlchemy's type conversions kept.
+"""Hot-path statements run on the database driver itself, with SQLAlchemy's conversions kept.
 
 A Core statement executed through SQLAlchemy costs about 60 µs on SQLite, of which the
 statement itself is under 5: the rest is execution context, parameter and result machinery
 and greenlet switches, paid again on every call. A hot statement is compiled here once: its
-SQL, the order of its parameters, and each parameter's and each column's conversion, taken
-from the column types themselves (``bind_processor``/``result_processor``), so sealed
-fields, JSON and datetimes are stored and read exactly as SQLAlchemy stores and reads them.
-It then runs on the session's own sqlite3 connection, inside the session's transaction.
+SQL, the order of its parameters (per length of each IN list), and each parameter's and each
+column's conversion, taken from the column types themselves (``bind_processor`` and
+``result_processor`` for the dialect), so sealed fields, JSON and datetimes are stored and
+read exactly as SQLAlchemy stores and reads them. It then runs on the session's own driver
+connection — sqlite3, or asyncpg with its prepared-statement cache — inside the session's
+transaction.
 
-Only what is simple is taken over: statements whose parameters are all given or bound
-in the statement (no Python-side column default computed at execution) on SQLite. Anything
-else, and every statement on PostgreSQL, runs through SQLAlchemy as before. Driver errors are
-raised as SQLAlchemy's (``IntegrityError`` and the rest), as callers expect.
+Only what is simple is taken over: statements whose parameters are all given or bound in the
+statement (no Python-side column default computed at execution). Anything else runs through
+SQLAlchemy as before. Driver errors are raised as SQLAlchemy's (``IntegrityError`` and the
+rest), as callers expect.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -31,48 +33,43 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 from storage.inline_sqlite import InlineConnection
 
 Processor = Callable[[Any], Any] | None
-_EXPANDING = "__[POSTCOMPILE_{}]"
-_RAW_KEY = "billbot.raw_sqlite"  # session.info: (transaction, sqlite3 connection)
-
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    """One positional parameter: where its value comes from and how it is converted."""
-
-    name: str
-    expanding: bool  # an IN (...) list: one placeholder per element
-    process: Processor
-    bound: Any  # the value the statement itself binds, when the caller gives none
+# one positional parameter: (name, element of an IN list or None, conversion, default value)
+Slot = tuple[str, int | None, Processor, Any]
+Layout = tuple[str, tuple[Slot, ...]]
+_RAW_KEY = "billbot.raw_driver"  # session.info: (transaction, driver connection)
+_STATUS = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 
 
 class Plan:
-    """One statement compiled for SQLite: SQL, parameter slots, result conversions."""
+    """One statement compiled for one dialect: SQL, parameter slots, result conversions."""
 
     __slots__ = (
+        "_binds",
         "_columns",
+        "_compiled",
         "_convert_rows",
         "_expanding",
+        "_layouts",
+        "_plain",
         "_process",
         "_row",
-        "_sized",
-        "_slots",
-        "_sql",
     )
 
     def __init__(self, compiled: SQLCompiler, statement: Executable, dialect: Dialect) -> None:
-        self._sql = compiled.string
-        binds = compiled.binds
-        self._slots = tuple(
-            _Slot(
-                name,
-                binds[name].expanding,
-                binds[name].type.dialect_impl(dialect).bind_processor(dialect),
-                binds[name].value,
+        self._compiled = compiled
+        names = tuple(compiled.positiontup or ())
+        self._binds: dict[str, tuple[Processor, Any]] = {
+            name: (
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+                compiled.binds[name].value,
             )
-            for name in compiled.positiontup or ()
-        )
-        self._expanding = any(slot.expanding for slot in self._slots)
-        self._sized: dict[tuple[int, ...], str] = {}
+            for name in names
+        }
+        self._expanding = tuple(name for name in names if compiled.binds[name].expanding)
+        self._layouts: dict[tuple[int, ...], Layout] = {}
+        self._plain: Layout | None = None
+        if not self._expanding:
+            self._plain = (compiled.string, tuple(self._slot(name, None) for name in names))
         columns = getattr(statement, "selected_columns", None)
         if columns is None:
             columns = getattr(statement, "exported_columns", None) or ()
@@ -83,37 +80,50 @@ class Plan:
         )
         self._convert_rows = any(f is not None for f in self._process)
 
+    def _slot(self, name: str, index: int | None) -> Slot:
+        process, bound = self._binds[name]
+        return (name, index, process, bound)
+
+    def _layout(self, params: Mapping[str, Any]) -> Layout:
+        """The SQL and slots for these lengths of IN lists, as SQLAlchemy expands them."""
+        if self._plain is not None:
+            return self._plain
+        sizes = tuple(len(params[name]) for name in self._expanding)
+        known = self._layouts.get(sizes)
+        if known is not None:
+            return known
+        sample: dict[str, Any] = dict.fromkeys(self._binds)
+        sample.update(
+            {name: [None] * size for name, size in zip(self._expanding, sizes, strict=True)}
+        )
+        state = self._compiled.construct_expanded_state(sample)
+        source = {
+            each: (name, index)
+            for name, expanded in state.parameter_expansion.items()
+            for index, each in enumerate(expanded)
+        }
+        slots = tuple(
+            self._slot(*source.get(each, (each, None))) for each in state.positiontup or ()
+        )
+        layout = self._layouts[sizes] = (state.statement, slots)
+        return layout
+
     def _values(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        sql, slots = self._layout(params)
         values: list[Any] = []
-        sizes: list[int] = []
-        for slot in self._slots:
-            value = params.get(slot.name, slot.bound)
-            if slot.expanding:
-                items = list(value)
-                sizes.append(len(items))
-                process = slot.process
-                values.extend(items if process is None else map(process, items))
-            else:
-                values.append(slot.process(value) if slot.process else value)
-        if not self._expanding:
-            return self._sql, values
-        key = tuple(sizes)
-        sql = self._sized.get(key)
-        if sql is None:
-            sql = self._sql
-            for slot, size in zip((s for s in self._slots if s.expanding), sizes, strict=True):
-                sql = sql.replace(_EXPANDING.format(slot.name), ", ".join("?" * size), 1)
-            self._sized[key] = sql
+        for name, index, process, bound in slots:
+            value = params.get(name, bound) if index is None else params[name][index]
+            values.append(value if process is None else process(value))
         return sql, values
 
     def execute(self, connection: sqlite3.Connection, params: Any) -> Rows:
-        sql = self._sql
+        """On sqlite3, in the session's transaction."""
+        sql = self._compiled.string
         try:
             if isinstance(params, list):  # several rows: executemany
-                rows = [self._values(one)[1] for one in params]
-                if self._expanding:
-                    raise ValueError("an IN list cannot be executed for several rows")
-                cursor = connection.executemany(sql, rows)
+                laid = [self._values(one) for one in params]
+                sql = laid[0][0] if laid else sql
+                cursor = connection.executemany(sql, [values for _, values in laid])
             else:
                 sql, values = self._values(params or {})
                 cursor = connection.execute(sql, values)
@@ -122,7 +132,27 @@ class Plan:
             raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
         return Rows(self._convert(fetched), cursor.rowcount)
 
-    def _convert(self, fetched: list[tuple[Any, ...]]) -> list[Any]:
+    async def execute_asyncpg(self, connection: Any, params: Any) -> Rows:
+        """On asyncpg (its prepared statements), in the session's transaction."""
+        sql = self._compiled.string
+        try:
+            if isinstance(params, list):
+                laid = [self._values(one) for one in params]
+                if laid:
+                    sql = laid[0][0]
+                    await connection.executemany(sql, [values for _, values in laid])
+                return Rows([], len(laid))
+            sql, values = self._values(params or {})
+            if self._row is not None:
+                fetched = await connection.fetch(sql, *values)
+                return Rows(self._convert(fetched), len(fetched))
+            status = await connection.execute(sql, *values)
+        except Exception as exc:
+            raise _translated(exc, sql, params) from exc
+        counted = _STATUS.match(status or "")
+        return Rows([], int(counted.group(1)) if counted else -1)
+
+    def _convert(self, fetched: Sequence[Any]) -> list[Any]:
         make = self._row._make if self._row is not None else tuple
         if not self._convert_rows:
             return [make(r) for r in fetched]
@@ -131,6 +161,24 @@ class Plan:
             make([v if f is None else f(v) for f, v in zip(process, r, strict=True)])
             for r in fetched
         ]
+
+
+def _translated(exc: Exception, sql: str, params: Any) -> DBAPIError:
+    """asyncpg's error as SQLAlchemy raises it for the same failure."""
+    import asyncpg
+
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(sql, params, exc)
+    transient = (
+        asyncpg.SerializationError,
+        asyncpg.DeadlockDetectedError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        OSError,
+    )
+    if isinstance(exc, transient):
+        return OperationalError(sql, params, exc)
+    return DBAPIError(sql, params, exc)
 
 
 class Rows:
@@ -152,7 +200,7 @@ class Rows:
         return self._rows
 
 
-_PLANS: dict[tuple[int, tuple[str, ...], bool], tuple[Executable, Plan | None]] = {}
+_PLANS: dict[tuple[int, str, tuple[str, ...], bool], tuple[Executable, Plan | None]] = {}
 MAX_PLANS = 512  # hot statements are module constants: a few dozen shapes in all
 
 
@@ -162,13 +210,13 @@ def plan_for(statement: Executable, params: Any, dialect: Dialect) -> Plan | Non
     many = isinstance(params, list)
     first = (params[0] if params else {}) if many else (params or {})
     keys = tuple(sorted(first))
-    key = (id(statement), keys, many and len(params) > 1)
+    key = (id(statement), dialect.name, keys, many and len(params) > 1)
     known = _PLANS.get(key)
     if known is not None and known[0] is statement:
         return known[1]
     if not isinstance(statement, ClauseElement):
         return None
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=key[2])
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=key[3])
     plan: Plan | None = None
     if (
         isinstance(compiled, SQLCompiler)
@@ -182,7 +230,7 @@ def plan_for(statement: Executable, params: Any, dialect: Dialect) -> Plan | Non
     return plan
 
 
-async def raw_connection(session: AsyncSession) -> sqlite3.Connection:
+async def raw_sqlite(session: AsyncSession) -> sqlite3.Connection:
     """The sqlite3 connection under the session's transaction, beginning it if need be."""
     transaction = session.get_transaction()
     known = session.info.get(_RAW_KEY)
@@ -194,3 +242,21 @@ async def raw_connection(session: AsyncSession) -> sqlite3.Connection:
     assert isinstance(inline, InlineConnection)
     session.info[_RAW_KEY] = (session.get_transaction(), inline.sqlite)
     return inline.sqlite
+
+
+async def raw_asyncpg(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction, its BEGIN sent.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN with the transaction's first statement; when
+    none went through it yet (its ``_transaction`` is still None, or unknown to a later
+    SQLAlchemy), one trivial statement through it begins the transaction."""
+    transaction = session.get_transaction()
+    known = session.info.get(_RAW_KEY)
+    if known is not None and transaction is not None and known[0] is transaction:
+        return known[1]
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    if getattr(raw.dbapi_connection, "_transaction", None) is None:
+        await connection.exec_driver_sql("SELECT 1")
+    session.info[_RAW_KEY] = (session.get_transaction(), raw.driver_connection)
+    return raw.driver_connection

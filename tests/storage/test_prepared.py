@@ -1,18 +1,17 @@
-"""Hot statements on SQLite's driver: the same rows as through SQLAlchemy, in the same
-transaction, with SQLAlchemy's errors; and a customer's dialogue runs its statements there."""
+"""Hot statements on the driver (sqlite3, asyncpg): the same rows as through SQLAlchemy, in
+the same transaction, with SQLAlchemy's errors; a customer's dialogue runs its statements
+there. On SQLite, and on PostgreSQL when configured."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import bindparam, event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,7 +20,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.demo import seed_demo
 from bot.keys import ENGINE, SESSIONS
-from storage.db import create_engine, migrate, run, session_factory, table_of
+from storage.db import run, table_of
 from storage.models import Conversation, ProcessedMessage
 from storage.records import ConversationData
 from storage.repositories import Repositories
@@ -34,16 +33,8 @@ _BY_KEYS = select(_INBOX.c.dedup_key, _INBOX.c.created_at).where(
 )
 
 
-@pytest.fixture
-async def sqlite_sessions(tmp_path: Path) -> Any:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/prepared.db")
-    await migrate(engine)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
 async def test_a_conversation_saved_on_the_driver_reads_the_same_through_sqlalchemy(
-    sqlite_sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     data = ConversationData(
         order_no="DD20250503123456",
@@ -51,20 +42,20 @@ async def test_a_conversation_saved_on_the_driver_reads_the_same_through_sqlalch
         held_text="我是张三",
         unknown={"from another version": {"a": None, "b": [1, 2]}},
     )
-    async with sqlite_sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         repos = Repositories.on(session)
         conv = await repos.conversations.load_for_update(
             "wechat", "oUser1", "new", NOW, NOW + timedelta(hours=72)
         )
         conv.data, conv.state, conv.last_inbound_at = data, "verify", NOW
         await repos.conversations.save(conv, NOW)
-    async with sqlite_sessions() as session:
+    async with sessions() as session:
         row = await session.get(Conversation, conv.id)
         assert row is not None
         assert (row.data, row.state, row.version) == (data.to_json(), "verify", 1)
         assert row.last_inbound_at == NOW and row.last_inbound_at.tzinfo is not None
         assert row.expires_at == NOW + timedelta(hours=72)
-    async with sqlite_sessions() as session, session.begin():  # and read back on the driver
+    async with sessions() as session, session.begin():  # and read back on the driver
         again = await Repositories.on(session).conversations.load_for_update(
             "wechat", "oUser1", "new", NOW, NOW
         )
@@ -74,17 +65,18 @@ async def test_a_conversation_saved_on_the_driver_reads_the_same_through_sqlalch
             1,
             NOW,
         )
-    stored = sqlite3.connect(tmp_path / "prepared.db").execute("SELECT data FROM conversations")
-    assert "张三" not in str(stored.fetchall())  # sealed at rest, as SQLAlchemy seals it
+    async with sessions() as session:
+        stored = (await session.execute(text("SELECT data FROM conversations"))).all()
+    assert "张三" not in str(stored)  # sealed at rest, as SQLAlchemy seals it
 
 
 async def test_an_in_list_of_any_length_and_several_rows_at_once(
-    sqlite_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     rows = [{"dedup_key": f"k{n}", "reply": None, "created_at": NOW} for n in range(5)]
-    async with sqlite_sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         await run(session, insert(_INBOX), rows)
-    async with sqlite_sessions() as session:
+    async with sessions() as session:
         for keys in (["k1"], ["k0", "k3", "k4", "nope"], ["k2", "k1"]):
             found = (await run(session, _BY_KEYS, {"keys": keys})).all()
             assert sorted(r.dedup_key for r in found) == sorted(k for k in keys if k != "nope")
@@ -92,22 +84,22 @@ async def test_an_in_list_of_any_length_and_several_rows_at_once(
 
 
 async def test_a_driver_statement_is_rolled_back_with_its_session(
-    sqlite_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     with pytest.raises(RuntimeError):
-        async with sqlite_sessions() as session, session.begin():
+        async with sessions() as session, session.begin():
             assert await Repositories.on(session).inbox.claim("wechat:1", NOW)
             raise RuntimeError("the turn failed")
-    async with sqlite_sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         assert await Repositories.on(session).inbox.claim("wechat:1", NOW)  # claimable again
         assert not await Repositories.on(session).inbox.claim("wechat:1", NOW)
 
 
 async def test_a_constraint_violation_is_sqlalchemys_integrity_error(
-    sqlite_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     row = {"dedup_key": "same", "reply": None, "created_at": NOW}
-    async with sqlite_sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         await run(session, insert(_INBOX), row)
         with pytest.raises(IntegrityError):
             await run(session, insert(_INBOX), row)
@@ -124,15 +116,16 @@ def _count_sqlalchemy_statements(engine: AsyncEngine) -> tuple[list[str], Callab
 
 
 async def test_a_dialogue_runs_its_statements_on_the_driver(
-    tmp_path: Path,
+    db_url: str,
     clock: FakeClock,
     aiohttp_client: Callable[..., Any],
 ) -> None:
-    """Down to the card, a customer's turns leave SQLAlchemy only BEGIN: every statement
-    of a turn runs on the driver."""
+    """Down to the card, a customer's turns leave SQLAlchemy only the start of their
+    transaction (SQLite's BEGIN; on PostgreSQL one SELECT 1 that makes SQLAlchemy send it):
+    every statement of a turn runs on the driver."""
     settings = Settings.from_env(
         {
-            "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/dialogue.db",
+            "BILLBOT_DATABASE_URL": db_url,
             "BILLBOT_PUBLIC_URL": "http://bot.test",
         }
     )
@@ -147,5 +140,5 @@ async def test_a_dialogue_runs_its_statements_on_the_driver(
     card = await customer.say("128.5")
     stop()
     assert "/card/" in card
-    others = [s for s in seen if not s.startswith("BEGIN")]
+    others = [s for s in seen if not s.startswith("BEGIN") and s != "SELECT 1"]
     assert others == []
