@@ -162,7 +162,8 @@ def create_app(
     Call it with the event loop running (aiohttp's client session needs one): tests do, and
     ``billbot serve`` builds the app inside ``web.run_app``."""
     clock = clock or SystemClock()
-    database = Database.at(settings.database_url)
+    outside_orders = orders is not None or bool(settings.order_api_url)
+    database = Database.at(settings.database_url, group_commit=not outside_orders)
     http = aiohttp.ClientSession()
     services = build_services(settings, clock, database, http, Metrics(), orders=orders)
     return http_app(

@@ -50,8 +50,10 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def at(cls, url: str) -> Database:
-        engine = create_engine(url)
+    def at(cls, url: str, *, group_commit: bool = True) -> Database:
+        """``group_commit`` off where a turn's transaction waits on an outside order source:
+        on SQLite a commit group would hold every turn before it until that answer came."""
+        engine = create_engine(url, group_commit=group_commit)
         return cls(engine, session_factory(engine))
 
 

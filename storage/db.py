@@ -41,14 +41,15 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, group_commit: bool = True) -> AsyncEngine:
     """An async engine; for SQLite, the file's folder is created and writers take the lock up front.
 
     SQLite's deferred transactions deadlock when two readers both try to write (one gets
     SQLITE_BUSY at once, the busy timeout does not apply), so every transaction here runs
     under BEGIN IMMEDIATE and waits its turn instead. SQLite runs on the event loop itself
     (``storage/inline_sqlite.py``): no thread hand-off per statement, and transactions that
-    follow each other closely are committed together.
+    follow each other closely are committed together — unless ``group_commit`` is off, for
+    a server whose transactions wait on something outside (an order API).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -59,7 +60,9 @@ def create_engine(url: str) -> AsyncEngine:
     # it and commit in groups (``inline_sqlite.Shared``); waiting for a turn is awaited.
     engine = create_async_engine(
         url,
-        async_creator=inline_sqlite.connector(parsed.database or ":memory:"),
+        async_creator=inline_sqlite.connector(
+            parsed.database or ":memory:", None if group_commit else 1
+        ),
         pool_size=inline_sqlite.GROUP_TURNS + 4,
         max_overflow=0,
         pool_timeout=60,

@@ -164,11 +164,21 @@ class Shared:
 
     A turn that runs on SQLite never pauses (nothing in it waits), so a group is the turns
     that start before the event loop comes back to the commit: the requests that arrived
-    together. Under no load a group is one turn, committed one loop iteration later.
+    together. Under no load a group is one turn, committed one loop iteration later. Where
+    a transaction does pause — a turn asking an outside order API — a group would hold the
+    turns before it until that answer came, so there each transaction commits alone
+    (``group_turns=1``, see ``storage.db.create_engine``).
     """
 
-    def __init__(self, connection: sqlite3.Connection, checkpointer: Checkpointer | None):
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        checkpointer: Checkpointer | None,
+        group_turns: int | None = None,
+    ):
         self.sqlite = connection
+        # 1: each transaction commits as it ends (nothing waits for a later one)
+        self.group_turns = GROUP_TURNS if group_turns is None else group_turns
         self.checkpointer = checkpointer  # None: SQLite checkpoints in commits, as usual
         self.users = 0  # open InlineConnections
         self._holder: InlineConnection | None = None
@@ -257,7 +267,7 @@ class Shared:
             self._end_group()
             self._pass_on()
             raise
-        full = self._kept >= GROUP_TURNS or time.monotonic() - self._opened_at >= GROUP_SECONDS
+        full = self._kept >= self.group_turns or time.monotonic() - self._opened_at >= GROUP_SECONDS
         if full or not self.sqlite.in_transaction:
             self._end_group()
         elif not self._commit_due:
@@ -327,6 +337,10 @@ class InlineConnection:
         return self._shared.checkpointer
 
     @property
+    def group_turns(self) -> int:
+        return self._shared.group_turns
+
+    @property
     def isolation_level(self) -> str | None:
         return self._shared.sqlite.isolation_level
 
@@ -364,9 +378,10 @@ class InlineConnection:
             shared.close()
 
 
-def connector(path: str) -> Callable[[], Any]:
+def connector(path: str, group_turns: int | None = None) -> Callable[[], Any]:
     """An ``async_creator`` for ``create_async_engine``: each pooled connection shares one
-    sqlite3 connection to ``path``, opened on first use (again after all were closed)."""
+    sqlite3 connection to ``path``, opened on first use (again after all were closed);
+    ``group_turns`` caps its commit groups (``GROUP_TURNS`` unless given)."""
     current: list[Shared] = []
 
     async def connect() -> InlineConnection:
@@ -374,7 +389,7 @@ def connector(path: str) -> Callable[[], Any]:
             connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             in_file = path not in ("", ":memory:") and not path.startswith("file::memory:")
             checkpointer = Checkpointer(path) if in_file else None
-            current[:] = [Shared(connection, checkpointer)]
+            current[:] = [Shared(connection, checkpointer, group_turns)]
             if checkpointer is not None:  # dropped unclosed: stop anyway
                 weakref.finalize(current[0], checkpointer.stop_soon)
         return InlineConnection(current[0])

@@ -3,16 +3,24 @@ settings alone: they work with no aiohttp application around them."""
 
 from __future__ import annotations
 
-import aiohttp
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
+import aiohttp
+from aiohttp import web
+
+from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.demo import seed_demo
 from bot.flows.base import HandoffReason
+from bot.keys import ENGINE
 from bot.messages import Inbound, InboundKind
 from bot.metrics import Metrics
 from bot.services import Database, build_services
 from storage.db import migrate
+from storage.inline_sqlite import InlineConnection
 
 OPENID = "oServices000000000000000001"
 
@@ -34,3 +42,25 @@ async def test_a_customer_reaches_the_queue_through_services_built_without_an_ap
         assert waiting.reason == HandoffReason.ASKED
     finally:
         await database.engine.dispose()
+
+
+async def test_transactions_commit_alone_when_orders_come_from_outside(
+    tmp_path: Path, aiohttp_client: Callable[[web.Application], Awaitable[Any]]
+) -> None:
+    """On SQLite, a commit group would hold earlier customers' replies while one turn waits
+    for the outside order API: with one configured, each transaction commits alone."""
+    grouped: dict[str, int] = {}
+    for api in ("", "http://orders.example/api"):
+        settings = Settings.from_env(
+            {
+                "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/o{len(api)}.db",
+                "BILLBOT_ORDER_API_URL": api,
+            }
+        )
+        app = create_app(settings, FakeClock())
+        await aiohttp_client(app)  # started, and closed when the test ends
+        async with app[ENGINE].connect() as conn:
+            inline = (await conn.get_raw_connection()).driver_connection
+        assert isinstance(inline, InlineConnection)
+        grouped[api] = inline.group_turns
+    assert grouped[""] > 1 and grouped["http://orders.example/api"] == 1

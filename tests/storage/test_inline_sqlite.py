@@ -187,3 +187,35 @@ async def test_a_second_transaction_in_the_same_task_is_an_error_not_a_hang(
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [1]
     await engine.dispose()
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+async def test_a_paused_transaction_holds_its_group_so_pausing_servers_commit_alone(
+    tmp_path: Path, group_commit: bool
+) -> None:
+    """A transaction that waits on something outside (an order API) in the middle holds the
+    group that waits to commit; an engine for such a server commits each one as it ends."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/pause.db", group_commit=group_commit)
+    await _table(engine)
+    answer = asyncio.Event()
+    committed: list[str] = []
+
+    async def quick() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (1)"))
+        committed.append("quick")
+
+    async def paused() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (2)"))
+            await answer.wait()  # the outside answer, in the middle of the transaction
+        committed.append("paused")
+
+    tasks = [asyncio.create_task(quick()), asyncio.create_task(paused())]
+    for _ in range(50):  # let the loop run everything that can run
+        await asyncio.sleep(0)
+    assert committed == ([] if group_commit else ["quick"])
+    answer.set()
+    await asyncio.gather(*tasks)
+    assert sorted(committed) == ["paused", "quick"]
+    await engine.dispose()
