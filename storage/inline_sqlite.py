@@ -261,9 +261,10 @@ class Shared:
                 group = self._group
                 self._kept += 1
             else:
-                self.sqlite.execute("ROLLBACK TO billbot_turn")
-                self.sqlite.execute("RELEASE billbot_turn")
+                self._undo_turn()
         except BaseException:
+            if group is None:  # its savepoint is still open: never commit it with the group
+                self._undo_turn(quietly=True)
             self._end_group()
             self._pass_on()
             raise
@@ -275,6 +276,14 @@ class Shared:
             asyncio.get_running_loop().call_soon(self._commit_when_idle)
         self._pass_on()
         return group
+
+    def _undo_turn(self, *, quietly: bool = False) -> None:
+        try:
+            self.sqlite.execute("ROLLBACK TO billbot_turn")
+            self.sqlite.execute("RELEASE billbot_turn")
+        except sqlite3.Error:
+            if not quietly:
+                raise
 
     def _commit_when_idle(self) -> None:
         self._commit_due = False

@@ -219,3 +219,43 @@ async def test_a_paused_transaction_holds_its_group_so_pausing_servers_commit_al
     await asyncio.gather(*tasks)
     assert sorted(committed) == ["paused", "quick"]
     await engine.dispose()
+
+
+class _ReleaseFails:
+    """The shared sqlite3 connection, except that the next RELEASE fails (as a broken disk
+    might make it): what the failing transaction wrote must not be committed."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.armed = True
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if self.armed and sql.startswith("RELEASE"):
+            self.armed = False
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._connection.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+async def test_a_transaction_whose_savepoint_cannot_be_released_is_not_committed(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/release.db")
+    await _table(engine)
+    async with engine.connect() as conn:
+        inline = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(inline, inline_sqlite.InlineConnection)
+    shared = inline._shared
+    real = shared.sqlite
+    shared.sqlite = _ReleaseFails(real)  # type: ignore[assignment]
+    with pytest.raises(OperationalError, match="disk I/O"):
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (1)"))
+    shared.sqlite = real
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (v) VALUES (2)"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [2]
+    await engine.dispose()
