@@ -259,3 +259,33 @@ async def test_a_transaction_whose_savepoint_cannot_be_released_is_not_committed
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [2]
     await engine.dispose()
+
+
+async def test_a_transaction_cancelled_while_waiting_for_its_turn_leaves_the_queue(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/cancel.db")
+    await _table(engine)
+    answer = asyncio.Event()
+
+    async def write(v: int, pause: bool = False) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": v})
+            if pause:
+                await answer.wait()
+
+    holder = asyncio.create_task(write(1, pause=True))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    waiter = asyncio.create_task(write(2))  # waits for the holder's turn
+    for _ in range(10):
+        await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    answer.set()
+    await holder
+    await asyncio.wait_for(write(3), timeout=5)  # the turn was not handed to the cancelled one
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all() == [1, 3]
+    await engine.dispose()
