@@ -230,22 +230,9 @@ def plan_for(statement: Executable, params: Any, dialect: Dialect) -> Plan | Non
     return plan
 
 
-async def raw_sqlite(session: AsyncSession) -> sqlite3.Connection:
-    """The sqlite3 connection under the session's transaction, beginning it if need be."""
-    transaction = session.get_transaction()
-    known = session.info.get(_RAW_KEY)
-    if known is not None and transaction is not None and known[0] is transaction:
-        return known[1]  # type: ignore[no-any-return]
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    inline = raw.driver_connection
-    assert isinstance(inline, InlineConnection)
-    session.info[_RAW_KEY] = (session.get_transaction(), inline.sqlite)
-    return inline.sqlite
-
-
-async def raw_asyncpg(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session's transaction, its BEGIN sent.
+async def driver_connection(session: AsyncSession) -> Any:
+    """The driver's connection under the session's transaction, the transaction begun:
+    sqlite3's (``InlineConnection`` began it), or asyncpg's.
 
     SQLAlchemy's asyncpg adapter sends BEGIN with the transaction's first statement; when
     none went through it yet (its ``_transaction`` is still None, or unknown to a later
@@ -256,7 +243,10 @@ async def raw_asyncpg(session: AsyncSession) -> Any:
         return known[1]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    if getattr(raw.dbapi_connection, "_transaction", None) is None:
+    driver = raw.driver_connection
+    if isinstance(driver, InlineConnection):
+        driver = driver.sqlite
+    elif getattr(raw.dbapi_connection, "_transaction", None) is None:
         await connection.exec_driver_sql("SELECT 1")
-    session.info[_RAW_KEY] = (session.get_transaction(), raw.driver_connection)
-    return raw.driver_connection
+    session.info[_RAW_KEY] = (session.get_transaction(), driver)
+    return driver
