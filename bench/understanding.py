@@ -1,6 +1,6 @@
 """What language understanding costs per customer message, as one turn runs it.
 
-    .venv/bin/python bench/understanding.py [--passes N] [--profile]
+    .venv/bin/python bench/understanding.py [--samples N] [--profile]
 
 A text turn owned by the bot runs ``detect_language`` (only for a message longer than three
 characters: bot/engine/dispatcher.py) and ``understand(text, shapes)`` (bot/flows/dialogue.py:

@@ -12,7 +12,7 @@ from rapidfuzz import fuzz, process
 from bot.understanding.normalize import _SPACE_RE
 from bot.understanding.pinyin import char_pinyin, run_pinyin
 from bot.understanding.prefilter import hint
-from bot.understanding.scope import SCOPE_HINT, Verdict, person_verdict, withdraw_verdict
+from bot.understanding.scope import Verdict, in_scope, person_verdict, withdraw_verdict
 
 
 class Intent(StrEnum):
@@ -385,9 +385,9 @@ def _intent_words(text: str) -> str:
 def _detect_intent(text: str) -> Intent | None:
     if not text:
         return None
-    if SCOPE_HINT.found_in(text):
+    if in_scope(text):
         person, withdraw = person_verdict(text), withdraw_verdict(text)
-    else:  # neither a person nor a deletion mentioned: one quick search instead of two
+    else:  # neither a person nor a deletion mentioned
         person = withdraw = Verdict.ABSENT
     intent = _detect_intent_unscoped(text, person, withdraw)
     if intent is Intent.HANDOFF and person is Verdict.REFUSED:

@@ -104,10 +104,6 @@ def _masked_for_orders(text: str, amounts: Iterable[_Amount]) -> str:
     return _convert_cn_digit_runs(masked) if _CN_DIGIT_RE.search(masked) else masked
 
 
-def _order_candidates(text: str, amounts: Iterable[_Amount]) -> list[_Order]:
-    return _orders_in(text, _masked_for_orders(text, amounts))
-
-
 def _orders_in(text: str, masked: str) -> list[_Order]:
     """Numbers in ``masked`` (see ``_masked_for_orders``) that may be order numbers."""
     if not _DIGIT_RE.search(masked):

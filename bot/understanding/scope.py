@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from bot.understanding.prefilter import hint
+from bot.understanding.prefilter import Hint, hint
 
 _CLAUSE_RE = re.compile(r"[，。,.!?！？;；\n~～…]+|\s+(?:but|and|because)\s+|但是|不过|因为")
 
@@ -89,9 +89,15 @@ def _negated_before(clause: str, start: int) -> bool:
 _PERSON_HINT = hint(_PERSON_RE, _COMPLAINT_RE, _BOT_RE, _BARE_PERSON_RE)
 
 
+def _hinted(found: Hint, text: str) -> bool:
+    """``found`` in the text as written or with its spaces taken out: a bare request for a
+    person is read without spaces ("hu man", "客 服")."""
+    return found.found_in(text) or (" " in text and found.found_in(text.replace(" ", "")))
+
+
 def person_verdict(text: str) -> Verdict:
     """Whether the message asks for a person (an agent, a manager, or with a complaint)."""
-    if not _PERSON_HINT.found_in(text):
+    if not _hinted(_PERSON_HINT, text):
         return Verdict.ABSENT
     seen = False
     for clause in _clauses(text):
@@ -176,4 +182,9 @@ def withdraw_verdict(text: str) -> Verdict:
 
 
 # Either verdict can be other than ABSENT only where this is found.
-SCOPE_HINT = hint(_PERSON_RE, _COMPLAINT_RE, _BOT_RE, _BARE_PERSON_RE, _WITHDRAW_RE)
+_SCOPE_HINT = hint(_PERSON_RE, _COMPLAINT_RE, _BOT_RE, _BARE_PERSON_RE, _WITHDRAW_RE)
+
+
+def in_scope(text: str) -> bool:
+    """False when neither verdict can be other than ABSENT: one quick search instead of two."""
+    return _hinted(_SCOPE_HINT, text)

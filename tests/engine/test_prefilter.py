@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.understanding import amounts, intents, normalize_text, scope
+from bot.understanding import Intent, amounts, detect_intent, intents, normalize_text, scope
 from bot.understanding.prefilter import _CASE_TRAPS_RE, Hint, hint
 
 HERE = Path(__file__).parent
@@ -107,5 +107,26 @@ def test_every_hint_in_use_is_found_where_its_patterns_match(
     matched = [t for t in texts + parts if any(p.search(t) for p in patterns)]
     assert matched, "the corpus should exercise the pattern"
     assert all(pattern_hint.found_in(t) for t in matched)
-    bare = [c.replace(" ", "") for c in parts if scope._BARE_PERSON_RE.match(c.replace(" ", ""))]
-    assert all(scope._PERSON_HINT.found_in(c) for c in bare)
+
+
+SPLIT = ["hu man", "man ager", "ag ent please", "super visor", "op erator", "客 服", "人 工"]
+
+
+def test_a_bare_request_for_a_person_is_hinted_as_written_even_with_spaces() -> None:
+    """The bare-person pattern is matched without spaces; its hint is looked for in the text
+    as the customer wrote it, spaces and all."""
+    texts = [*messages(), *SPLIT]
+    bare = [
+        t
+        for t in texts
+        for c in scope._clauses(t)
+        if scope._BARE_PERSON_RE.match(c.replace(" ", ""))
+    ]
+    assert set(SPLIT) <= set(bare)
+    assert all(scope.person_verdict(t) is not scope.Verdict.ABSENT for t in bare)
+    assert all(scope.in_scope(t) for t in bare)
+
+
+@pytest.mark.parametrize("text", SPLIT)
+def test_a_spaced_out_request_for_a_person_is_a_handoff(text: str) -> None:
+    assert detect_intent(text) is Intent.HANDOFF
