@@ -488,6 +488,7 @@ class HandoffService:
         """When the agent's last live console, on any worker, closes: what they hold without
         a running lease gets one, so conversations don't sit with someone who went away."""
         async with self._writing() as repos:
+            await repos.consoles.hold_agent(console.agent_id)
             await repos.consoles.close(console.id)
             await self._leases_if_gone(repos, console.agent_id)
 
@@ -497,6 +498,7 @@ class HandoffService:
         gone = 0
         async with self._writing() as repos:
             for agent_id in await repos.consoles.forget_stale(self._stale_before()):
+                await repos.consoles.hold_agent(agent_id)
                 gone += await self._leases_if_gone(repos, agent_id)
         if gone:
             log.info("%d agent(s) lost their last console with a worker that stopped", gone)

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
-from storage.models import ConsoleConnection
+from storage.models import Agent, ConsoleConnection
 
 
 class ConsoleRepository:
@@ -29,6 +29,12 @@ class ConsoleRepository:
         await self._s.execute(
             statement.on_conflict_do_update(index_elements=["id"], set_={"seen_at": now})
         )
+
+    async def hold_agent(self, agent_id: int) -> None:
+        """Locks the agent's row for the rest of the transaction: one close or sweep of an
+        agent's consoles at a time, so two consoles closing together cannot each still count
+        the other (PostgreSQL reads what is committed) and both leave the leases unstarted."""
+        await self._s.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
 
     async def close(self, connection: str) -> None:
         await self._s.execute(delete(ConsoleConnection).where(ConsoleConnection.id == connection))

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
+from storage.models import Agent
 from storage.repositories import Repositories
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -72,3 +76,22 @@ async def test_a_heartbeat_brings_back_a_console_forgotten_while_its_worker_stal
         assert await Repositories.on(s).consoles.forget_stale(clock.now() - 3 * BEAT) == [alice]
         await Repositories.on(s).consoles.beat("tab", alice, "host:1", clock.now())
     assert await live(sessions, alice, 3 * BEAT, clock) == 1
+
+
+async def test_closing_an_agents_console_holds_the_agent_until_it_commits(
+    sessions: Sessions, clock: FakeClock, db_url: str
+) -> None:
+    """Two of an agent's consoles closing together take turns: each holds the agent's row,
+    so neither counts the other's row as live while that one is being deleted."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time (BEGIN IMMEDIATE): no row lock")
+    [alice] = await agents(sessions, clock, "alice")
+    async with sessions() as s, s.begin():
+        await Repositories.on(s).consoles.hold_agent(alice)
+        async with sessions() as other, other.begin():
+            with pytest.raises(DBAPIError, match="lock"):  # held: another close must wait
+                await other.execute(
+                    select(Agent.id).where(Agent.id == alice).with_for_update(nowait=True)
+                )
+    async with sessions() as other, other.begin():  # committed: free again
+        await other.execute(select(Agent.id).where(Agent.id == alice).with_for_update(nowait=True))
