@@ -18,6 +18,7 @@ from datetime import timedelta
 import aiohttp
 from aiohttp import web
 
+from bot import understanding
 from bot.channels.wechat_oa import MAX_BODY, OfficialAccount
 from bot.channels.wecom import WeComCallback
 from bot.clock import Clock, SystemClock
@@ -56,7 +57,7 @@ from bot.keys import (
     WECOM,
 )
 from bot.metrics import Metrics
-from bot.services import Database, Services, build_services
+from bot.services import Database, Services, build_services, orders_from_outside
 from bot.throttle import AddressThrottle
 from storage.crypto import configure as configure_keyring
 from storage.db import migrate
@@ -100,6 +101,7 @@ async def running(
     """While the server runs: the schema migrated first; at the end, late replies get a few
     seconds to reach WeChat, then the outbound HTTP client and the engine close."""
     configure_keyring([k.reveal() for k in settings.secret_keys])
+    understanding.warm()  # before the first customer, not in their turn
     try:
         await migrate(services.database.engine)
         yield
@@ -162,8 +164,9 @@ def create_app(
     Call it with the event loop running (aiohttp's client session needs one): tests do, and
     ``billbot serve`` builds the app inside ``web.run_app``."""
     clock = clock or SystemClock()
-    outside_orders = orders is not None or bool(settings.order_api_url)
-    database = Database.at(settings.database_url, group_commit=not outside_orders)
+    database = Database.at(
+        settings.database_url, group_commit=not orders_from_outside(settings, orders)
+    )
     http = aiohttp.ClientSession()
     services = build_services(settings, clock, database, http, Metrics(), orders=orders)
     return http_app(

@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 IMAGE_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
+def orders_from_outside(settings: Settings, orders: OrderLookup | None = None) -> bool:
+    """Orders come from somewhere outside the database (given, or ``BILLBOT_ORDER_API_URL``):
+    a turn then waits on it in the middle of its transaction."""
+    return orders is not None or bool(settings.order_api_url)
+
+
 @dataclass(frozen=True)
 class Database:
     """The engine and its sessions. Nothing connects until first use; the server migrates
@@ -148,7 +154,7 @@ def build_services(
         clock,
     )
     wechat = WeChatApi(http, tokens, settings.wechat_api_base, metrics=metrics)
-    if orders is None and settings.order_api_url:
+    if orders is None and settings.order_api_url:  # see orders_from_outside
         orders = HttpOrders(http, settings.order_api_url, clock)
     handoffs = HandoffService(
         sessions,

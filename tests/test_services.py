@@ -64,3 +64,19 @@ async def test_transactions_commit_alone_when_orders_come_from_outside(
         assert isinstance(inline, InlineConnection)
         grouped[api] = inline.group_turns
     assert grouped[""] > 1 and grouped["http://orders.example/api"] == 1
+
+
+async def test_understandings_tables_are_built_when_the_server_starts(
+    settings: Settings,
+    clock: FakeClock,
+    aiohttp_client: Callable[[web.Application], Awaitable[Any]],
+) -> None:
+    """Built on first use they would cost the first customer's turn a quarter of a second."""
+    from bot.understanding.numerals import _written_numbers
+    from bot.understanding.pinyin import _unusual_readings
+
+    _written_numbers.cache_clear()
+    _unusual_readings.cache_clear()
+    await aiohttp_client(create_app(settings, clock))
+    assert _written_numbers.cache_info().currsize == 1
+    assert _unusual_readings.cache_info().currsize == 1

@@ -73,7 +73,14 @@ class LateReplies:
         except TimeoutError:
             if not delivery.give_up():
                 return await task  # settled as answered here: only its commit is left
-            log.warning("turn for %s ran past %.1f s; replying through the API", key, self.deadline)
+            log.warning(
+                "turn for %s ran past %.1f s; its reply goes through the message API (which"
+                " counts against WeChat's reply quota): check how fast the order API"
+                " (BILLBOT_ORDER_API_URL) and the database answer; BILLBOT_REPLY_DEADLINE_SECONDS"
+                " sets the wait (below 5)",
+                key,
+                self.deadline,
+            )
             later = asyncio.ensure_future(self._send_when_done(key, openid, task))
             self.tasks.add(later)
             later.add_done_callback(self.tasks.discard)

@@ -171,7 +171,6 @@ class HandoffService:
         *,
         lease: timedelta = timedelta(minutes=2),
         hours: ServiceHours | None = None,
-        console_heartbeat: timedelta = CONSOLE_HEARTBEAT,
         worker: str | None = None,
     ) -> None:
         self._sessions = sessions
@@ -181,7 +180,7 @@ class HandoffService:
         self._lease = lease
         self.hours = hours or ServiceHours()
         # how often an open console says it is still open; the database counts it
-        self.console_heartbeat = console_heartbeat
+        self.console_heartbeat = CONSOLE_HEARTBEAT
         self._worker = worker or f"{socket.gethostname()}:{os.getpid()}"
 
     @asynccontextmanager

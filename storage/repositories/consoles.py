@@ -51,8 +51,9 @@ class ConsoleRepository:
     async def forget_stale(self, seen_before: datetime) -> list[int]:
         """Deletes the rows last seen before ``seen_before`` (their worker is gone); returns
         the agents they belonged to, each once."""
-        stale = ConsoleConnection.seen_at < seen_before
-        agents = set(await self._s.scalars(select(ConsoleConnection.agent_id).where(stale)))
-        if agents:
-            await self._s.execute(delete(ConsoleConnection).where(stale))
-        return sorted(agents)
+        gone = await self._s.scalars(
+            delete(ConsoleConnection)
+            .where(ConsoleConnection.seen_at < seen_before)
+            .returning(ConsoleConnection.agent_id)
+        )
+        return sorted(set(gone))

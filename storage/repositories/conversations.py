@@ -321,14 +321,6 @@ class TranscriptRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def for_conversation(self, conversation_id: int) -> list[tuple[str, str, str]]:
-        rows = await self._s.execute(
-            select(Message.direction, Message.sender, Message.text)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.id)
-        )
-        return [(d, s, t) for d, s, t in rows]
-
     async def lines(self, conversation_id: int) -> list[MessageRecord]:
         """The whole transcript, notes included, oldest first."""
         rows = await self._s.scalars(

@@ -392,7 +392,8 @@ async def transcript(sessions: Sessions, openid: str) -> list[tuple[str, str, st
     async with sessions() as s:
         conv = await ConversationRepository(s).get("wechat", openid)
         assert conv is not None
-        return await TranscriptRepository(s).for_conversation(conv.id)
+        lines = await TranscriptRepository(s).lines(conv.id)
+        return [(line.direction, line.sender, line.text) for line in lines]
 
 
 async def said(sessions: Sessions, openid: str) -> list[str]:

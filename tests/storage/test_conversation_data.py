@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -177,11 +177,6 @@ def test_whatever_is_stored_loads_and_saves_back_unchanged(row: object) -> None:
         assert ConversationData.from_json(stored(data)) == data
     finally:
         logging.disable(logging.NOTSET)
-
-
-def test_every_field_has_a_span() -> None:
-    for f in fields(ConversationData):
-        assert "span" in f.metadata, f.name
 
 
 def cleared(data: ConversationData, *names: str) -> ConversationData:

@@ -181,7 +181,7 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         repos = Repositories.on(s)
         left = await repos.conversations.get("wechat", "u1")
         assert left is not None and left.data == ConversationData() and left.state == "new"
-        assert await repos.transcript.for_conversation(left.id) == []
+        assert await repos.transcript.lines(left.id) == []
     # purged once: the next run finds nothing more to do
     again = await purge_expired(sessions, now + timedelta(hours=74))
     assert again["conversations"] == 0
