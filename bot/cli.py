@@ -421,7 +421,8 @@ async def purge(settings: Settings) -> int:
 
 
 async def add_agent(settings: Settings, name: str, role: str) -> int:
-    from bot.console.auth import AgentDirectory, AuthError
+    from bot.console.auth import AgentDirectory
+    from bot.refusals import Refusal
 
     engine = create_engine(settings.database_url)
     try:
@@ -430,7 +431,7 @@ async def add_agent(settings: Settings, name: str, role: str) -> int:
             agent, password = await AgentDirectory(session_factory(engine), SystemClock()).create(
                 name, role
             )
-        except AuthError as exc:
+        except Refusal as exc:
             print(f"billbot: {exc.zh} / {exc.en}", file=sys.stderr)
             return 1
     finally:

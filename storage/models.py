@@ -367,6 +367,9 @@ class Agent(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
     last_seen_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # a disabled login cannot sign in and holds no session; the row stays for the audit log
+    disabled_at: Mapped[datetime | None]
+    lang: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")  # zh|en|both
 
 
 class LoginGuard(Base):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.handoff.queue import AgentView
+from bot.refusals import Refusal
 from storage.repositories.agents import AgentRecord, AgentRepository
 from storage.repositories.audit import AuditRepository
 
@@ -42,20 +43,10 @@ PASSWORD_ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ"
 ONE_TIME_PASSWORD_LENGTH = 18  # ~104 bits
 
 
-class AuthError(Exception):
-    """A refused login or account change: the HTTP status, and plain words in both languages."""
-
-    def __init__(self, status: int, zh: str, en: str) -> None:
-        super().__init__(f"{zh} / {en}")
-        self.status = status
-        self.zh = zh
-        self.en = en
-
-
-def _wrong_login() -> AuthError:
+def _wrong_login() -> Refusal:
     """The one answer to an unknown name, a wrong password and a locked login alike (same
     status, same words, same work), so the form tells nobody which names exist or are locked."""
-    return AuthError(
+    return Refusal(
         401,
         "用户名或密码不正确；多次输错后账号会暂时锁定 15 分钟。请稍后再试，或请管理员帮忙解锁。",
         "Wrong name or password; after several wrong tries a login locks for 15 minutes. Try"
@@ -81,13 +72,13 @@ def clean_name(name: str) -> str:
     unique after NFKC and case folding: ＡＬＩＣＥ and alice are one login)."""
     cleaned = unicodedata.normalize("NFKC", name.strip())
     if not cleaned or len(cleaned) > MAX_NAME:
-        raise AuthError(
+        raise Refusal(
             422,
             f"名字不能为空，且最多 {MAX_NAME} 个字符。",
             f"A name must be 1 to {MAX_NAME} characters.",
         )
     if any(not ch.isprintable() for ch in cleaned):
-        raise AuthError(422, "名字里不能有控制字符。", "A name cannot hold control characters.")
+        raise Refusal(422, "名字里不能有控制字符。", "A name cannot hold control characters.")
     return cleaned
 
 
@@ -119,7 +110,7 @@ class AgentDirectory:
         """A new login and its one-time password (to be changed at first login)."""
         name = clean_name(name)
         if role not in ROLES:
-            raise AuthError(
+            raise Refusal(
                 422, "角色只能是 agent 或 admin。", "The role must be 'agent' or 'admin'."
             )
         password = new_one_time_password()
@@ -129,7 +120,7 @@ class AgentDirectory:
                 name, role, password_hash, self._clock.now()
             )
         if record is None:
-            raise AuthError(
+            raise Refusal(
                 409, f"已经有名为「{name}」的账号。", f"There is already a login named {name!r}."
             )
         return view_of(record), password
@@ -137,13 +128,13 @@ class AgentDirectory:
     async def login(
         self, name: str, password: str, address: str = "-"
     ) -> tuple[str, str, AgentView]:
-        """A new session: ``(session token, CSRF token, agent)``; AuthError 401 otherwise.
+        """A new session: ``(session token, CSRF token, agent)``; Refusal 401 otherwise.
 
         ``address`` is the client's (see ``bot.handlers.clients``): lockouts are per address.
         """
         try:
             name = clean_name(name)
-        except AuthError:
+        except Refusal:
             name = ""
         if len(password) > MAX_PASSWORD:
             raise _wrong_login()
@@ -217,36 +208,34 @@ class AgentDirectory:
         guess the password either.
         """
         if not MIN_PASSWORD <= len(new) <= MAX_PASSWORD:
-            raise AuthError(
+            raise Refusal(
                 422,
                 f"新密码需要 {MIN_PASSWORD} 到 {MAX_PASSWORD} 个字符。",
                 f"The new password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters.",
             )
         if new == old:
-            raise AuthError(
+            raise Refusal(
                 422, "新密码不能与旧密码相同。", "The new password must differ from the old one."
             )
         if len(set(new)) == 1:
-            raise AuthError(
+            raise Refusal(
                 422,
                 "新密码不能只由一个字符重复组成。",
                 "The new password cannot be one character repeated.",
             )
         if unicodedata.normalize("NFKC", new).casefold() == agent.name.casefold():
-            raise AuthError(
-                422, "新密码不能与账号名相同。", "The new password cannot be your name."
-            )
+            raise Refusal(422, "新密码不能与账号名相同。", "The new password cannot be your name.")
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
             record = await repo.get(agent.id)
             if record is None:
-                raise AuthError(401, "请重新登录。", "Please log in again.")
+                raise Refusal(401, "请重新登录。", "Please log in again.")
             attempts, locked = await self._count_attempt(repo, record, address)
         if locked is not None:
             raise locked
         if len(old) > MAX_PASSWORD or not await self._verify(record.password_hash, old):
             await self._refuse_attempt(record.id, address, attempts)
-            raise AuthError(422, "当前密码不正确。", "The current password is wrong.")
+            raise Refusal(422, "当前密码不正确。", "The current password is wrong.")
         new_hash = await self._in_pool(self._hasher.hash, new)
         now = self._clock.now()
         async with self._sessions.begin() as session:
@@ -272,7 +261,7 @@ class AgentDirectory:
 
     async def _count_attempt(
         self, repo: AgentRepository, record: AgentRecord, address: str
-    ) -> tuple[int, AuthError | None]:
+    ) -> tuple[int, Refusal | None]:
         """Counts an attempt; with the refusal to answer if the login is (or now becomes)
         locked from this address.
 

@@ -29,13 +29,14 @@ import jinja2
 from aiohttp import WSMsgType, web
 
 from bot.console import STATIC_DIR, TEMPLATES_DIR
-from bot.console.auth import SESSION_TTL, AgentDirectory, AuthError
+from bot.console.auth import SESSION_TTL, AgentDirectory
 from bot.console.openapi import openapi_document
 from bot.handlers.bodies import BodyError, read_body
 from bot.handlers.clients import client_address
 from bot.handoff.events import Event
-from bot.handoff.queue import AgentView, ConsoleConnection, HandoffError, HandoffService
+from bot.handoff.queue import AgentView, ConsoleConnection, HandoffService
 from bot.keys import AGENTS, CONSOLE_SOCKETS, EVENTS, HANDOFFS, LOGIN_THROTTLE, SETTINGS
+from bot.refusals import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +89,6 @@ class Admission:
 # Set by the guard for the request it is handling: each request runs in its own task, so this
 # is per request (and needs no string keys on the request mapping).
 _ADMITTED: contextvars.ContextVar[Admission] = contextvars.ContextVar("console_admitted")
-
-
-class ApiError(Exception):
-    """A request the API refuses before the queue service sees it."""
-
-    def __init__(self, status: int, zh: str, en: str) -> None:
-        super().__init__(f"{zh} / {en}")
-        self.status = status
-        self.zh = zh
-        self.en = en
 
 
 _NOT_LOGGED_IN = ("请先登录。", "Please log in first.")
@@ -192,7 +183,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         if admission is not None:
             admitted = _ADMITTED.set(admission)
         return await handler(request)
-    except (ApiError, AuthError, HandoffError) as exc:
+    except Refusal as exc:
         return error_response(exc.status, exc.zh, exc.en)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -218,14 +209,14 @@ async def _admit(request: web.Request) -> Admission | None:
     token = request.cookies.get(COOKIE, "")
     found = await request.app[AGENTS].session(token, touch=True) if token else None
     if found is None:
-        raise ApiError(401, *_NOT_LOGGED_IN)
+        raise Refusal(401, *_NOT_LOGGED_IN)
     agent, csrf = found
     if agent.must_change_password and request.path not in PASSWORD_GATE:
-        raise ApiError(403, *_PASSWORD_FIRST)
+        raise Refusal(403, *_PASSWORD_FIRST)
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode("utf-8"), csrf.encode("utf-8")):
-            raise ApiError(403, *_CSRF_MISSING)
+            raise Refusal(403, *_CSRF_MISSING)
     return Admission(agent, token, csrf)
 
 
@@ -239,7 +230,7 @@ def _refuse_foreign_origin(request: web.Request) -> None:
     if public.scheme and public.netloc:
         ours.add(f"{public.scheme}://{public.netloc}".lower())
     if origin.rstrip("/").lower() not in ours:
-        raise ApiError(403, *_FOREIGN_ORIGIN)
+        raise Refusal(403, *_FOREIGN_ORIGIN)
 
 
 def error_response(status: int, zh: str, en: str) -> web.Response:
@@ -299,10 +290,10 @@ async def read_object(request: web.Request) -> dict[str, Any]:
         raw = await read_body(request, API_MAX_BODY)
     except BodyError as exc:
         log.warning("%s %s refused (%s): %s", request.method, request.path, exc.status, exc.reason)
-        raise ApiError(exc.status, *_BODY_WORDS.get(exc.status, _BAD_JSON)) from None
+        raise Refusal(exc.status, *_BODY_WORDS.get(exc.status, _BAD_JSON)) from None
     parsed = json_object(raw)
     if parsed is None:
-        raise ApiError(400, *_BAD_JSON)
+        raise Refusal(400, *_BAD_JSON)
     return parsed
 
 
@@ -319,7 +310,7 @@ def json_object(raw: bytes | str) -> dict[str, Any] | None:
 def text_field(body: Mapping[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str):
-        raise ApiError(
+        raise Refusal(
             400, f"请求需要文本字段「{name}」。", f"The body needs a text field {name!r}."
         )
     return value
@@ -328,7 +319,7 @@ def text_field(body: Mapping[str, Any], name: str) -> str:
 def int_field(body: Mapping[str, Any], name: str) -> int:
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise ApiError(
+        raise Refusal(
             400, f"请求需要整数字段「{name}」。", f"The body needs a whole-number field {name!r}."
         )
     return value

@@ -25,6 +25,7 @@ from bot.handoff.events import EventBus
 from bot.handoff.hours import CHINA, ServiceHours
 from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
+from bot.refusals import Refusal
 from bot.texts import Texts, as_lang
 from storage.records import (
     HELD_STATUSES,
@@ -39,16 +40,6 @@ from storage.repositories import Repositories
 from storage.repositories.handoffs import HandoffRepository
 
 log = logging.getLogger(__name__)
-
-
-class HandoffError(Exception):
-    """A refused action, with the HTTP status to answer and plain words for the agent."""
-
-    def __init__(self, status: int, zh: str, en: str) -> None:
-        super().__init__(f"{zh} / {en}")
-        self.status = status
-        self.zh = zh
-        self.en = en
 
 
 class MessageSender(Protocol):
@@ -141,22 +132,22 @@ CONSOLE_STALE_AFTER_BEATS = 3  # a console not heard of for this many beats is g
 HELD = HELD_STATUSES  # an agent has it (answering, or parked for the customer)
 
 
-def _not_found() -> HandoffError:
-    return HandoffError(404, "找不到这个会话。", "No such conversation.")
+def _not_found() -> Refusal:
+    return Refusal(404, "找不到这个会话。", "No such conversation.")
 
 
-def _not_yours() -> HandoffError:
-    return HandoffError(403, "这个会话不在您名下。", "This conversation is not assigned to you.")
+def _not_yours() -> Refusal:
+    return Refusal(403, "这个会话不在您名下。", "This conversation is not assigned to you.")
 
 
-def _closed() -> HandoffError:
-    return HandoffError(
+def _closed() -> Refusal:
+    return Refusal(
         409, "这个会话已经结束或已取消。", "This conversation has ended or was cancelled."
     )
 
 
-def _admins_only() -> HandoffError:
-    return HandoffError(403, "只有管理员可以这样做。", "Only an admin can do that.")
+def _admins_only() -> Refusal:
+    return Refusal(403, "只有管理员可以这样做。", "Only an admin can do that.")
 
 
 class HandoffService:
@@ -216,7 +207,7 @@ class HandoffService:
         if unmask and not agent.is_admin:
             raise _admins_only()
         if unmask and not (unmask_reason or "").strip():
-            raise HandoffError(
+            raise Refusal(
                 422, "显示原文需要填写原因。", "Say why you need to see the unmasked text."
             )
         async with self._writing() as repos:
@@ -288,11 +279,11 @@ class HandoffService:
         await self._notify_positions()
         return item
 
-    async def _not_claimable(self, repos: Repositories, handoff: HandoffRecord) -> HandoffError:
+    async def _not_claimable(self, repos: Repositories, handoff: HandoffRecord) -> Refusal:
         """Why a handoff that was not waiting could not be claimed, in the agent's words."""
         if handoff.status in HELD:
             holder = await self._agent_name(repos, handoff.claimed_by)
-            return HandoffError(
+            return Refusal(
                 409,
                 f"这个会话已被{holder or '其他客服'}认领。",
                 f"{holder or 'Another agent'} already took this conversation.",
@@ -303,7 +294,7 @@ class HandoffService:
         for item in await self.queue(agent):
             try:
                 return await self.claim(agent, item.id)
-            except HandoffError as exc:
+            except Refusal as exc:
                 if exc.status != 409:
                     raise
         return None
@@ -332,13 +323,11 @@ class HandoffService:
     async def reply(self, agent: AgentView, handoff_id: int, text: str) -> ConversationView:
         text = text.strip()
         if not text:
-            raise HandoffError(422, "回复内容不能为空。", "The reply is empty.")
+            raise Refusal(422, "回复内容不能为空。", "The reply is empty.")
         if len(text) > 2000:
-            raise HandoffError(
-                422, "回复太长（最多 2000 字）。", "The reply is too long (2000 max)."
-            )
+            raise Refusal(422, "回复太长（最多 2000 字）。", "The reply is too long (2000 max).")
         if self._sender is None:
-            raise HandoffError(
+            raise Refusal(
                 503,
                 "未配置微信接口，无法发送。",
                 "The WeChat API is not configured, so nothing can be sent.",
@@ -356,14 +345,14 @@ class HandoffService:
             closes, left = await self._window(repos, conv, now)
             refusal = None
             if closes is None or closes <= now:
-                refusal = HandoffError(
+                refusal = Refusal(
                     409,
                     "客户已超过 48 小时没有发消息，微信不允许回复；会话已标记为“等待客户”。",
                     "The customer hasn't written in 48 hours, so WeChat won't deliver a reply;"
                     " the conversation is parked as waiting for the customer.",
                 )
             elif left <= 0:
-                refusal = HandoffError(
+                refusal = Refusal(
                     409,
                     "这条客户消息之后可回复的 5 条已用完，请等待客户再次发消息。",
                     "The 5 replies allowed per customer message are used up; wait for the"
@@ -383,7 +372,7 @@ class HandoffService:
             self._events.publish({"type": "handoff", "handoff_id": handoff_id})
             raise refusal
         # 2. send
-        failure: HandoffError | None = None
+        failure: Refusal | None = None
         try:
             await self._sender.send_text(openid, text)
         except Exception as exc:
@@ -408,7 +397,7 @@ class HandoffService:
 
     async def note(self, agent: AgentView, handoff_id: int, text: str) -> ConversationView:
         if not text.strip():
-            raise HandoffError(422, "备注不能为空。", "The note is empty.")
+            raise Refusal(422, "备注不能为空。", "The note is empty.")
         async with self._writing() as repos:
             handoff = await self._get(repos, handoff_id)
             self._may_read(agent, handoff)
@@ -431,7 +420,7 @@ class HandoffService:
                 raise _closed()
             target = await repos.agents.get(to_agent_id)
             if target is None:
-                raise HandoffError(404, "找不到这位客服。", "No such agent.")
+                raise Refusal(404, "找不到这位客服。", "No such agent.")
             if not await repos.handoffs.transfer(handoff_id, target.id, now, now + self._lease):
                 raise _closed()
             await repos.conversations.pass_to(conv.id, Owner.agent(target.id))
@@ -608,7 +597,7 @@ class HandoffService:
     def _must_hold(self, agent: AgentView, handoff: HandoffRecord) -> None:
         if handoff.status not in HELD:
             if handoff.status == HandoffStatus.WAITING:
-                raise HandoffError(409, "请先认领这个会话。", "Claim this conversation first.")
+                raise Refusal(409, "请先认领这个会话。", "Claim this conversation first.")
             raise _closed()
         if handoff.claimed_by != agent.id:
             raise _not_yours()
@@ -701,7 +690,7 @@ class HandoffService:
         if not agent.is_admin:
             raise _admins_only()
         if not title.strip() or not text.strip():
-            raise HandoffError(422, "标题和内容都要填写。", "Give both a title and a text.")
+            raise Refusal(422, "标题和内容都要填写。", "Give both a title and a text.")
         async with self._writing() as repos:
             row = await repos.canned.add(title.strip()[:64], text.strip(), self._clock.now())
             return CannedView(row.id, row.title, row.text)
@@ -711,10 +700,10 @@ class HandoffService:
             raise _admins_only()
         async with self._writing() as repos:
             if not await repos.canned.delete(canned_id):
-                raise HandoffError(404, "找不到这条快捷回复。", "No such canned reply.")
+                raise Refusal(404, "找不到这条快捷回复。", "No such canned reply.")
 
 
-def _plain_failure(exc: Exception) -> HandoffError:
+def _plain_failure(exc: Exception) -> Refusal:
     """WeChat's refusal in an agent's words; 45015/45047 park the conversation (409)."""
     errcode = getattr(exc, "errcode", None)
     plain = getattr(exc, "plain", None)
@@ -724,4 +713,4 @@ def _plain_failure(exc: Exception) -> HandoffError:
         zh = en = plain
     else:
         zh, en = "发送失败，请稍后重试。", "Sending failed; please retry."
-    return HandoffError(409 if errcode in (45015, 45047) else 502, zh, en)
+    return Refusal(409 if errcode in (45015, 45047) else 502, zh, en)

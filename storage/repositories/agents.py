@@ -33,6 +33,8 @@ class AgentRecord:
     must_change_password: bool
     last_seen_at: datetime | None
     created_at: datetime
+    disabled_at: datetime | None = None
+    lang: str = "zh"  # the console's language: zh | en | both
 
 
 def _record(row: Agent) -> AgentRecord:
@@ -44,6 +46,8 @@ def _record(row: Agent) -> AgentRecord:
         must_change_password=row.must_change_password,
         last_seen_at=row.last_seen_at,
         created_at=row.created_at,
+        disabled_at=row.disabled_at,
+        lang=row.lang,
     )
 
 

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli import main
 from bot.clock import FakeClock
-from bot.console.auth import AgentDirectory, AuthError
+from bot.console.auth import AgentDirectory
+from bot.refusals import Refusal
 from storage.db import create_engine, session_factory
 from storage.models import Agent, ConsoleSession, LoginGuard
 from storage.repositories import AuditRepository
@@ -49,13 +50,13 @@ async def test_a_new_login_has_a_strong_one_time_password_stored_as_argon2id(
 
 async def test_a_taken_name_or_a_bad_role_is_refused(directory: AgentDirectory) -> None:
     await directory.create("alice")
-    with pytest.raises(AuthError) as taken:
+    with pytest.raises(Refusal) as taken:
         await directory.create(" alice ")
     assert taken.value.status == 409 and "alice" in taken.value.en
-    with pytest.raises(AuthError) as role:
+    with pytest.raises(Refusal) as role:
         await directory.create("bob", "root")
     assert role.value.status == 422
-    with pytest.raises(AuthError) as empty:
+    with pytest.raises(Refusal) as empty:
         await directory.create("   ")
     assert empty.value.status == 422
 
@@ -84,9 +85,9 @@ async def test_unknown_name_and_wrong_password_get_the_same_answer(
     directory: AgentDirectory,
 ) -> None:
     _, password = await directory.create("alice")
-    with pytest.raises(AuthError) as wrong:
+    with pytest.raises(Refusal) as wrong:
         await directory.login("alice", password + "x")
-    with pytest.raises(AuthError) as unknown:
+    with pytest.raises(Refusal) as unknown:
         await directory.login("nobody", password)
     assert wrong.value.status == unknown.value.status == 401
     assert (wrong.value.zh, wrong.value.en) == (unknown.value.zh, unknown.value.en)
@@ -103,7 +104,7 @@ async def test_unknown_names_cost_a_hash_check_too(
         spans = []
         for _ in range(3):
             started = time.perf_counter()
-            with pytest.raises(AuthError):
+            with pytest.raises(Refusal):
                 await directory.login(name, "not the password")
             spans.append(time.perf_counter() - started)
         return min(spans)
@@ -119,21 +120,21 @@ async def test_five_wrong_passwords_lock_the_login_from_that_address_for_fifteen
     _, password = await directory.create("alice")
     guesser, desk = "203.0.113.5", "198.51.100.7"
     for _ in range(4):
-        with pytest.raises(AuthError) as wrong:
+        with pytest.raises(Refusal) as wrong:
             await directory.login("alice", "guess-guess", guesser)
         assert wrong.value.status == 401
-    with pytest.raises(AuthError) as fifth:
+    with pytest.raises(Refusal) as fifth:
         await directory.login("alice", "guess-guess", guesser)
     # locked: the same status and words as a wrong password, so nobody learns it from outside
     assert (fifth.value.status, fifth.value.en) == (wrong.value.status, wrong.value.en)
-    with pytest.raises(AuthError) as locked:
+    with pytest.raises(Refusal) as locked:
         await directory.login("alice", password, guesser)  # even the right password waits
     assert (locked.value.status, locked.value.zh) == (401, wrong.value.zh)
     # the guesser cannot keep alice out of her own desk
     await directory.login("alice", password, desk)
 
     clock.advance(timedelta(minutes=14))
-    with pytest.raises(AuthError) as still:
+    with pytest.raises(Refusal) as still:
         await directory.login("alice", password, guesser)
     assert still.value.status == 401
     clock.advance(timedelta(minutes=1, seconds=1))
@@ -144,7 +145,7 @@ async def test_login_guards_keep_no_address_in_clear(
     directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await directory.create("alice")
-    with pytest.raises(AuthError):
+    with pytest.raises(Refusal):
         await directory.login("alice", "guess-guess", "203.0.113.5")
     async with sessions() as session:
         sources = list(await session.scalars(select(LoginGuard.source)))
@@ -154,11 +155,11 @@ async def test_login_guards_keep_no_address_in_clear(
 async def test_a_right_password_resets_the_count(directory: AgentDirectory) -> None:
     _, password = await directory.create("alice")
     for _ in range(3):
-        with pytest.raises(AuthError):
+        with pytest.raises(Refusal):
             await directory.login("alice", "guess-guess")
     await directory.login("alice", password)
     for _ in range(4):
-        with pytest.raises(AuthError) as wrong:
+        with pytest.raises(Refusal) as wrong:
             await directory.login("alice", "guess-guess")
         assert wrong.value.status == 401
 
@@ -168,7 +169,7 @@ async def test_parallel_guesses_cannot_pass_the_limit(directory: AgentDirectory)
     answers = await asyncio.gather(
         *(directory.login("alice", f"guess-{i}") for i in range(12)), return_exceptions=True
     )
-    assert all(isinstance(a, AuthError) and a.status == 401 for a in answers)
+    assert all(isinstance(a, Refusal) and a.status == 401 for a in answers)
     async with directory._sessions() as s:
         reasons = [e.reason for e in await AuditRepository(s).since(None)]
     # never more than 5 passwords actually checked before the lock: the rest were refused unseen
@@ -182,16 +183,16 @@ async def test_changing_the_password_clears_the_flag_and_ends_other_sessions(
     here, _, agent = await directory.login("alice", password)
     elsewhere, _, _ = await directory.login("alice", password)
 
-    with pytest.raises(AuthError) as short:
+    with pytest.raises(Refusal) as short:
         await directory.change_password(agent, password, "short")
     assert short.value.status == 422 and "12" in short.value.en
-    with pytest.raises(AuthError) as repeated:
+    with pytest.raises(Refusal) as repeated:
         await directory.change_password(agent, password, "a" * 14)
     assert repeated.value.status == 422
-    with pytest.raises(AuthError) as wrong_old:
+    with pytest.raises(Refusal) as wrong_old:
         await directory.change_password(agent, "not-the-password", NEW_PASSWORD)
     assert wrong_old.value.status == 422
-    with pytest.raises(AuthError) as same:
+    with pytest.raises(Refusal) as same:
         await directory.change_password(agent, password, password)
     assert same.value.status == 422
 
@@ -199,7 +200,7 @@ async def test_changing_the_password_clears_the_flag_and_ends_other_sessions(
     assert not updated.must_change_password
     assert await directory.session(here) is not None
     assert await directory.session(elsewhere) is None
-    with pytest.raises(AuthError):
+    with pytest.raises(Refusal):
         await directory.login("alice", password)
     *_, again = await directory.login("alice", NEW_PASSWORD)
     assert not again.must_change_password
@@ -260,10 +261,10 @@ async def test_passwords_and_names_that_are_too_easy_are_refused(
 ) -> None:
     _, password = await directory.create("longagentname1")
     _, _, agent = await directory.login("longagentname1", password)
-    with pytest.raises(AuthError) as named:
+    with pytest.raises(Refusal) as named:
         await directory.change_password(agent, password, "ＬＯＮＧＡＧＥＮＴＮＡＭＥ１")
     assert named.value.status == 422
-    with pytest.raises(AuthError) as taken:
+    with pytest.raises(Refusal) as taken:
         await directory.create("LongAgentName1")  # one login, whatever the case or width
     assert taken.value.status == 409
     # and the name signs in however it is typed
@@ -283,7 +284,7 @@ def test_agents_unlock_lifts_a_lockout(tmp_path: Path, monkeypatch: pytest.Monke
         try:
             if password is None:
                 for _ in range(5):
-                    with pytest.raises(AuthError):
+                    with pytest.raises(Refusal):
                         await directory.login("amy", "wrong-wrong-wrong")
                 return 0
             async with session_factory(engine)() as s:

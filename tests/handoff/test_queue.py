@@ -22,10 +22,10 @@ from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import (
     CONSOLE_STALE_AFTER_BEATS,
     AgentView,
-    HandoffError,
     HandoffService,
 )
 from bot.messages import Inbound, InboundKind
+from bot.refusals import Refusal
 from bot.texts import Texts
 from storage.models import Agent, AuditEntry
 from storage.records import ConversationData, ConversationRecord, Owner
@@ -117,7 +117,7 @@ async def test_twenty_concurrent_claims_have_exactly_one_winner(desk: Desk) -> N
     async def claim(agent: AgentView) -> int:
         try:
             await desk.service.claim(agent, handoff)
-        except HandoffError as exc:
+        except Refusal as exc:
             return exc.status
         return 200
 
@@ -220,7 +220,7 @@ async def test_a_lapsed_lease_returns_the_conversation_to_the_head_of_the_queue(
     desk.clock.advance(timedelta(minutes=2, seconds=1))
     queue = await desk.service.queue(desk.agents[2])
     assert queue[0].id == first and queue[0].dropped_by == "a0" and queue[0].priority == 1
-    with pytest.raises(HandoffError) as refused:
+    with pytest.raises(Refusal) as refused:
         await desk.service.reply(agent, first, "sorry, I was away")
     assert refused.value.status == 409
     async with desk.sessions() as s:
@@ -267,7 +267,7 @@ async def test_wechat_refusals_park_the_conversation_with_plain_words(desk: Desk
     agent = desk.agents[1]
     await desk.service.claim(agent, handoff)
     desk.wechat.fail_next(45015)
-    with pytest.raises(HandoffError) as refused:
+    with pytest.raises(Refusal) as refused:
         await desk.service.reply(agent, handoff, "在吗")
     assert refused.value.status == 409 and "48" in refused.value.zh
     [parked] = await desk.service.mine(agent)
@@ -286,7 +286,7 @@ async def test_five_replies_per_customer_message_then_refused_without_calling_we
     for i in range(5):
         await desk.service.reply(agent, handoff, f"第{i + 1}条")
     calls = desk.wechat.send_requests
-    with pytest.raises(HandoffError) as refused:
+    with pytest.raises(Refusal) as refused:
         await desk.service.reply(agent, handoff, "第6条")
     assert refused.value.status == 409 and "5" in refused.value.zh
     assert desk.wechat.send_requests == calls
@@ -301,7 +301,7 @@ async def test_outside_the_48_hour_window_nothing_is_sent(desk: Desk) -> None:
     await desk.service.reply(agent, handoff, "稍等")
     desk.clock.advance(timedelta(hours=49))
     calls = desk.wechat.send_requests
-    with pytest.raises(HandoffError) as refused:
+    with pytest.raises(Refusal) as refused:
         await desk.service.reply(agent, handoff, "还在吗")
     assert refused.value.status == 409 and desk.wechat.send_requests == calls
 
@@ -312,15 +312,15 @@ async def test_agents_read_only_their_own_conversations_and_admins_unmask_with_a
     handoff = await desk.queued(user(1), ORDER)
     owner, other, admin = desk.agents[1], desk.agents[2], desk.agents[0]
     await desk.service.claim(owner, handoff)
-    with pytest.raises(HandoffError) as refused:
+    with pytest.raises(Refusal) as refused:
         await desk.service.view(other, handoff)
     assert refused.value.status == 403
     masked = await desk.service.view(owner, handoff)
     assert all(ORDER not in line.text for line in masked.transcript)
     assert any("****3456" in line.text for line in masked.transcript)
-    with pytest.raises(HandoffError):
+    with pytest.raises(Refusal):
         await desk.service.view(owner, handoff, unmask_reason="curious")
-    with pytest.raises(HandoffError):
+    with pytest.raises(Refusal):
         await desk.service.view(admin, handoff, unmask_reason="  ")
     clear = await desk.service.view(admin, handoff, unmask_reason="客户投诉核实")
     assert any(ORDER in line.text for line in clear.transcript)
@@ -340,7 +340,7 @@ async def test_transfer_moves_ownership_and_notes_stay_private(desk: Desk) -> No
     await desk.service.claim(a, handoff)
     await desk.service.note(a, handoff, "客户很着急")
     await desk.service.transfer(a, handoff, b.id)
-    with pytest.raises(HandoffError):
+    with pytest.raises(Refusal):
         await desk.service.reply(a, handoff, "hi")
     view = await desk.service.reply(b, handoff, "我来接手")
     assert any(line.sender == "note:a0" for line in view.transcript)
@@ -387,7 +387,7 @@ async def test_closed_conversations_cannot_be_claimed_or_transferred(desk: Desk)
         desk.service.transfer(desk.agents[0], handoff, desk.agents[2].id),
         desk.service.resolve(desk.agents[0], handoff),
     ):
-        with pytest.raises(HandoffError) as refused:
+        with pytest.raises(Refusal) as refused:
             await action
         assert refused.value.status == 409 and "结束" in refused.value.zh
     assert "金额" in await desk.say(user(1), ORDER)  # the bot, not a silent owner
@@ -410,7 +410,7 @@ async def test_a_failed_send_does_not_reopen_a_conversation_resolved_meanwhile(
             await real.send_text(openid, text)
 
     desk.service._sender = ResolvedDuringSend()  # type: ignore[attr-defined]
-    with pytest.raises(HandoffError):
+    with pytest.raises(Refusal):
         await desk.service.reply(agent, handoff, "在吗")
     assert await desk.service.mine(admin) == []  # not parked: it stays resolved
     assert "服务单号" in await desk.say(user(1), "转人工")  # a fresh handoff, a fresh ref
@@ -425,7 +425,7 @@ async def test_queue_updates_count_against_the_reply_quota(desk: Desk) -> None:
     assert view.replies_left == 4
     for i in range(4):
         await desk.service.reply(desk.agents[2], ids[1], f"第{i + 1}条")
-    with pytest.raises(HandoffError) as refused:
+    with pytest.raises(Refusal) as refused:
         await desk.service.reply(desk.agents[2], ids[1], "第5条")
     assert refused.value.status == 409  # refused by us, before WeChat's 45047
 
