@@ -179,7 +179,7 @@ async def console_api(request: web.Request, handler: Handler) -> web.StreamRespo
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     admitted: contextvars.Token[Admission] | None = None
     try:
-        admission = await _admit(request)
+        admission = await admit(request)
         if admission is not None:
             admitted = _ADMITTED.set(admission)
         return await handler(request)
@@ -201,7 +201,8 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
             _ADMITTED.reset(admitted)
 
 
-async def _admit(request: web.Request) -> Admission | None:
+async def admit(request: web.Request) -> Admission | None:
+    """Who may make this request: None for public endpoints; Refusal (401/403) otherwise."""
     if request.method not in SAFE_METHODS or request.path == "/api/ws":
         _refuse_foreign_origin(request)
     if (request.method, request.path) in PUBLIC:
