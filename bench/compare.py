@@ -63,8 +63,9 @@ sys.path.insert(0, str(ROOT))
 from bot.channels.wechat_oa import ChannelError, OAClientCodec  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import Settings, WeChatCredentials  # noqa: E402
+from bot.demo import DEMO_DIALOGUE  # noqa: E402
 
-DIALOGUE = ("你好", "同意", "DD20250503123456", "128.5")
+DIALOGUE = DEMO_DIALOGUE
 STEPS = ("hello", "agree", "order no", "amount")  # DIALOGUE's messages, for column heads
 SERVERS = ("echo", "WeRoBot", "billbot")  # run in this order, one at a time
 WARMUP_CUSTOMERS = 64

@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 from bot.app import create_app  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.demo import seed_demo  # noqa: E402
+from bot.demo import DEMO_DIALOGUE, seed_demo  # noqa: E402
 from bot.keys import DISPATCHER, SESSIONS  # noqa: E402
 from bot.messages import Inbound, InboundKind  # noqa: E402
 from storage import inline_sqlite  # noqa: E402
 
-DIALOGUE = ("你好", "同意", "DD20250503123456", "128.5")
+DIALOGUE = DEMO_DIALOGUE
 
 
 async def one_run(folder: Path, name: str, customers: int, concurrency: int) -> tuple[float, float]:

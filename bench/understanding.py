@@ -38,12 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bot.understanding  # noqa: E402
+from bot.demo import DEMO_DIALOGUE  # noqa: E402
 from bot.understanding import detect_intent, detect_language, understand  # noqa: E402
 from bot.understanding.order_shapes import OrderShapes  # noqa: E402
 
 CORPUS = ROOT / "tests" / "engine" / "corpus"
 UTTERANCES = ROOT / "tests" / "engine" / "corpus_utterances.jsonl"
-DIALOGUE = ["你好", "同意", "DD20250503123456", "128.5"]
+DIALOGUE = DEMO_DIALOGUE
 SHORT_CHARS = 12
 VOCABULARY_CACHES = frozenset({"char_pinyin", "_word_pinyin", "_reading_alone", "_folded"})
 

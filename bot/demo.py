@@ -52,6 +52,9 @@ DEMO_ORDERS = (
         store="旗舰店",
     ),
 )
+# A customer's whole way to the card with the first demo order, as the README's quick start
+# and the benchmarks type it: greeting, consent, order number, amount.
+DEMO_DIALOGUE = ("你好", "同意", DEMO_ORDERS[0].order_no, "128.5")
 
 
 async def seed_demo(sessions: async_sessionmaker[AsyncSession], now: datetime) -> bool:

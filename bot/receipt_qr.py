@@ -16,12 +16,13 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.wechat_api import MAX_QR_SECONDS, TokenManager, WeChatApi, WeChatApiError
+from bot.channels.wechat_api import MAX_QR_SECONDS, WeChatApi, WeChatApiError
 from bot.clock import Clock
 from bot.config import Settings
 from bot.privacy.masking import mask_order_no
 from bot.privacy.scenes import SceneCodec
 from bot.privacy.watermark import render_qr_png
+from bot.services import official_account_api
 from bot.understanding import normalize_text
 from storage.db import create_engine, migrate, session_factory
 from storage.repositories import OrderRepository
@@ -58,15 +59,7 @@ async def make_receipt_qrs(
         await migrate(engine)
         sessions = session_factory(engine)
         async with aiohttp.ClientSession() as http:
-            tokens = TokenManager(
-                http,
-                sessions,
-                settings.wechat_api_base,
-                settings.wechat.app_id,
-                settings.wechat.app_secret,
-                clock,
-            )
-            api = WeChatApi(http, tokens, settings.wechat_api_base)
+            api = official_account_api(http, sessions, settings, clock)
             for raw in order_numbers:
                 made.append(await _one(_clean(raw), sessions, api, codec, out_dir, clock, seconds))
     finally:

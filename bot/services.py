@@ -130,6 +130,25 @@ class Services:
     card_contacts: DatabaseContacts
 
 
+def official_account_api(
+    http: aiohttp.ClientSession,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics | None = None,
+) -> WeChatApi:
+    """The Official Account's API client, its access token shared through the database."""
+    tokens = TokenManager(
+        http,
+        sessions,
+        settings.wechat_api_base,
+        settings.wechat.app_id,
+        settings.wechat.app_secret,
+        clock,
+    )
+    return WeChatApi(http, tokens, settings.wechat_api_base, metrics=metrics)
+
+
 def build_services(
     settings: Settings,
     clock: Clock,
@@ -145,15 +164,7 @@ def build_services(
     secret_keys = [k.reveal() for k in settings.secret_keys]
     url = settings.database_url
     events = EventBus() if is_sqlite(url) else PgEventBus(url)  # PG: between all workers
-    tokens = TokenManager(
-        http,
-        sessions,
-        settings.wechat_api_base,
-        settings.wechat.app_id,
-        settings.wechat.app_secret,
-        clock,
-    )
-    wechat = WeChatApi(http, tokens, settings.wechat_api_base, metrics=metrics)
+    wechat = official_account_api(http, sessions, settings, clock, metrics)
     if orders is None and settings.order_api_url:  # see orders_from_outside
         orders = HttpOrders(http, settings.order_api_url, clock)
     handoffs = HandoffService(
