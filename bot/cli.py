@@ -523,7 +523,7 @@ def describe_duty_change(before: ContactRecord, after: ContactRecord, settings: 
     if not after.on_duty:
         fallback = settings.fallback_contact
         instead_zh = (
-            f"后备客服 {fallback}" if fallback else "人工（未设置 BILLBOT_FALLBACK_CONTACT）"
+            f"后备客服 {fallback} " if fallback else "人工（未设置 BILLBOT_FALLBACK_CONTACT）"
         )
         instead_en = (
             f"the fallback contact {fallback}"
