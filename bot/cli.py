@@ -30,6 +30,7 @@ from bot.config import (
 from bot.demo import seed_demo
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
+from storage.records import ContactRecord
 from storage.repositories import HandoffRepository
 
 log = logging.getLogger("billbot")
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--qr", action="store_true", help="also make each order's receipt QR code (PNG)"
             )
             imp.add_argument("--out", type=Path, default=Path("qr"), help="where PNGs go (qr/)")
+        if kind == "contacts":
+            add_contact_commands(group)
 
     qr = sub.add_parser(
         "qr", help="receipt QR codes: scanning one leads to the order's card, nothing typed"
@@ -143,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(
             run_chat(args.url or settings.public_url, settings, args.user or DEFAULT_USER)
         )
+    if command == "contacts" and args.action != "import":
+        return run_contact_command(settings, args)
     if command in ("orders", "contacts"):
         qr_out = args.out if command == "orders" and args.qr else None
         return asyncio.run(import_file(settings, command, args.file, qr_out=qr_out))
@@ -280,6 +285,7 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
         return 2
     warn_about_demo_credentials(settings)
     password = asyncio.run(prepare(settings, demo))
+    warn_about_fallback_contact(settings)
     if demo:
         print(demo_banner(settings, password), flush=True)
     if workers == 1:
@@ -352,6 +358,236 @@ async def import_file(
         qr_failed = await receipt_qrs(settings, report.keys, qr_out, 30)
         return 1 if report.errors or qr_failed else 0
     return 1 if report.errors else 0
+
+
+# ---------------------------------------------------------------------------- contacts
+
+
+def add_contact_commands(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``billbot contacts list|disable|enable`` beside ``contacts import``."""
+    listing = group.add_parser("list", help="every contact: on duty or not, and how to add them")
+    listing.add_argument("--json", action="store_true")
+    for action, does in (
+        ("disable", "take a contact off duty: no new cards name them"),
+        ("enable", "put a contact back on duty"),
+    ):
+        group.add_parser(action, help=does).add_argument(
+            "id", help="the contact's id (the contact column of the contacts CSV), e.g. C001"
+        )
+
+
+def run_contact_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return asyncio.run(list_contacts(settings, as_json=args.json))
+    return asyncio.run(set_contact_on_duty(settings, args.id, on_duty=args.action == "enable"))
+
+
+def contact_add_ways(contact: ContactRecord, settings: Settings) -> list[str]:
+    """How a customer could add this contact from a card: ``qr``, ``wecom`` (as the order
+    flow decides: a WeCom account counts only while WeCom is on)."""
+    ways = ["qr"] if contact.qr_url else []
+    if contact.wecom_userid and settings.wecom_enabled:
+        ways.append("wecom")
+    return ways
+
+
+_ADD_WAY_WORDS = {"qr": "二维码 QR", "wecom": "企业微信 WeCom"}
+
+
+_DUTY_WORDS = {True: ("在岗", "on duty"), False: ("离岗", "off duty")}
+
+
+def _duty_words(on_duty: bool) -> str:
+    return " ".join(_DUTY_WORDS[on_duty])
+
+
+async def list_contacts(settings: Settings, *, as_json: bool) -> int:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.privacy.masking import mask_wechat_id
+    from storage.repositories import ContactRepository
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session:
+            contacts = await ContactRepository(session).list_all()
+    finally:
+        await engine.dispose()
+    items = [
+        {
+            "contact": c.contact,
+            "name": c.name,
+            "wechat_id_masked": mask_wechat_id(c.wechat_id),
+            "store": c.store,
+            "on_duty": c.on_duty,
+            "add_by": contact_add_ways(c, settings),
+        }
+        for c in contacts
+    ]
+    if as_json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return 0
+    if not items:
+        print(
+            "客服表为空：请用 billbot contacts import FILE.csv 导入客服。"
+            " / The contacts table is empty: import contacts with billbot contacts import FILE.csv."
+        )
+        return 0
+    on_duty = sum(1 for c in contacts if c.on_duty)
+    # 80 terminal columns: the short columns never wrap; names and stores wrap if they must
+    table = Table(
+        title=f"客服 Contacts: {len(items)}（在岗 {on_duty} on duty）",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column, wraps in (
+        ("编号\nID", False),
+        ("姓名\nname", True),
+        ("微信号\nWeChat", False),
+        ("门店\nstore", True),
+        ("状态\nduty", False),
+        ("客户添加\nadd by", False),
+    ):
+        table.add_column(column, no_wrap=not wraps, overflow="fold")
+    wecom_off = False
+    for contact, item in zip(contacts, items, strict=True):
+        ways = [_ADD_WAY_WORDS[way] for way in contact_add_ways(contact, settings)]
+        if not ways and contact.wecom_userid:
+            wecom_off = True
+            ways = ["无法添加 none*"]
+        table.add_row(
+            contact.contact,
+            contact.name,
+            str(item["wechat_id_masked"]),
+            contact.store or "-",
+            _duty_words(contact.on_duty),
+            "\n".join(ways) or "无法添加 none",
+        )
+    console = Console(width=min(Console().width, 80))
+    console.print(table)
+    if wecom_off:
+        console.print(
+            "* 有企业微信账号，但企业微信未开启（WECOM_* 设置）。"
+            " / * Has a WeCom account, but WeCom is off (the WECOM_* settings)."
+        )
+    return 0
+
+
+async def set_contact_on_duty(settings: Settings, contact_key: str, *, on_duty: bool) -> int:
+    """``contacts enable|disable ID``: on or off duty, audited (actor "cli")."""
+    from storage.repositories import AuditRepository, ContactRepository
+
+    key = contact_key.strip()
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session, session.begin():
+            contacts = ContactRepository(session)
+            before = await contacts.find(key)
+            if before is None:
+                print(
+                    f"billbot: 客服表中没有编号为 {key} 的客服（billbot contacts list 列出全部）。"
+                    f" / No contact {key} in the contacts table (billbot contacts list shows"
+                    " them all).",
+                    file=sys.stderr,
+                )
+                return 2
+            now = SystemClock().now()
+            after = await contacts.set_on_duty(key, on_duty, now)
+            assert after is not None  # found above, in this transaction
+            await AuditRepository(session).record(
+                "contact_enable" if on_duty else "contact_disable",
+                actor="cli",
+                target=f"contact:{key}",
+                reason=f"{_duty_words(before.on_duty)} → {_duty_words(after.on_duty)}",
+                now=now,
+            )
+    finally:
+        await engine.dispose()
+    print(describe_duty_change(before, after, settings))
+    return 0
+
+
+def describe_duty_change(before: ContactRecord, after: ContactRecord, settings: Settings) -> str:
+    who_zh, who_en = (
+        f"客服 {after.contact}（{after.name}）",
+        f"Contact {after.contact} ({after.name})",
+    )
+    if before.on_duty == after.on_duty:
+        zh, en = _DUTY_WORDS[after.on_duty]
+        return f"{who_zh}本来就是{zh}，未作更改。 / {who_en} was already {en}; nothing changed."
+    if not after.on_duty:
+        fallback = settings.fallback_contact
+        instead_zh = (
+            f"后备客服 {fallback} " if fallback else "人工（未设置 BILLBOT_FALLBACK_CONTACT）"
+        )
+        instead_en = (
+            f"the fallback contact {fallback}"
+            if fallback
+            else "a person (BILLBOT_FALLBACK_CONTACT is not set)"
+        )
+        return (
+            f"{who_zh}已设为离岗：指定此客服的订单改由{instead_zh}接待。"
+            f"恢复：billbot contacts enable {after.contact}"
+            f"\n{who_en} is now off duty: orders naming them go to {instead_en}."
+            f" Undo: billbot contacts enable {after.contact}"
+        )
+    done = (
+        f"{who_zh}已设为在岗：指定此客服的订单会再收到其名片。"
+        f"\n{who_en} is now on duty: orders naming them get their card again."
+    )
+    if not contact_add_ways(after, settings):
+        done += (
+            "\n注意：客户无法添加此客服（没有二维码，也没有可用的企业微信账号），这些订单会转人工。"
+            "\nNote: no customer can add them (no qr_url and no usable WeCom account): those"
+            " orders go to a person until their contacts CSV row has one."
+        )
+    return done
+
+
+async def fallback_contact_problem(settings: Settings) -> str | None:
+    """Why BILLBOT_FALLBACK_CONTACT cannot stand in for anyone, in one line; None if it can."""
+    from storage.repositories import ContactRepository
+
+    fallback = settings.fallback_contact
+    if not fallback:
+        return None
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            contact = await ContactRepository(session).find(fallback)
+    finally:
+        await engine.dispose()
+    if contact is None:
+        return (
+            f"BILLBOT_FALLBACK_CONTACT={fallback} 不在客服表中：订单的客服缺失或离岗时，"
+            f"客户会转人工。请导入该客服，或改正这个设置。"
+            f" / BILLBOT_FALLBACK_CONTACT={fallback} names no contact"
+            " in the contacts table: customers whose order's contact is missing or off duty go to"
+            " a person. Import that contact (billbot contacts import) or fix the setting."
+        )
+    if not contact.on_duty:
+        return (
+            f"BILLBOT_FALLBACK_CONTACT={fallback} 是离岗状态，不能替人接待。"
+            f"恢复：billbot contacts enable {fallback}"
+            f" / BILLBOT_FALLBACK_CONTACT={fallback} is off duty and stands in for nobody."
+            f" Undo: billbot contacts enable {fallback}"
+        )
+    return None
+
+
+def warn_about_fallback_contact(settings: Settings) -> None:
+    """At server start (after migrating): one warning line if the fallback contact setting
+    cannot work."""
+    if not settings.fallback_contact:
+        return
+    problem = asyncio.run(fallback_contact_problem(settings))
+    if problem is not None:
+        log.warning("%s", problem)
 
 
 async def list_handoffs(settings: Settings, *, as_json: bool) -> int:

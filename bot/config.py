@@ -162,6 +162,9 @@ class Settings:
     reply_deadline_seconds: float = REPLY_DEADLINE_SECONDS
     # reverse proxies whose X-Forwarded-For names the client (login lockouts, rate limits)
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # BILLBOT_FALLBACK_CONTACT: a contact id (C001) for orders whose own contact is missing or
+    # off duty, and before "anyone on duty" for orders naming none; empty: nobody stands in
+    fallback_contact: str = ""
 
     @property
     def wecom_enabled(self) -> bool:
@@ -278,6 +281,12 @@ class Settings:
                     f"BILLBOT_TRUSTED_PROXIES: {text.strip()!r} is not an address or network;"
                     " give e.g. 127.0.0.1,10.0.0.0/8"
                 ) from None
+        fallback_contact = get("BILLBOT_FALLBACK_CONTACT", "")
+        if len(fallback_contact) > 128:
+            raise SettingsError(
+                "BILLBOT_FALLBACK_CONTACT is longer than a contact id can be (128 characters);"
+                " give the contact column of one contact, e.g. C001, or leave it empty"
+            )
         host = get("BILLBOT_HOST", "127.0.0.1")
         port = int(port_text)
         return cls(
@@ -312,6 +321,7 @@ class Settings:
             trusted_proxies=tuple(proxies),
             order_pattern=order_pattern,
             reply_deadline_seconds=deadline,
+            fallback_contact=fallback_contact,
         )
 
     def public_demo_secrets(self) -> list[str]:

@@ -2,7 +2,9 @@
 
 Bad rows are reported by physical line and skipped; good rows are upserted in batches, each
 batch its own transaction, so a huge file never holds one long write lock and a re-run after
-a failure simply updates what is already there.
+a failure simply updates what is already there. Headers may be English or Chinese, mixed.
+An order naming a contact that is not in the contacts table is a bad row: its customers would
+otherwise be sent to someone nobody chose.
 """
 
 from __future__ import annotations
@@ -52,7 +54,31 @@ ORDER_OPTIONAL = (
     "status",
 )
 CONTACT_COLUMNS = ("contact", "name", "wechat_id")
-CONTACT_OPTIONAL = ("qr_url", "store", "wecom_userid")
+CONTACT_OPTIONAL = ("qr_url", "store", "wecom_userid", "on_duty")
+
+# The Chinese header of each column (DESIGN.md's contract); either spelling is read.
+ORDER_HEADERS_ZH = {
+    "order_no": "订单号",
+    "amount": "金额",
+    "currency": "币种",
+    "paid_at": "支付时间",
+    "store": "门店",
+    "contact": "客服",
+    "payer_openid": "付款人",
+    "card_last4": "卡号后四位",
+    "tracking_no": "快递单号",
+    "status": "状态",
+}
+CONTACT_HEADERS_ZH = {
+    "contact": "客服编号",
+    "name": "姓名",
+    "wechat_id": "微信号",
+    "qr_url": "二维码",
+    "wecom_userid": "企业微信账号",
+    "store": "门店",
+    "on_duty": "在岗",
+}
+_CONTACT_HEADERS_MORE = {"是否在岗": "on_duty"}  # other natural ways to head that column
 
 _READ_CHUNK = 1 << 20
 _MAX_CENTS = 2**63 - 1  # BIGINT
@@ -65,6 +91,7 @@ class RowError:
 
     line: int
     reason: str
+    zh: str = ""  # the reason in Chinese, where the import has one (shown first)
 
 
 @dataclass(frozen=True)
@@ -118,10 +145,30 @@ class _Kind(Generic[R]):
     required: tuple[str, ...]
     optional: tuple[str, ...]
     key_column: str
+    headers_zh: Mapping[str, str]  # column → its Chinese header
     parse: Callable[[_Cells], R]
     key: Callable[[R], str]
     write: Callable[[AsyncSession, Sequence[R], datetime], Awaitable[int]]
     warn: Callable[[R], str | None] = lambda record: None  # imported, but worth a word
+    # rows of a chunk refused against the database (one query per chunk), before writing
+    vet: Callable[[AsyncSession, Sequence[_Good[R]]], Awaitable[list[RowError]]] | None = None
+    more_headers: Mapping[str, str] = field(default_factory=dict)  # other spelling → column
+
+    def column_for(self, header: str) -> str | None:
+        """The column a (stripped, lower-cased) header names, in either language."""
+        if header in self.required or header in self.optional:
+            return header
+        for column, zh in self.headers_zh.items():
+            if header == zh:
+                return column
+        return self.more_headers.get(header)
+
+    def both_ways(self, column: str, *, zh: bool = False) -> str:
+        """``amount (金额)``, in a Chinese sentence ``金额（amount）``: either name of a column."""
+        chinese = self.headers_zh.get(column)
+        if not chinese:
+            return column
+        return f"{chinese}（{column}）" if zh else f"{column} ({chinese})"
 
 
 # ---------------------------------------------------------------------------- cell parsing
@@ -134,22 +181,26 @@ def _show(value: str) -> str:
 
 
 class _Cells:
-    """One row's cells by column name; each accessor records a problem instead of raising."""
+    """One row's cells by column name; each accessor records a problem instead of raising.
 
-    def __init__(self, cells: Mapping[str, str]) -> None:
+    Problems name a column by its header in the file (``金额`` where the file says 金额)."""
+
+    def __init__(self, cells: Mapping[str, str], headers: Mapping[str, str] | None = None) -> None:
         self._cells = cells
+        self._headers = headers or {}
         self.problems: list[str] = []
 
     def value(self, name: str, parse: Callable[[str], T], *, required: bool = False) -> T | None:
         raw = self._cells.get(name, "").strip()
+        shown = self._headers.get(name, name)
         if not raw:
             if required:
-                self.problems.append(f"{name} is empty")
+                self.problems.append(f"{shown} is empty")
             return None
         try:
             return parse(raw)
         except ValueError as exc:
-            self.problems.append(f"{name} {exc}")
+            self.problems.append(f"{shown} {exc}")
             return None
 
     def text(self, name: str, max_len: int, *, required: bool = False) -> str | None:
@@ -286,6 +337,23 @@ def parse_http_url(raw: str) -> str:
     return _text(raw, 1024)
 
 
+_ON_DUTY_WORDS = {
+    **dict.fromkeys(("1", "true", "yes", "y", "是", "在岗"), True),
+    **dict.fromkeys(("0", "false", "no", "n", "否", "离岗"), False),
+}
+
+
+def parse_on_duty(raw: str) -> bool:
+    """``1/0``, ``true/false``, ``yes/no``, ``y/n``, ``是/否``, ``在岗/离岗``, any case."""
+    word = _ON_DUTY_WORDS.get(unicodedata.normalize("NFKC", raw).strip().lower())
+    if word is None:
+        raise ValueError(
+            f"{_show(raw)} is not one of 1/0, true/false, yes/no, y/n, 是/否, 在岗/离岗 "
+            "(empty: a contact already imported keeps its on_duty, a new one is on duty)"
+        )
+    return word
+
+
 def _order_from(cells: _Cells) -> OrderRecord:
     order_no = cells.value("order_no", parse_order_no_cell, required=True)
     amount_cents = cells.value("amount", parse_amount_cents, required=True)
@@ -313,33 +381,75 @@ def _order_from(cells: _Cells) -> OrderRecord:
     )
 
 
-def _contact_from(cells: _Cells) -> ContactRecord:
+@dataclass(frozen=True)
+class _ContactRow:
+    """A contact as imported; ``on_duty_given`` False: the file left on_duty unsaid."""
+
+    record: ContactRecord
+    on_duty_given: bool
+
+
+def _contact_from(cells: _Cells) -> _ContactRow:
     contact = cells.text("contact", 128, required=True)
     name = cells.text("name", 128, required=True)
     wechat_id = cells.text("wechat_id", 128, required=True)
     qr_url = cells.value("qr_url", parse_http_url)
     store = cells.text("store", 128)
     wecom_userid = cells.text("wecom_userid", 128)
+    on_duty = cells.value("on_duty", parse_on_duty)
     cells.check()
     assert contact is not None and name is not None and wechat_id is not None
-    return ContactRecord(
+    record = ContactRecord(
         contact=contact,
         name=name,
         wechat_id=wechat_id,
         qr_url=qr_url,
         store=store,
         wecom_userid=wecom_userid,
+        on_duty=True if on_duty is None else on_duty,  # unsaid: a new contact is on duty
     )
+    return _ContactRow(record, on_duty_given=on_duty is not None)
 
 
 async def _write_orders(session: AsyncSession, rows: Sequence[OrderRecord], now: datetime) -> int:
     return await OrderRepository(session).upsert_many(rows, now)
 
 
-async def _write_contacts(
-    session: AsyncSession, rows: Sequence[ContactRecord], now: datetime
-) -> int:
-    return await ContactRepository(session).upsert_many(rows, now)
+async def _unknown_contacts(
+    session: AsyncSession, rows: Sequence[_Good[OrderRecord]]
+) -> list[RowError]:
+    """Orders naming a contact who is not in the contacts table: never routed by guess."""
+    named = {row.record.contact for row in rows if row.record.contact}
+    known = await ContactRepository(session).existing(named)
+    return [
+        RowError(
+            row.line,
+            f"contact {contact} is not in the contacts table — import contacts first "
+            "or fix the order",
+            zh=f"客服 {contact} 不在客服表中——请先导入客服，或改正这一行的客服",
+        )
+        for row in rows
+        if (contact := row.record.contact) and contact not in known
+    ]
+
+
+async def _write_contacts(session: AsyncSession, rows: Sequence[_ContactRow], now: datetime) -> int:
+    contacts = ContactRepository(session)
+    said = [row.record for row in rows if row.on_duty_given]
+    unsaid = [row.record for row in rows if not row.on_duty_given]
+    # re-importing must never put back on duty a contact an operator took off duty
+    return await contacts.upsert_many(said, now) + await contacts.upsert_many(
+        unsaid, now, keep_on_duty=True
+    )
+
+
+def _no_way_to_add(row: _ContactRow) -> str | None:
+    if row.record.qr_url or row.record.wecom_userid:
+        return None
+    return (
+        "no qr_url and no wecom_userid: customers could not add this person, so their"
+        " orders go to the handoff queue instead of a card (客户无法添加此客服)"
+    )
 
 
 ORDERS = _Kind(
@@ -348,9 +458,11 @@ ORDERS = _Kind(
     required=ORDER_COLUMNS,
     optional=ORDER_OPTIONAL,
     key_column="order_no",
+    headers_zh=ORDER_HEADERS_ZH,
     parse=_order_from,
     key=lambda order: order.order_no,
     write=_write_orders,
+    vet=_unknown_contacts,
 )
 CONTACTS = _Kind(
     name="contacts",
@@ -358,15 +470,12 @@ CONTACTS = _Kind(
     required=CONTACT_COLUMNS,
     optional=CONTACT_OPTIONAL,
     key_column="contact",
+    headers_zh=CONTACT_HEADERS_ZH,
     parse=_contact_from,
-    key=lambda contact: contact.contact,
+    key=lambda row: row.record.contact,
     write=_write_contacts,
-    warn=lambda contact: (
-        None
-        if contact.qr_url or contact.wecom_userid
-        else "no qr_url and no wecom_userid: customers could not add this person, so their"
-        " orders go to the handoff queue instead of a card (客户无法添加此客服)"
-    ),
+    warn=_no_way_to_add,
+    more_headers=_CONTACT_HEADERS_MORE,
 )
 
 
@@ -441,6 +550,7 @@ class _CsvRows(Generic[R]):
         self._file: TextIO = path.open(
             encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline=""
         )
+        self.headers: dict[str, str] = {}  # column → its header as the file spells it
         try:
             self._reader = csv.reader(self._file)
             self._columns = self._read_header(path)
@@ -464,12 +574,14 @@ class _CsvRows(Generic[R]):
     def _read_header(self, path: Path) -> dict[str, int]:
         kind = self.kind
         example = ",".join(kind.required)
+        example_zh = ",".join(kind.headers_zh[name] for name in kind.required)
         try:
             header = next(row for row in self._reader if any(cell.strip() for cell in row))
         except StopIteration:
             raise ImportFileError(
-                f"{path} 是空文件。第一行应是列名，例如：{example}",
-                f"{path} is empty. The first line must name the columns, e.g. {example}",
+                f"{path} 是空文件。第一行应是列名，例如：{example_zh}（或 {example}）",
+                f"{path} is empty. The first line must name the columns, e.g. {example}"
+                f" (or {example_zh})",
             ) from None
         except csv.Error as exc:
             raise ImportFileError(
@@ -480,29 +592,37 @@ class _CsvRows(Generic[R]):
         names = [cell.replace("\ufeff", "").strip().lower() for cell in header]
         columns: dict[str, int] = {}
         for index, name in enumerate(names):
-            if name not in kind.required and name not in kind.optional:
+            column = kind.column_for(name)
+            if column is None:
                 continue  # extra columns are ignored
-            if name in columns:
+            if column in columns:
+                first = columns[column]
                 raise ImportFileError(
-                    f"{path} 第 {line} 行：列 {name} 出现了两次"
-                    f"（第 {columns[name] + 1} 列和第 {index + 1} 列）。请删除其中一列。",
-                    f"{path} line {line}: column {name} appears twice (columns "
-                    f"{columns[name] + 1} and {index + 1}). Remove one of them.",
+                    f"{path} 第 {line} 行（表头）：第 {first + 1} 列“{names[first]}”和第"
+                    f" {index + 1} 列“{name}”都是 {kind.both_ways(column, zh=True)} 列，"
+                    "同一列出现了两次。请删除其中一列。",
+                    f"{path} line {line} (header): column {first + 1} ({names[first]}) and"
+                    f" column {index + 1} ({name}) both name the column"
+                    f" {kind.both_ways(column)}: it appears twice. Remove one of them.",
                 )
-            columns[name] = index
+            columns[column] = index
+        self.headers = {column: names[index] for column, index in columns.items()}
         missing = [name for name in kind.required if name not in columns]
         if missing:
             found = ", ".join(name for name in names if name) or "(none)"
+            wanted_zh = "、".join(kind.both_ways(name, zh=True) for name in missing)
+            wanted = ", ".join(kind.both_ways(name) for name in missing)
+            optional = ", ".join(kind.both_ways(name) for name in kind.optional)
             hint_zh = hint_en = ""
             if len(names) == 1 and (";" in names[0] or "\t" in names[0]):
                 hint_zh = "文件似乎不是用逗号分隔的；请另存为逗号分隔的 CSV。"
                 hint_en = " The file seems not to be comma-separated; save it as comma-separated."
             raise ImportFileError(
-                f"{path} 第 {line} 行（表头）缺少必需的列：{', '.join(missing)}。"
-                f"现有的列：{found}。必需的列：{example}。{hint_zh}",
-                f"{path} line {line} (header) lacks the required column(s) {', '.join(missing)}; "
-                f"found: {found}. Required: {example}; optional: "
-                f"{','.join(kind.optional)}.{hint_en}",
+                f"{path} 第 {line} 行（表头）缺少必需的列：{wanted_zh}。"
+                f"现有的列：{found}。必需的列：{example_zh}（或 {example}）。{hint_zh}",
+                f"{path} line {line} (header) lacks the required column(s) {wanted}; "
+                f"found: {found}. Required: {example} (or {example_zh}); optional: "
+                f"{optional}.{hint_en}",
             )
         return columns
 
@@ -525,7 +645,7 @@ class _CsvRows(Generic[R]):
                 continue  # blank line, or an empty row of commas from Excel
             cells = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
             try:
-                record = kind.parse(_Cells(cells))
+                record = kind.parse(_Cells(cells, self.headers))
             except _BadRow as bad:
                 yield RowError(line, "; ".join(bad.problems))
                 continue
@@ -580,21 +700,28 @@ async def _import(
         )
         with bar as shown:
             while chunk := await asyncio.to_thread(source.read, batch_size):
-                batch: dict[str, R] = {}
-                for item in chunk:
-                    report.read += 1
-                    if isinstance(item, RowError):
-                        report.errors.append(item)
-                        continue
-                    earlier = last_line.get(item.key)
-                    if earlier is not None:
-                        report.superseded.append(Superseded(line=earlier, by_line=item.line))
-                    last_line[item.key] = item.line
-                    if (warning := kind.warn(item.record)) is not None:
-                        report.warnings.append(RowError(item.line, warning))
-                    batch[item.key] = item.record
-                if batch:
-                    async with sessions() as session, session.begin():
+                async with sessions() as session, session.begin():
+                    goods = [item for item in chunk if isinstance(item, _Good)]
+                    refused: dict[int, RowError] = {}
+                    if kind.vet is not None and goods:
+                        refused = {bad.line: bad for bad in await kind.vet(session, goods)}
+                    batch: dict[str, R] = {}
+                    for item in chunk:
+                        report.read += 1
+                        if isinstance(item, RowError):
+                            report.errors.append(item)
+                            continue
+                        if (bad := refused.get(item.line)) is not None:
+                            report.errors.append(bad)
+                            continue
+                        earlier = last_line.get(item.key)
+                        if earlier is not None:
+                            report.superseded.append(Superseded(line=earlier, by_line=item.line))
+                        last_line[item.key] = item.line
+                        if (warning := kind.warn(item.record)) is not None:
+                            report.warnings.append(RowError(item.line, warning))
+                        batch[item.key] = item.record
+                    if batch:
                         await kind.write(session, list(batch.values()), clock.now())
                 report.written = len(last_line)
                 if shown is not None:
@@ -657,7 +784,12 @@ def format_report(report: ImportReport) -> str:
     ]
     if report.errors:
         lines.append("有问题的行 / Bad rows:")
-        lines.extend(f"  line {error.line}: {error.reason}" for error in report.errors)
+        lines.extend(
+            f"  第 {error.line} 行：{error.zh} / line {error.line}: {error.reason}"
+            if error.zh
+            else f"  line {error.line}: {error.reason}"
+            for error in report.errors
+        )
     if report.warnings:
         lines.append("已导入但需要注意 / Imported, with a warning:")
         lines.extend(f"  line {row.line}: {row.reason}" for row in report.warnings)

@@ -205,6 +205,7 @@ def build_services(
         ),
         order_pattern=settings.order_pattern,
         scenes=SceneCodec(secret_keys, clock),
+        fallback_contact=settings.fallback_contact,
     )
     rechecks = OrderRechecks(
         sessions,

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
 from bot.imports import (
@@ -18,6 +19,7 @@ from bot.imports import (
     import_contacts,
     import_orders,
     parse_amount_cents,
+    parse_on_duty,
     parse_paid_at,
 )
 from bot.understanding import parse_order_no
@@ -44,12 +46,16 @@ async def count_orders(sessions: Sessions) -> int:
 
 
 async def contact_named(sessions: Sessions, key: str) -> ContactRecord | None:
-    """The contact an order naming ``key`` would be routed to, if it is that contact."""
     async with sessions() as session:
-        found = await ContactRepository(session).for_order(
-            OrderRecord(order_no="X", amount_cents=0, contact=key)
+        return await ContactRepository(session).find(key)
+
+
+async def add_contacts(sessions: Sessions, clock: FakeClock, *keys: str) -> None:
+    """Contacts the orders below name: an order naming an unknown contact is refused."""
+    async with sessions() as session, session.begin():
+        await ContactRepository(session).upsert_many(
+            [ContactRecord(key, key.title(), f"wx_{key}0001") for key in keys], clock.now()
         )
-    return found if found is not None and found.contact == key else None
 
 
 def assert_accounted(report: ImportReport) -> None:
@@ -67,6 +73,7 @@ GOOD_ORDERS = (
 async def test_good_orders_are_imported(
     tmp_path: Path, sessions: Sessions, clock: FakeClock
 ) -> None:
+    await add_contacts(sessions, clock, "alice")
     report = await import_orders(write(tmp_path, GOOD_ORDERS), sessions, clock)
 
     keys = ["DD20260503123456", "DD20260503000002", "DD20260503000003"]
@@ -196,6 +203,7 @@ async def test_bad_rows_are_reported_by_line_and_good_rows_kept(
 async def test_reimport_updates_instead_of_duplicating(
     tmp_path: Path, sessions: Sessions, clock: FakeClock
 ) -> None:
+    await add_contacts(sessions, clock, "alice")
     await import_orders(write(tmp_path, GOOD_ORDERS), sessions, clock)
     clock.advance(timedelta(hours=1))
     changed = "order_no,amount,store\nDD20260503123456,200,Beijing\nDD20260503000009,1,\n"
@@ -432,8 +440,10 @@ async def test_contacts_reimport_updates(
 async def test_contacts_missing_columns(
     tmp_path: Path, sessions: Sessions, clock: FakeClock
 ) -> None:
-    with pytest.raises(ImportFileError, match="name, wechat_id"):
+    with pytest.raises(ImportFileError) as raised:
         await import_contacts(write(tmp_path, "contact\nalice\n"), sessions, clock)
+    assert "lacks the required column(s) name (姓名), wechat_id (微信号)" in raised.value.en
+    assert "缺少必需的列：姓名（name）、微信号（wechat_id）" in raised.value.zh
 
 
 @pytest.mark.parametrize(
@@ -483,3 +493,231 @@ def test_amounts_refused(text: str, reason: str) -> None:
 )
 def test_paid_at_is_aware_utc(text: str, utc: datetime) -> None:
     assert parse_paid_at(text) == utc
+
+
+# ---------------------------------------------------------------------------- Chinese headers
+
+
+async def test_chinese_order_headers_read_as_the_english_ones(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    await add_contacts(sessions, clock, "alice")
+    chinese = write(
+        tmp_path,
+        "订单号,金额,币种,支付时间,门店,客服,付款人,卡号后四位,快递单号,状态\n"
+        "DD20260503123456,128.50,CNY,2026-05-03 14:30:00,Shanghai,alice,oPayer1,1234,"
+        "SF123456789,paid\n",
+    )
+    report = await import_orders(chinese, sessions, clock)
+
+    assert (report.read, report.written, report.errors) == (1, 1, [])
+    assert await find_order(sessions, "DD20260503123456") == OrderRecord(
+        order_no="DD20260503123456",
+        amount_cents=12850,
+        currency="CNY",
+        paid_at=datetime(2026, 5, 3, 6, 30, tzinfo=UTC),
+        store="Shanghai",
+        contact="alice",
+        payer_openid="oPayer1",
+        card_last4="1234",
+        tracking_no="SF123456789",
+        status="paid",
+    )
+
+
+async def test_mixed_headers_and_problems_named_as_the_file_names_them(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    path = write(
+        tmp_path,
+        "order_no, 金额 ,store\nDD20260503000001,10,上海店\nDD20260503000002,abc,上海店\n",
+    )
+    report = await import_orders(path, sessions, clock)
+
+    assert report.written == 1
+    assert report.errors == [RowError(3, "金额 'abc' is not a number")]
+    found = await find_order(sessions, "DD20260503000001")
+    assert found is not None and (found.amount_cents, found.store) == (1000, "上海店")
+
+
+async def test_chinese_contact_headers_with_on_duty(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    path = write(
+        tmp_path,
+        "客服编号,姓名,微信号,二维码,企业微信账号,门店,在岗\n"
+        "C001,王小明,wx_wang0001,https://u.wechat.com/EXAMPLE,wangxm,上海店,是\n"
+        "C002,李华,wx_lihua002,https://u.wechat.com/OTHER,,,离岗\n",
+    )
+    report = await import_contacts(path, sessions, clock)
+
+    assert (report.read, report.written, report.errors) == (2, 2, [])
+    assert await contact_named(sessions, "C001") == ContactRecord(
+        contact="C001",
+        name="王小明",
+        wechat_id="wx_wang0001",
+        qr_url="https://u.wechat.com/EXAMPLE",
+        store="上海店",
+        wecom_userid="wangxm",
+        on_duty=True,
+        id=1,
+    )
+    lihua = await contact_named(sessions, "C002")
+    assert lihua is not None and not lihua.on_duty
+
+
+async def test_a_column_named_twice_in_two_languages_is_refused_by_line_1(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    path = write(tmp_path, "order_no,amount,store,金额\nDD20260503000001,10,,10\n")
+    with pytest.raises(ImportFileError) as raised:
+        await import_orders(path, sessions, clock)
+
+    assert "line 1 (header)" in raised.value.en and "appears twice" in raised.value.en
+    assert "column 2 (amount) and column 4 (金额)" in raised.value.en
+    assert "第 1 行" in raised.value.zh and "出现了两次" in raised.value.zh
+    assert await count_orders(sessions) == 0
+
+
+async def test_a_missing_column_is_named_both_ways(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    with pytest.raises(ImportFileError) as raised:
+        await import_orders(write(tmp_path, "订单号,price\nDD20260503000001,10\n"), sessions, clock)
+
+    assert "lacks the required column(s) amount (金额)" in raised.value.en
+    assert "缺少必需的列：金额（amount）" in raised.value.zh
+    assert "price" in raised.value.en  # what was found instead
+
+
+# ---------------------------------------------------------------------------- on_duty
+
+
+@pytest.mark.parametrize(
+    ("text", "on_duty"),
+    [
+        ("1", True),
+        ("0", False),
+        ("TRUE", True),
+        ("false", False),
+        ("Yes", True),
+        ("no", False),
+        ("y", True),
+        ("N", False),
+        ("是", True),
+        ("否", False),
+        ("在岗", True),
+        ("离岗", False),
+        (" １ ", True),  # full-width, as Excel may write it
+    ],
+)
+def test_on_duty_words(text: str, on_duty: bool) -> None:
+    assert parse_on_duty(text) is on_duty
+
+
+async def test_an_on_duty_that_is_no_answer_is_a_bad_row(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    path = write(
+        tmp_path,
+        "contact,name,wechat_id,qr_url,on_duty\n"
+        "C001,Ann,wx_ann00001,https://u.wechat.com/A,maybe\n"
+        "C002,Bo,wx_bo000002,https://u.wechat.com/B,0\n",
+    )
+    report = await import_contacts(path, sessions, clock)
+
+    assert [error.line for error in report.errors] == [2]
+    assert report.errors[0].reason.startswith("on_duty 'maybe' is not one of 1/0, true/false")
+    assert await contact_named(sessions, "C001") is None
+    bo = await contact_named(sessions, "C002")
+    assert bo is not None and bo.on_duty is False
+
+
+async def test_reimporting_never_puts_back_on_duty_a_contact_taken_off_duty(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    first = "contact,name,wechat_id,qr_url\nC001,Ann,wx_ann00001,https://u.wechat.com/A\n"
+    await import_contacts(write(tmp_path, first), sessions, clock)
+    async with sessions() as session, session.begin():  # an operator takes Ann off duty
+        await ContactRepository(session).set_on_duty("C001", False, clock.now())
+
+    again = (
+        "contact,name,wechat_id,qr_url\n"
+        "C001,Ann Lee,wx_ann00001,https://u.wechat.com/A\n"
+        "C002,Bo,wx_bo000002,https://u.wechat.com/B\n"
+    )
+    await import_contacts(write(tmp_path, again, "again.csv"), sessions, clock)
+    empty_cell = (
+        "contact,name,wechat_id,qr_url,在岗\n"
+        "C001,Ann Lee,wx_ann00001,https://u.wechat.com/A,\n"
+        "C003,Cy,wx_cy000003,https://u.wechat.com/C,\n"
+    )
+    await import_contacts(write(tmp_path, empty_cell, "empty.csv"), sessions, clock)
+
+    ann = await contact_named(sessions, "C001")
+    assert ann is not None and (ann.name, ann.on_duty) == ("Ann Lee", False)
+    for new in ("C002", "C003"):  # new contacts with on_duty unsaid are on duty
+        found = await contact_named(sessions, new)
+        assert found is not None and found.on_duty is True
+
+    back = (
+        "contact,name,wechat_id,qr_url,on_duty\n"
+        "C001,Ann Lee,wx_ann00001,https://u.wechat.com/A,yes\n"
+    )
+    await import_contacts(write(tmp_path, back, "back.csv"), sessions, clock)
+    ann = await contact_named(sessions, "C001")
+    assert ann is not None and ann.on_duty is True  # said in the file: that is what counts
+
+
+# ---------------------------------------------------------------------------- unknown contacts
+
+
+async def test_an_order_naming_an_unknown_contact_is_reported_and_skipped(
+    tmp_path: Path, sessions: Sessions, clock: FakeClock
+) -> None:
+    await add_contacts(sessions, clock, "C001")
+    path = write(
+        tmp_path,
+        "order_no,amount,客服\n"
+        "DD20260503000001,10,C001\n"  # 2 good
+        "DD20260503000002,20,C999\n"  # 3 unknown contact
+        "DD20260503000003,30,\n"  # 4 good: no contact named
+        "DD20260503000001,40,C998\n",  # 5 unknown: does not supersede line 2
+    )
+    report = await import_orders(path, sessions, clock)
+
+    assert [error.line for error in report.errors] == [3, 5]
+    assert (report.read, report.written, report.superseded) == (4, 2, [])
+    assert_accounted(report)
+    assert await find_order(sessions, "DD20260503000002") is None
+    kept = await find_order(sessions, "DD20260503000001")
+    assert kept is not None and (kept.amount_cents, kept.contact) == (1000, "C001")
+    summary = format_report(report).splitlines()
+    assert (
+        "  第 3 行：客服 C999 不在客服表中——请先导入客服，或改正这一行的客服"
+        " / line 3: contact C999 is not in the contacts table — import contacts first or fix"
+        " the order"
+    ) in summary
+
+
+async def test_contacts_are_checked_once_per_chunk_not_once_per_row(
+    tmp_path: Path, engine: AsyncEngine, sessions: Sessions, clock: FakeClock
+) -> None:
+    await add_contacts(sessions, clock, "C001", "C002")
+    rows = "".join(f"DD2026050300{i:04d},{i},C00{i % 3}\n" for i in range(1, 13))
+    path = write(tmp_path, "order_no,amount,contact\n" + rows)
+    contact_lookups: list[str] = []
+
+    def watch(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM contacts" in statement:
+            contact_lookups.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", watch)
+    try:
+        report = await import_orders(path, sessions, clock, batch_size=5)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", watch)
+
+    assert len(contact_lookups) == 3  # 12 rows in chunks of 5
+    assert [error.line for error in report.errors] == [4, 7, 10, 13]  # C000 is nobody
+    assert report.written == 8

@@ -79,6 +79,7 @@ class Dispatcher:
         limits: Limits | None = None,
         order_pattern: str = "",
         scenes: SceneReader | None = None,
+        fallback_contact: str = "",
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -92,6 +93,7 @@ class Dispatcher:
         self._hours = handoffs.hours if handoffs is not None else ServiceHours()
         self._order_pattern = order_pattern
         self._scenes = scenes  # reads receipts' QR code scenes (billbot qr)
+        self._fallback_contact = fallback_contact  # BILLBOT_FALLBACK_CONTACT
         self._shapes: OrderShapes | None = None  # re-read every SHAPES_TTL (imports add some)
         self._shapes_read_at: datetime | None = None
 
@@ -225,6 +227,7 @@ class Dispatcher:
             rechecks=repos.rechecks if inbound.channel == "wechat" else None,
             scenes=self._scenes,
             qrs=repos.qrs,
+            fallback_contact=self._fallback_contact,
         )
         result = await run_step(ctx, state, inbound)
         notices.extend(("alert", None) for _ in ctx.alerts)

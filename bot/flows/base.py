@@ -79,9 +79,12 @@ class OrderLookup(Protocol):
 
 
 class ContactLookup(Protocol):
-    """Picks the service contact for an order: its own, its store's, then anyone on duty."""
+    """Picks the service contact for an order: its own if on duty, else ``fallback``; an order
+    naming none, its store's, then ``fallback``, then anyone on duty. None: a person helps."""
 
-    async def for_order(self, order: OrderRecord) -> ContactRecord | None: ...
+    async def for_order(
+        self, order: OrderRecord, fallback: str | None = None
+    ) -> ContactRecord | None: ...
 
 
 class ConsentLog(Protocol):
@@ -218,6 +221,7 @@ class StepContext:
     rechecks: RecheckSchedule | None = None  # None: the customer cannot be messaged later
     scenes: SceneReader | None = None  # reads the scenes of receipts' QR codes
     qrs: ScanCodes | None = None  # the receipts' codes, claimed by their first scanner
+    fallback_contact: str = ""  # BILLBOT_FALLBACK_CONTACT: when an order's contact cannot serve
 
     def mark(self, *steps: FunnelStep) -> None:
         """Counts this turn as reaching ``steps`` of the funnel (recorded with the turn)."""

@@ -274,7 +274,7 @@ async def hand_card(ctx: StepContext, order: OrderRecord, replies: list[str]) ->
     """The order is proven the customer's: the card for its contact (or a person)."""
     ctx.data.order_no, ctx.data.verified, ctx.data.verify_failures = order.order_no, True, 0
     ctx.mark(FunnelStep.VERIFIED)
-    contact = await ctx.contacts.for_order(order)
+    contact = await ctx.contacts.for_order(order, ctx.fallback_contact or None)
     if contact is None:
         return await request_handoff(ctx, HandoffReason.NO_CONTACT, replies)
     if not contact.qr_url and not (ctx.wecom_ways and contact.wecom_userid):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import keyring
@@ -15,13 +16,20 @@ from storage.models import Contact, Order, OrderShape
 from storage.records import ContactRecord, OrderRecord
 from storage.shapes import shape_of
 
+log = logging.getLogger(__name__)
+
 
 async def _upsert(
-    session: AsyncSession, model: type[Order] | type[Contact], rows: list[dict[str, Any]], key: str
+    session: AsyncSession,
+    model: type[Order] | type[Contact],
+    rows: list[dict[str, Any]],
+    key: str,
+    keep: Collection[str] = (),
 ) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE, on SQLite and PostgreSQL alike."""
+    """INSERT … ON CONFLICT (key) DO UPDATE, on SQLite and PostgreSQL alike; an existing row
+    keeps its ``keep`` columns (a new row takes them from ``rows``)."""
     stmt = dialect_insert(session, model).values(rows)
-    updated = {c: stmt.excluded[c] for c in rows[0] if c != key}
+    updated = {c: stmt.excluded[c] for c in rows[0] if c != key and c not in keep}
     await session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=updated))
 
 
@@ -132,12 +140,62 @@ class ContactRepository:
         row = await self._s.get(Contact, contact_id)
         return None if row is None else _contact_record(row)
 
-    async def for_order(self, order: OrderRecord) -> ContactRecord | None:
-        """The order's own contact, else its store's, else anyone on duty."""
+    async def find(self, contact_key: str) -> ContactRecord | None:
+        """The contact an order or an operator names (``C001``), on duty or not."""
+        row = (await run(self._s, _CONTACT, {"contact": contact_key})).first()
+        return None if row is None else _contact_record(row)
+
+    async def existing(self, contact_keys: Collection[str]) -> set[str]:
+        """Which of these contact ids are in the table: one query, for a whole import chunk."""
+        if not contact_keys:
+            return set()
+        found = await self._s.scalars(
+            select(Contact.contact).where(Contact.contact.in_(set(contact_keys)))
+        )
+        return set(found)
+
+    async def list_all(self) -> list[ContactRecord]:
+        """Every contact, on duty or not, by contact id."""
+        rows = await self._s.scalars(select(Contact).order_by(Contact.contact))
+        return [_contact_record(row) for row in rows]
+
+    async def set_on_duty(
+        self, contact_key: str, on_duty: bool, now: datetime
+    ) -> ContactRecord | None:
+        """Puts a contact on or off duty; the contact as it now is, or None if there is none."""
+        row = (
+            await self._s.execute(
+                update(Contact)
+                .where(Contact.contact == contact_key)
+                .values(on_duty=on_duty, updated_at=now)
+                .returning(*_CONTACTS.c)
+            )
+        ).first()
+        return None if row is None else _contact_record(row)
+
+    async def for_order(
+        self, order: OrderRecord, fallback: str | None = None
+    ) -> ContactRecord | None:
+        """Who a verified order's customer is sent to (``fallback``: BILLBOT_FALLBACK_CONTACT).
+
+        An order naming a contact gets that contact when it exists and is on duty, else the
+        fallback when set and on duty, else nobody (the customer is handed to a person): never
+        someone else's contact by guess. An order naming none gets its store's on-duty
+        contact, then the fallback, then anyone on duty.
+        """
         if order.contact:
-            row = (await run(self._s, _CONTACT, {"contact": order.contact})).first()
-            if row is not None:
-                return _contact_record(row)
+            own = await self.find(order.contact)
+            if own is not None and own.on_duty:
+                return own
+            log.warning(
+                "an order names contact %r, who is %s: %s",
+                order.contact,
+                "off duty" if own is not None else "not in the contacts table",
+                f"sending its customer to the fallback contact {fallback!r} if on duty"
+                if fallback
+                else "its customer goes to the handoff queue (no BILLBOT_FALLBACK_CONTACT)",
+            )
+            return await self._fallback(fallback)
         if order.store:
             row = await self._s.scalar(
                 select(Contact)
@@ -147,12 +205,33 @@ class ContactRepository:
             )
             if row is not None:
                 return _contact_record(row)
+        chosen = await self._fallback(fallback)
+        if chosen is not None:
+            return chosen
         row = await self._s.scalar(
             select(Contact).where(Contact.on_duty.is_(True)).order_by(Contact.id).limit(1)
         )
         return None if row is None else _contact_record(row)
 
-    async def upsert_many(self, contacts: Sequence[ContactRecord], now: datetime) -> int:
+    async def _fallback(self, fallback: str | None) -> ContactRecord | None:
+        if not fallback:
+            return None
+        chosen = await self.find(fallback)
+        if chosen is not None and chosen.on_duty:
+            return chosen
+        log.warning(
+            "the fallback contact BILLBOT_FALLBACK_CONTACT=%r is %s",
+            fallback,
+            "off duty" if chosen is not None else "not in the contacts table",
+        )
+        return None
+
+    async def upsert_many(
+        self, contacts: Sequence[ContactRecord], now: datetime, *, keep_on_duty: bool = False
+    ) -> int:
+        """Insert or update by contact id. ``keep_on_duty``: contacts already in the table keep
+        their on_duty (an import without it must not re-enable a contact an operator took off
+        duty); new ones take the record's."""
         if not contacts:
             return 0
         rows = [
@@ -168,7 +247,7 @@ class ContactRepository:
             }
             for c in contacts
         ]
-        await _upsert(self._s, Contact, rows, "contact")
+        await _upsert(self._s, Contact, rows, "contact", ("on_duty",) if keep_on_duty else ())
         return len(contacts)
 
     async def count(self) -> int:

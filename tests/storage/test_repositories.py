@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FakeClock
-from storage.records import ContactRecord, ConversationData, OrderRecord, Owner
+from storage.records import ConversationData, OrderRecord, Owner
 from storage.repositories import Repositories
 from storage.retention import purge_expired
 
@@ -26,28 +26,6 @@ async def test_orders_upsert_and_find(sessions: Sessions, clock: FakeClock) -> N
         assert found is not None and (found.amount_cents, found.store) == (250, "s2")
         assert await Repositories.on(s).orders.count() == 1
         assert await Repositories.on(s).orders.find("nope") is None
-
-
-async def test_contact_for_order_prefers_own_then_store_then_on_duty(
-    sessions: Sessions, clock: FakeClock
-) -> None:
-    async with sessions() as s, s.begin():
-        await Repositories.on(s).contacts.upsert_many(
-            [
-                ContactRecord("any", "Any", "wx_any00001"),
-                ContactRecord("shop", "Shop", "wx_shop0001", store="north"),
-                ContactRecord("own", "Own", "wx_own00001"),
-            ],
-            clock.now(),
-        )
-    async with sessions() as s:
-        contacts = Repositories.on(s).contacts
-        own = await contacts.for_order(OrderRecord("X1", 1, contact="own", store="north"))
-        by_store = await contacts.for_order(OrderRecord("X2", 1, contact="gone", store="north"))
-        fallback = await contacts.for_order(OrderRecord("X3", 1, store="south"))
-        assert own is not None and own.name == "Own"
-        assert by_store is not None and by_store.name == "Shop"
-        assert fallback is not None and fallback.name == "Any"
 
 
 async def test_conversation_is_created_once_and_versioned(
