@@ -2,9 +2,10 @@
 
 Every /api request passes ``console_api`` first: it finds the session behind the cookie, keeps
 agents with a one-time password to the password change, requires the CSRF token on anything
-that changes state, and turns every refusal into ``{"error": {"zh": …, "en": …}}``. What an
-agent may see or do beyond that is decided by the queue service, in one place for console,
-API and CLI alike.
+that changes state, and turns every refusal into ``{"error": {"zh": …, "en": …, "key": …}}``.
+The route table ``API`` (at the end) registers each operation with its request and response
+models and is what ``/api/openapi.json`` describes. What an agent may see or do beyond that is
+decided by the queue service, in one place for console, API and CLI alike.
 """
 
 from __future__ import annotations
@@ -13,30 +14,70 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import hmac
 import json
 import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ValidationError
 
 from bot.console import STATIC_DIR, TEMPLATES_DIR
+from bot.console.api_models import (
+    AgentOut,
+    AgentsOut,
+    CannedBody,
+    CannedItemOut,
+    CannedListOut,
+    CannedOut,
+    ConversationOut,
+    DeletedOut,
+    DocumentOut,
+    Error,
+    ErrorWords,
+    Frame,
+    ItemOut,
+    ItemsOut,
+    LangBody,
+    LangOut,
+    LoginBody,
+    MaybeItemOut,
+    MeOut,
+    NoInput,
+    OkOut,
+    PasswordBody,
+    QueueItemOut,
+    SessionOut,
+    TextBody,
+    TodayOut,
+    TransferBody,
+    UnmaskQuery,
+    console_lang,
+)
 from bot.console.auth import SESSION_TTL, AgentDirectory
+from bot.console.endpoints import Access, Endpoint, Route, Socket, WithCookie, Words, narrow
 from bot.console.openapi import openapi_document
 from bot.handlers.bodies import BodyError, read_body
 from bot.handlers.clients import client_address
 from bot.handoff.events import Event
 from bot.handoff.queue import AgentView, ConsoleConnection, HandoffService
-from bot.keys import AGENTS, CONSOLE_SOCKETS, EVENTS, HANDOFFS, LOGIN_THROTTLE, SETTINGS
+from bot.keys import (
+    AGENTS,
+    CONSOLE_SOCKETS,
+    EVENTS,
+    HANDOFFS,
+    LOGIN_THROTTLE,
+    SESSIONS,
+    SETTINGS,
+)
 from bot.refusals import Refusal
+from storage.repositories.agents import AgentRepository
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +89,6 @@ API_MAX_BODY = 64 * 1024
 # address logs in at nine; a guesser spread over many names is slowed down.
 LOGINS_PER_MINUTE = 20
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC = frozenset({("POST", "/api/login"), ("GET", "/api/openapi.json")})
-# All an agent holding a one-time password may do: see who they are, change it, or leave.
-PASSWORD_GATE = frozenset({"/api/me", "/api/password", "/api/logout"})
 WS_HEARTBEAT = 30.0  # seconds; aiohttp pings and drops consoles that stop answering
 
 # which login (session token, agent) each live feed belongs to, so logging out or changing the
@@ -58,7 +96,6 @@ WS_HEARTBEAT = 30.0  # seconds; aiohttp pings and drops consoles that stop answe
 _FEED_LOGINS: weakref.WeakKeyDictionary[web.WebSocketResponse, tuple[str, int]] = (
     weakref.WeakKeyDictionary()
 )
-_ID = r"{id:\d{1,9}}"  # fits PostgreSQL integer ids; a longer one is no route (404)
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
 PAGE_HEADERS: dict[str, str] = {
@@ -104,6 +141,7 @@ _FOREIGN_ORIGIN = (
     "请求来自其他网站，已拒绝。",
     "The request came from another site and was refused.",
 )
+_ADMINS_ONLY = ("只有管理员可以这样做。", "Only an admin can do this.")
 _BAD_JSON = (
     "请求内容不是有效的 JSON 对象。",
     "The request body is not a valid JSON object.",
@@ -112,51 +150,54 @@ _TOO_MANY_LOGINS = (
     "登录尝试太频繁，请一分钟后再试。",
     "Too many login attempts from here; try again in a minute.",
 )
-_BODY_WORDS: Mapping[int, tuple[str, str]] = {
+_BODY_WORDS: Mapping[int, tuple[str, str, str]] = {
     408: (
         "请求内容发送太慢，连接已断开。请重试。",
         "The request body came too slowly; please retry.",
+        "body_too_slow",
     ),
-    413: ("请求内容太大。", "The request body is too large."),
+    413: ("请求内容太大。", "The request body is too large.", "body_too_large"),
 }
-_HTTP_WORDS: Mapping[int, tuple[str, str]] = {
-    400: ("请求格式不正确。", "The request is malformed."),
-    404: ("没有这个接口或对象。", "No such endpoint or object."),
-    405: ("这个接口不支持此请求方法。", "This endpoint does not support this method."),
-    413: ("请求内容太大。", "The request body is too large."),
+_HTTP_WORDS: Mapping[int, tuple[str, str, str]] = {
+    400: ("请求格式不正确。", "The request is malformed.", "bad_request"),
+    404: ("没有这个接口或对象。", "No such endpoint or object.", "not_found"),
+    405: (
+        "这个接口不支持此请求方法。",
+        "This endpoint does not support this method.",
+        "method_not_allowed",
+    ),
+    413: ("请求内容太大。", "The request body is too large.", "body_too_large"),
 }
 _UNAVAILABLE = (
     "服务暂时不可用，请稍后再试。",
     "Temporarily unavailable, please retry.",
 )
+# A field that does not fit, in words naming it (pydantic's error type → Chinese, English).
+_FIELD_WORDS: Mapping[str, Words] = {
+    "missing": ("缺少字段「{name}」", "the field {name!r} is missing"),
+    "string_type": ("字段「{name}」应为文本", "the field {name!r} should be text"),
+    "int_type": ("字段「{name}」应为整数", "the field {name!r} should be a whole number"),
+    "greater_than": ("字段「{name}」超出允许范围", "the field {name!r} is out of range"),
+    "less_than": ("字段「{name}」超出允许范围", "the field {name!r} is out of range"),
+    "literal_error": ("字段「{name}」只能是 {expected}", "the field {name!r} must be {expected}"),
+}
+_FIELD_WRONG: Words = ("字段「{name}」的值不正确", "the field {name!r} is wrong: {msg}")
+
+
+class TooManyLogins(Refusal):
+    """The login throttle's refusal: it also says when to try again (Retry-After)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(429, *_TOO_MANY_LOGINS, key="too_many_logins")
+        self.retry_after = retry_after
 
 
 def console_routes() -> list[web.RouteDef]:
-    """The console page and assets, and the JSON API (guarded by ``console_api``)."""
+    """The console page and assets, and the JSON API of the route table ``API``."""
     return [
         web.get("/console", console_page),
         web.get("/console/static/{name}", console_static),
-        web.get("/api/openapi.json", openapi_json),
-        web.post("/api/login", login),
-        web.post("/api/logout", logout),
-        web.get("/api/me", me),
-        web.post("/api/password", change_password),
-        web.get("/api/queue", queue),
-        web.get("/api/mine", mine),
-        web.post("/api/handoffs/claim-next", claim_next),
-        web.post(f"/api/handoffs/{_ID}/claim", claim),
-        web.get(f"/api/handoffs/{_ID}", view),
-        web.post(f"/api/handoffs/{_ID}/reply", reply),
-        web.post(f"/api/handoffs/{_ID}/note", note),
-        web.post(f"/api/handoffs/{_ID}/transfer", transfer),
-        web.post(f"/api/handoffs/{_ID}/handback", hand_back),
-        web.post(f"/api/handoffs/{_ID}/resolve", resolve),
-        web.get("/api/agents", agents),
-        web.get("/api/canned", list_canned),
-        web.post("/api/canned", add_canned),
-        web.delete(f"/api/canned/{_ID}", delete_canned),
-        web.get("/api/report/today", report_today),
-        web.get("/api/ws", live_events),
+        *(_route(route) for route in API),
     ]
 
 
@@ -177,6 +218,8 @@ async def console_api(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Runs the handler; every refusal, and anything unforeseen, becomes the one error shape
+    here and nowhere else."""
     admitted: contextvars.Token[Admission] | None = None
     try:
         admission = await admit(request)
@@ -184,21 +227,30 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
             admitted = _ADMITTED.set(admission)
         return await handler(request)
     except Refusal as exc:
-        return error_response(exc.status, exc.zh, exc.en)
+        return _refused(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        zh, en = _HTTP_WORDS.get(exc.status, (exc.reason, exc.reason))
-        resp = error_response(exc.status, zh, en)
+        zh, en, key = _HTTP_WORDS.get(exc.status, (exc.reason, exc.reason, "http_error"))
+        response = _refused(Refusal(exc.status, zh, en, key=key))
         if "Allow" in exc.headers:
-            resp.headers["Allow"] = exc.headers["Allow"]
-        return resp
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("console API: unhandled error on %s %s", request.method, request.path)
-        return error_response(503, *_UNAVAILABLE)
+        return _refused(Refusal(503, *_UNAVAILABLE, key="unavailable"))
     finally:
         if admitted is not None:
             _ADMITTED.reset(admitted)
+
+
+def _refused(refusal: Refusal) -> web.Response:
+    words = ErrorWords(zh=refusal.zh, en=refusal.en, key=refusal.key)
+    payload = Error(error=words).model_dump(mode="json", exclude_none=True)
+    response = web.json_response(payload, status=refusal.status)
+    if isinstance(refusal, TooManyLogins):
+        response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 async def admit(request: web.Request) -> Admission | None:
@@ -210,14 +262,14 @@ async def admit(request: web.Request) -> Admission | None:
     token = request.cookies.get(COOKIE, "")
     found = await request.app[AGENTS].session(token, touch=True) if token else None
     if found is None:
-        raise Refusal(401, *_NOT_LOGGED_IN)
+        raise Refusal(401, *_NOT_LOGGED_IN, key="not_logged_in")
     agent, csrf = found
     if agent.must_change_password and request.path not in PASSWORD_GATE:
-        raise Refusal(403, *_PASSWORD_FIRST)
+        raise Refusal(403, *_PASSWORD_FIRST, key="password_first")
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode("utf-8"), csrf.encode("utf-8")):
-            raise Refusal(403, *_CSRF_MISSING)
+            raise Refusal(403, *_CSRF_MISSING, key="csrf_missing")
     return Admission(agent, token, csrf)
 
 
@@ -231,11 +283,7 @@ def _refuse_foreign_origin(request: web.Request) -> None:
     if public.scheme and public.netloc:
         ours.add(f"{public.scheme}://{public.netloc}".lower())
     if origin.rstrip("/").lower() not in ours:
-        raise Refusal(403, *_FOREIGN_ORIGIN)
-
-
-def error_response(status: int, zh: str, en: str) -> web.Response:
-    return web.json_response({"error": {"zh": zh, "en": en}}, status=status)
+        raise Refusal(403, *_FOREIGN_ORIGIN, key="foreign_origin")
 
 
 def admission() -> Admission:
@@ -259,30 +307,69 @@ def _id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
 
-# -- JSON in and out --------------------------------------------------------------------------
+# -- a route of the table: input read through its model, output written through its model ----
 
 
-def jsonable(value: object) -> Any:
-    """Dataclasses, datetimes and friends as plain JSON values (datetimes in ISO 8601)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return jsonable(value.value)
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return value
+def _route(entry: Route) -> web.RouteDef:
+    endpoint = narrow(entry)
+    if isinstance(endpoint, Socket):
+        return web.get(endpoint.routed_path, endpoint.handler)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if endpoint.throttle is not None:
+            wait = request.app[endpoint.throttle].retry_after(client_address(request))
+            if wait is not None:
+                log.warning(
+                    "%s: too many attempts from one address; refused for %d s", endpoint.path, wait
+                )
+                raise TooManyLogins(wait)
+        if endpoint.access is Access.ADMIN and not current_agent(request).is_admin:
+            raise Refusal(403, *_ADMINS_ONLY, key="admins_only")
+        result = await endpoint.handler(request, await _input(request, endpoint))
+        body = result.body if isinstance(result, WithCookie) else result
+        if not isinstance(body, endpoint.gives):  # a handler answering off its table entry
+            raise TypeError(f"{endpoint.path} gave {type(body).__name__}")
+        response = web.json_response(body.model_dump(mode="json"), status=endpoint.status)
+        if isinstance(result, WithCookie):
+            _set_session_cookie(request, response, result.session)
+        return response
+
+    handle.__name__ = endpoint.handler.__name__
+    if endpoint.method == "GET":
+        return web.get(endpoint.routed_path, handle)  # HEAD comes with it
+    return web.route(endpoint.method, endpoint.routed_path, handle)
 
 
-def json_ok(payload: object, status: int = 200) -> web.Response:
-    return web.json_response(jsonable(payload), status=status)
+async def _input(request: web.Request, endpoint: Endpoint[Any, Any]) -> BaseModel:
+    if endpoint.reads_body:
+        return _validated(endpoint.takes, await read_object(request), ("请求内容", "body"))
+    if endpoint.reads_query:
+        return _validated(endpoint.takes, dict(request.query), ("查询参数", "query"))
+    return NoInput()
+
+
+def _validated(model: type[BaseModel], given: Mapping[str, Any], where: Words) -> BaseModel:
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise _refuse_fields(exc, where) from None
+
+
+def _refuse_fields(exc: ValidationError, where: Words) -> Refusal:
+    """A 400 naming each field that does not fit and how (the first three)."""
+    zh_parts, en_parts = [], []
+    for error in exc.errors(include_url=False)[:3]:
+        name = ".".join(str(part) for part in error["loc"]) or "?"
+        zh, en = _FIELD_WORDS.get(error["type"], _FIELD_WRONG)
+        expected = str((error.get("ctx") or {}).get("expected", ""))
+        zh_parts.append(zh.format(name=name, expected=expected))
+        en_parts.append(en.format(name=name, expected=expected, msg=error["msg"]))
+    return Refusal(
+        400,
+        f"{where[0]}有误：{'；'.join(zh_parts)}。",
+        f"The request {where[1]} is wrong: {'; '.join(en_parts)}.",
+        key="bad_field",
+    )
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
@@ -291,10 +378,11 @@ async def read_object(request: web.Request) -> dict[str, Any]:
         raw = await read_body(request, API_MAX_BODY)
     except BodyError as exc:
         log.warning("%s %s refused (%s): %s", request.method, request.path, exc.status, exc.reason)
-        raise Refusal(exc.status, *_BODY_WORDS.get(exc.status, _BAD_JSON)) from None
+        zh, en, key = _BODY_WORDS.get(exc.status, (*_BAD_JSON, "bad_json"))
+        raise Refusal(exc.status, zh, en, key=key) from None
     parsed = json_object(raw)
     if parsed is None:
-        raise Refusal(400, *_BAD_JSON)
+        raise Refusal(400, *_BAD_JSON, key="bad_json")
     return parsed
 
 
@@ -308,22 +396,25 @@ def json_object(raw: bytes | str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def text_field(body: Mapping[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise Refusal(
-            400, f"请求需要文本字段「{name}」。", f"The body needs a text field {name!r}."
-        )
-    return value
+def _cookie_secure(request: web.Request) -> bool:
+    return request.secure or request.app[SETTINGS].public_url.startswith("https")
 
 
-def int_field(body: Mapping[str, Any], name: str) -> int:
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise Refusal(
-            400, f"请求需要整数字段「{name}」。", f"The body needs a whole-number field {name!r}."
-        )
-    return value
+def _set_session_cookie(request: web.Request, response: web.Response, token: str | None) -> None:
+    """Starts the session cookie (a token) or ends it (None)."""
+    secure = _cookie_secure(request)
+    if token is None:
+        response.del_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="Strict")
+        return
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(SESSION_TTL.total_seconds()),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="Strict",
+    )
 
 
 # -- the page and its assets ------------------------------------------------------------------
@@ -362,66 +453,67 @@ async def console_static(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(request.app[SETTINGS].public_url))
+# -- the API's description --------------------------------------------------------------------
 
 
-# -- logging in and out -----------------------------------------------------------------------
+async def openapi_json(request: web.Request, _: NoInput) -> DocumentOut:
+    return DocumentOut.of(_document(request.app[SETTINGS].public_url))
 
 
-def _cookie_secure(request: web.Request) -> bool:
-    return request.secure or request.app[SETTINGS].public_url.startswith("https")
+@functools.cache
+def _document(server_url: str) -> dict[str, Any]:
+    return openapi_document(API, server_url)
 
 
-async def login(request: web.Request) -> web.Response:
+# -- logging in and out, the agent's own settings ---------------------------------------------
+
+
+def _session(agent: AgentView) -> SessionOut:
+    return SessionOut(agent=AgentOut.of(agent), csrf_token=admission().csrf)
+
+
+async def login(request: web.Request, body: LoginBody) -> WithCookie[SessionOut]:
     address = client_address(request)
-    wait = request.app[LOGIN_THROTTLE].retry_after(address)
-    if wait is not None:
-        log.warning("console login: too many attempts from one address; refused for %d s", wait)
-        response = error_response(429, *_TOO_MANY_LOGINS)
-        response.headers["Retry-After"] = str(wait)
-        return response
-    body = await read_object(request)
-    name, password = text_field(body, "name"), text_field(body, "password")
-    token, csrf, agent = await _directory(request).login(name, password, address)
-    resp = json_ok({"agent": agent, "csrf_token": csrf})
-    resp.set_cookie(
-        COOKIE,
-        token,
-        max_age=int(SESSION_TTL.total_seconds()),
-        path="/",
-        secure=_cookie_secure(request),
-        httponly=True,
-        samesite="Strict",
-    )
-    return resp
+    token, csrf, agent = await _directory(request).login(body.name, body.password, address)
+    return WithCookie(SessionOut(agent=AgentOut.of(agent), csrf_token=csrf), token)
 
 
-async def logout(request: web.Request) -> web.Response:
+async def logout(request: web.Request, _: NoInput) -> WithCookie[OkOut]:
     token = admission().token
     await _directory(request).logout(token)
     await _close_feeds(request, lambda login: login[0] == token)  # the feeds end with the login
-    resp = json_ok({"ok": True})
-    resp.del_cookie(
-        COOKIE, path="/", secure=_cookie_secure(request), httponly=True, samesite="Strict"
+    return WithCookie(OkOut(ok=True), None)
+
+
+async def me(request: web.Request, _: NoInput) -> MeOut:
+    agent = current_agent(request)
+    async with request.app[SESSIONS].begin() as session:
+        record = await AgentRepository(session).get(agent.id)
+    if record is None:  # deleted since the guard looked
+        raise Refusal(401, *_NOT_LOGGED_IN, key="not_logged_in")
+    return MeOut(
+        agent=AgentOut.of(agent), csrf_token=admission().csrf, lang=console_lang(record.lang)
     )
-    return resp
 
 
-async def me(request: web.Request) -> web.Response:
-    return json_ok({"agent": current_agent(request), "csrf_token": admission().csrf})
+async def set_lang(request: web.Request, body: LangBody) -> LangOut:
+    async with request.app[SESSIONS].begin() as session:
+        await AgentRepository(session).set_lang(current_agent(request).id, body.lang)
+    return LangOut(lang=body.lang)
 
 
-async def change_password(request: web.Request) -> web.Response:
-    body = await read_object(request)
-    old, new = text_field(body, "old_password"), text_field(body, "new_password")
+async def change_password(request: web.Request, body: PasswordBody) -> SessionOut:
     token, agent_id = admission().token, current_agent(request).id
     agent = await _directory(request).change_password(
-        current_agent(request), old, new, keep_session=token, address=client_address(request)
+        current_agent(request),
+        body.old_password,
+        body.new_password,
+        keep_session=token,
+        address=client_address(request),
     )
     # the agent's other sessions ended with the old password: so do their live feeds
     await _close_feeds(request, lambda login: login[1] == agent_id and login[0] != token)
-    return json_ok({"agent": agent, "csrf_token": admission().csrf})
+    return _session(agent)
 
 
 async def _close_feeds(request: web.Request, ended: Callable[[tuple[str, int]], bool]) -> None:
@@ -435,78 +527,80 @@ async def _close_feeds(request: web.Request, ended: Callable[[tuple[str, int]], 
 # -- the queue --------------------------------------------------------------------------------
 
 
-async def queue(request: web.Request) -> web.Response:
-    return json_ok({"items": await _service(request).queue(current_agent(request))})
+async def queue(request: web.Request, _: NoInput) -> ItemsOut:
+    items = await _service(request).queue(current_agent(request))
+    return ItemsOut(items=[QueueItemOut.of(i) for i in items])
 
 
-async def mine(request: web.Request) -> web.Response:
-    return json_ok({"items": await _service(request).mine(current_agent(request))})
+async def mine(request: web.Request, _: NoInput) -> ItemsOut:
+    items = await _service(request).mine(current_agent(request))
+    return ItemsOut(items=[QueueItemOut.of(i) for i in items])
 
 
-async def claim_next(request: web.Request) -> web.Response:
-    return json_ok({"item": await _service(request).claim_next(current_agent(request))})
+async def claim_next(request: web.Request, _: NoInput) -> MaybeItemOut:
+    item = await _service(request).claim_next(current_agent(request))
+    return MaybeItemOut(item=None if item is None else QueueItemOut.of(item))
 
 
-async def claim(request: web.Request) -> web.Response:
+async def claim(request: web.Request, _: NoInput) -> ItemOut:
     item = await _service(request).claim(current_agent(request), _id(request))
-    return json_ok({"item": item})
+    return ItemOut(item=QueueItemOut.of(item))
 
 
-async def view(request: web.Request) -> web.Response:
-    reason = request.query.get("unmask_reason")
-    conversation = await _service(request).view(current_agent(request), _id(request), reason)
-    return json_ok(conversation)
+async def view(request: web.Request, query: UnmaskQuery) -> ConversationOut:
+    agent, handoff = current_agent(request), _id(request)
+    return ConversationOut.of(await _service(request).view(agent, handoff, query.unmask_reason))
 
 
-async def reply(request: web.Request) -> web.Response:
-    text = text_field(await read_object(request), "text")
-    return json_ok(await _service(request).reply(current_agent(request), _id(request), text))
+async def reply(request: web.Request, body: TextBody) -> ConversationOut:
+    agent, handoff = current_agent(request), _id(request)
+    return ConversationOut.of(await _service(request).reply(agent, handoff, body.text))
 
 
-async def note(request: web.Request) -> web.Response:
-    text = text_field(await read_object(request), "text")
-    return json_ok(await _service(request).note(current_agent(request), _id(request), text))
+async def note(request: web.Request, body: TextBody) -> ConversationOut:
+    agent, handoff = current_agent(request), _id(request)
+    return ConversationOut.of(await _service(request).note(agent, handoff, body.text))
 
 
-async def transfer(request: web.Request) -> web.Response:
-    to_agent = int_field(await read_object(request), "agent_id")
-    item = await _service(request).transfer(current_agent(request), _id(request), to_agent)
-    return json_ok({"item": item})
+async def transfer(request: web.Request, body: TransferBody) -> ItemOut:
+    agent, handoff = current_agent(request), _id(request)
+    item = await _service(request).transfer(agent, handoff, body.agent_id)
+    return ItemOut(item=QueueItemOut.of(item))
 
 
-async def hand_back(request: web.Request) -> web.Response:
+async def hand_back(request: web.Request, _: NoInput) -> ItemOut:
     item = await _service(request).hand_back(current_agent(request), _id(request))
-    return json_ok({"item": item})
+    return ItemOut(item=QueueItemOut.of(item))
 
 
-async def resolve(request: web.Request) -> web.Response:
+async def resolve(request: web.Request, _: NoInput) -> ItemOut:
     item = await _service(request).resolve(current_agent(request), _id(request))
-    return json_ok({"item": item})
+    return ItemOut(item=QueueItemOut.of(item))
 
 
-async def agents(request: web.Request) -> web.Response:
-    return json_ok({"agents": await _service(request).list_agents()})
+async def agents(request: web.Request, _: NoInput) -> AgentsOut:
+    found = await _service(request).list_agents()
+    return AgentsOut(agents=[AgentOut.of(a) for a in found])
 
 
-async def list_canned(request: web.Request) -> web.Response:
-    return json_ok({"items": await _service(request).list_canned()})
+async def list_canned(request: web.Request, _: NoInput) -> CannedListOut:
+    found = await _service(request).list_canned()
+    return CannedListOut(items=[CannedOut.of(c) for c in found])
 
 
-async def add_canned(request: web.Request) -> web.Response:
-    body = await read_object(request)
-    title, text = text_field(body, "title"), text_field(body, "text")
-    item = await _service(request).add_canned(current_agent(request), title, text)
-    return json_ok({"item": item}, status=201)
+async def add_canned(request: web.Request, body: CannedBody) -> CannedItemOut:
+    item = await _service(request).add_canned(current_agent(request), body.title, body.text)
+    return CannedItemOut(item=CannedOut.of(item))
 
 
-async def delete_canned(request: web.Request) -> web.Response:
+async def delete_canned(request: web.Request, _: NoInput) -> DeletedOut:
     canned_id = _id(request)
     await _service(request).delete_canned(current_agent(request), canned_id)
-    return json_ok({"deleted": canned_id})
+    return DeletedOut(deleted=canned_id)
 
 
-async def report_today(request: web.Request) -> web.Response:
-    return json_ok(await _service(request).today())
+async def report_today(request: web.Request, _: NoInput) -> TodayOut:
+    return TodayOut.of(await _service(request).today())
 
 
 # -- the live feed ----------------------------------------------------------------------------
@@ -575,7 +669,8 @@ async def _forward(events: asyncio.Queue[Event], ws: web.WebSocketResponse) -> N
     while not ws.closed:
         event = await events.get()
         try:
-            await ws.send_str(json.dumps(jsonable(event), ensure_ascii=False))
+            frame = Frame.of(event).model_dump(mode="json")
+            await ws.send_str(json.dumps(frame, ensure_ascii=False))
         except ConnectionError:
             return
 
@@ -601,3 +696,129 @@ async def close_console_sockets(app: web.Application) -> None:
     sockets: set[web.WebSocketResponse] = app[CONSOLE_SOCKETS]
     for ws in list(sockets):
         await ws.close(code=1001, message=b"server shutting down")
+
+
+# -- the route table: what /api serves, and what /api/openapi.json says it serves ------------
+
+_ANY_HANDOFF = (403, 409)  # not theirs to touch; someone else changed it first
+
+API: list[Route] = [
+    Endpoint(
+        "GET", "/api/openapi.json", openapi_json, NoInput, DocumentOut,
+        ("本文档", "This document"), access=Access.PUBLIC,
+    ),
+    Endpoint(
+        "POST", "/api/login", login, LoginBody, SessionOut,
+        ("登录：设置会话 Cookie 并返回 CSRF 令牌",
+         "Log in: sets the session cookie and returns the CSRF token"),
+        access=Access.PUBLIC, refusals=(401,), throttle=LOGIN_THROTTLE,
+    ),
+    Endpoint(
+        "POST", "/api/logout", logout, NoInput, OkOut,
+        ("退出：结束本次会话", "Log out: ends this session"), one_time_ok=True,
+    ),
+    Endpoint(
+        "GET", "/api/me", me, NoInput, MeOut,
+        ("当前登录的客服、CSRF 令牌和控制台语言",
+         "Who is logged in, the CSRF token and the console's language"),
+        one_time_ok=True,
+    ),
+    Endpoint(
+        "PUT", "/api/me/lang", set_lang, LangBody, LangOut,
+        ("选择控制台语言：中文、英文或两者", "Choose the console's language: zh, en or both"),
+        one_time_ok=True,
+    ),
+    Endpoint(
+        "POST", "/api/password", change_password, PasswordBody, SessionOut,
+        ("修改密码（至少 12 个字符）；该客服的其他会话随之结束",
+         "Change the password (at least 12 characters); ends the agent's other sessions"),
+        one_time_ok=True, refusals=(422, 429),
+    ),
+    Endpoint(
+        "GET", "/api/queue", queue, NoInput, ItemsOut,
+        ("等待中的转人工：先按优先级，再按等待时间",
+         "Waiting handoffs: priority first, then the oldest"),
+    ),
+    Endpoint(
+        "GET", "/api/mine", mine, NoInput, ItemsOut,
+        ("我领取的或留给我的转人工（管理员：所有已领取的）",
+         "Handoffs claimed by or parked for this agent (admin: every claimed one)"),
+    ),
+    Endpoint(
+        "POST", "/api/handoffs/claim-next", claim_next, NoInput, MaybeItemOut,
+        ("领取优先级最高、等待最久的转人工（没有则 item 为 null）",
+         "Claim the highest-priority, oldest waiting handoff (item is null if none)"),
+        refusals=_ANY_HANDOFF,
+    ),
+    Endpoint(
+        "GET", "/api/handoffs/{id}", view, UnmaskQuery, ConversationOut,
+        ("完整对话（已遮蔽）；管理员可说明理由后查看原文（记入审计日志）",
+         "The whole conversation, masked; an admin may unmask with a stated reason (audited)"),
+        refusals=(422,),
+    ),
+    Endpoint(
+        "POST", "/api/handoffs/{id}/claim", claim, NoInput, ItemOut,
+        ("领取这个转人工；已被他人领取时为 409", "Claim this handoff; 409 if another agent has it"),
+        refusals=_ANY_HANDOFF,
+    ),
+    Endpoint(
+        "POST", "/api/handoffs/{id}/reply", reply, TextBody, ConversationOut,
+        ("通过微信回复客户", "Send a reply to the customer through WeChat"),
+        refusals=(*_ANY_HANDOFF, 422),
+    ),
+    Endpoint(
+        "POST", "/api/handoffs/{id}/note", note, TextBody, ConversationOut,
+        ("添加内部备注（不会发给客户）", "Add a private note (never sent to the customer)"),
+        refusals=(*_ANY_HANDOFF, 422),
+    ),
+    Endpoint(
+        "POST", "/api/handoffs/{id}/transfer", transfer, TransferBody, ItemOut,
+        ("把对话转给另一位客服", "Pass the conversation to another agent"),
+        refusals=(*_ANY_HANDOFF, 422),
+    ),
+    Endpoint(
+        "POST", "/api/handoffs/{id}/handback", hand_back, NoInput, ItemOut,
+        ("交还给机器人：客户从机器人停下的地方继续",
+         "Hand back to the bot: the customer continues where the bot left off"),
+        refusals=_ANY_HANDOFF,
+    ),
+    Endpoint(
+        "POST", "/api/handoffs/{id}/resolve", resolve, NoInput, ItemOut,
+        ("标记为已解决：客户下一条消息由机器人重新开始",
+         "Resolve: the customer's next message starts afresh with the bot"),
+        refusals=_ANY_HANDOFF,
+    ),
+    Endpoint(
+        "GET", "/api/agents", agents, NoInput, AgentsOut,
+        ("所有控制台账号（用于转接）", "Every console login (for transfers)"),
+    ),
+    Endpoint(
+        "GET", "/api/canned", list_canned, NoInput, CannedListOut,
+        ("快捷回复", "Canned replies"),
+    ),
+    Endpoint(
+        "POST", "/api/canned", add_canned, CannedBody, CannedItemOut,
+        ("添加快捷回复", "Add a canned reply"),
+        access=Access.ADMIN, refusals=(422,), status=201,
+    ),
+    Endpoint(
+        "DELETE", "/api/canned/{id}", delete_canned, NoInput, DeletedOut,
+        ("删除快捷回复", "Delete a canned reply"), access=Access.ADMIN,
+    ),
+    Endpoint(
+        "GET", "/api/report/today", report_today, NoInput, TodayOut,
+        ("今日排队数据（不计机器人时间）", "Today's queue figures (bot time not counted)"),
+    ),
+    Socket(
+        "/api/ws", live_events, ("实时事件（WebSocket）", "Live events over a WebSocket"),
+        "Upgrade to a WebSocket (the session cookie is required). Every queue event arrives as"
+        ' a JSON text frame, e.g. {"type": "queue"}. Send {"type": "ping"} to be answered'
+        ' {"type": "pong"}; a ping also keeps the agent marked online. A console whose session'
+        " ended is closed with code 4401.",
+    ),
+]  # fmt: skip
+
+PUBLIC = frozenset((r.method, r.path) for r in API if r.access is Access.PUBLIC)
+# All an agent holding a one-time password may do: see who they are, pick the language they
+# read the console in, change the password, or leave.
+PASSWORD_GATE = frozenset(r.path for r in API if r.one_time_ok)

@@ -234,3 +234,11 @@ class AgentRepository:
         if expired_before is not None:
             where.append(ConsoleSession.expires_at <= expired_before)
         await self._s.execute(delete(ConsoleSession).where(*where))
+
+    # -- the agent's own settings -----------------------------------------------------------
+
+    async def set_lang(self, agent_id: int, lang: str) -> bool:
+        """Stores the console language the agent chose (zh | en | both); False if no such
+        agent."""
+        result = await self._s.execute(update(Agent).where(Agent.id == agent_id).values(lang=lang))
+        return bool(result.rowcount)  # type: ignore[attr-defined]

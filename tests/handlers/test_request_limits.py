@@ -79,7 +79,7 @@ async def test_logins_are_rate_limited_per_client_address(server: Client, clock:
         headers={"X-Forwarded-For": "203.0.113.9"},
     )
     assert refused.status == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert set((await refused.json())["error"]) == {"zh", "en"}
+    assert {"zh", "en"} <= set((await refused.json())["error"])
     # another client behind the same proxy is not slowed down
     assert await login(server, "nobody", "wrong password!", "198.51.100.20") == 401
     clock.advance(timedelta(minutes=1))
@@ -114,7 +114,7 @@ async def test_an_untrusted_forwarded_header_is_ignored(
 async def test_malformed_or_deeply_nested_json_is_a_400(server: Client, body: bytes) -> None:
     resp = await server.post("/api/login", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400
-    assert set((await resp.json())["error"]) == {"zh", "en"}
+    assert {"zh", "en"} <= set((await resp.json())["error"])
 
 
 async def raw_request(
