@@ -35,72 +35,22 @@ DEFAULT_EXPIRES_IN = 7200
 
 # WeChat's answers meaning "this access token is no good": refreshed and retried once.
 TOKEN_REFUSED = frozenset({40001, 40014, 42001})
-NETWORK_ERROR = -1  # WeChat's own "system busy" code, also used for timeouts and broken replies
-
-_PLAIN: Mapping[int, tuple[str, str]] = {
-    45015: (
-        "客户已超过 48 小时没有发消息，微信只允许在客户最后一条消息后的 48 小时内回复。",
-        "The customer hasn't written in 48 hours; WeChat allows replies only within 48 h "
-        "of their last message.",
-    ),
-    45047: (
-        "这条客户消息之后可回复的 5 条已用完，请等待客户再次发消息。",
-        "The 5 replies allowed per customer message are used up; wait for the customer "
-        "to write again.",
-    ),
-    40001: (
-        "与微信的连接刚刚失效，已自动重连，请再发一次；多次失败请联系管理员。",
-        "The connection to WeChat lapsed and was renewed; send again, and tell an admin if"
-        " it keeps failing.",
-    ),
-    40003: (
-        "微信找不到这位客户（可能已取消关注），消息无法送达。",
-        "WeChat can't find this customer (they may have unfollowed the account); the message"
-        " can't be delivered.",
-    ),
-    -1: (
-        "微信繁忙或暂时无法连接，请稍后重试。",
-        "WeChat is busy or could not be reached; please retry.",
-    ),
-    48001: (
-        "公众号没有客服消息接口权限。",
-        "The account lacks the customer-service message permission.",
-    ),
-    40125: (
-        "微信拒绝了公众号的 AppSecret，请管理员检查 WECHAT_APP_SECRET。",
-        "WeChat refused the app secret; an admin must check WECHAT_APP_SECRET.",
-    ),
-    40013: (
-        "微信不认识这个 AppID，请管理员检查 WECHAT_APP_ID。",
-        "WeChat doesn't know this app ID; an admin must check WECHAT_APP_ID.",
-    ),
-    40164: (
-        "本服务器的 IP 不在公众号的 IP 白名单中，请管理员在公众平台添加。",
-        "This server's IP is not on the account's IP whitelist; an admin must add it.",
-    ),
-}
-_PLAIN_ALIASES = {40014: 40001, 42001: 40001}
+NETWORK_ERROR = -1  # WeChat's own "system busy"; also ours when no answer came (reached=False)
 
 
 class WeChatApiError(Exception):
-    """WeChat (or the way to it) refused a call; ``plain`` says so in words an agent can act on."""
+    """WeChat (or the way to it) refused a call: WeChat's ``errcode`` and ``errmsg``.
 
-    def __init__(self, errcode: int, errmsg: str) -> None:
+    ``reached`` is False when no answer came from WeChat at all (DNS, connection, timeout,
+    an HTTP error, a body that is not JSON): the code is then ``NETWORK_ERROR``. What each
+    code means for an agent is said in ``bot/handoff/send_failures.py``.
+    """
+
+    def __init__(self, errcode: int, errmsg: str, *, reached: bool = True) -> None:
         super().__init__(f"WeChat API error {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
-
-    @property
-    def plain(self) -> str:
-        """Chinese, then English, on two lines."""
-        words = _PLAIN.get(_PLAIN_ALIASES.get(self.errcode, self.errcode))
-        if words is None:
-            words = (
-                f"微信没有接受这条消息（代码 {self.errcode}），请稍后再试；多次失败请联系管理员。",
-                f"WeChat did not accept the message (code {self.errcode}); try again later,"
-                " and tell an admin if it keeps failing.",
-            )
-        return "\n".join(words)
+        self.reached = reached
 
 
 async def _get_json(
@@ -127,19 +77,25 @@ async def _get_json(
             timeout=limit,
         ) as resp:
             if resp.status != 200:
-                raise WeChatApiError(NETWORK_ERROR, f"{what}: HTTP {resp.status}")
+                raise WeChatApiError(NETWORK_ERROR, f"{what}: HTTP {resp.status}", reached=False)
             # WeChat sometimes labels JSON text/plain, so decode it ourselves.
             payload = json.loads(await resp.text())
     except TimeoutError:
         raise WeChatApiError(
-            NETWORK_ERROR, f"{what}: no answer within {limit.total or 0:g} s"
+            NETWORK_ERROR, f"{what}: no answer within {limit.total or 0:g} s", reached=False
         ) from None
     except aiohttp.ClientError as exc:
-        raise WeChatApiError(NETWORK_ERROR, f"{what}: {type(exc).__name__}") from None
+        raise WeChatApiError(
+            NETWORK_ERROR, f"{what}: {type(exc).__name__}", reached=False
+        ) from None
     except ValueError:
-        raise WeChatApiError(NETWORK_ERROR, f"{what}: the answer was not JSON") from None
+        raise WeChatApiError(
+            NETWORK_ERROR, f"{what}: the answer was not JSON", reached=False
+        ) from None
     if not isinstance(payload, dict):
-        raise WeChatApiError(NETWORK_ERROR, f"{what}: the answer was not a JSON object")
+        raise WeChatApiError(
+            NETWORK_ERROR, f"{what}: the answer was not a JSON object", reached=False
+        )
     return payload
 
 

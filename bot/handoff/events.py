@@ -11,7 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-Event = dict[str, Any]  # {"type": "queue" | "message" | "handoff", ...}; JSON-serialisable
+Event = dict[str, Any]  # {"type": "queue" | "message" | "handoff" | …}; JSON-serialisable
+
+# An event carrying this key is for one agent only (their id): ``listen(agent_id)`` gets it
+# only if it is theirs. Events without it are for every console.
+TO_AGENT = "to_agent"
+LEASE_LAPSED = "lease_lapsed"  # the agent's claim lapsed: the event says why, in words
 
 # Any event makes a console reload what it shows; this one says only "the queue changed", so
 # it is what a console gets when it may have missed events.
@@ -22,7 +27,7 @@ class EventBus:
     """Fan-out to every connected console. Slow listeners drop events, never block the bot."""
 
     def __init__(self, max_pending: int = 100) -> None:
-        self._listeners: set[asyncio.Queue[Event]] = set()
+        self._listeners: dict[asyncio.Queue[Event], int | None] = {}
         self._max = max_pending
 
     def publish(self, event: Event) -> None:
@@ -30,8 +35,11 @@ class EventBus:
         self.deliver(event)
 
     def deliver(self, event: Event) -> None:
-        """Hand ``event`` to the listeners in this process."""
-        for queue in list(self._listeners):
+        """Hand ``event`` to the listeners in this process it is meant for."""
+        addressee = event.get(TO_AGENT)
+        for queue, agent_id in list(self._listeners.items()):
+            if addressee is not None and agent_id is not None and addressee != agent_id:
+                continue
             if queue.qsize() < self._max:
                 queue.put_nowait(event)
 
@@ -41,10 +49,12 @@ class EventBus:
         yield
 
     @asynccontextmanager
-    async def listen(self) -> AsyncIterator[asyncio.Queue[Event]]:
+    async def listen(self, agent_id: int | None = None) -> AsyncIterator[asyncio.Queue[Event]]:
+        """Events as they come. With ``agent_id`` (an agent's console), events addressed to
+        another agent are left out; without it, every event arrives."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._listeners.add(queue)
+        self._listeners[queue] = agent_id
         try:
             yield queue
         finally:
-            self._listeners.discard(queue)
+            self._listeners.pop(queue, None)

@@ -14,15 +14,17 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.handoff.events import EventBus
+from bot.durations import say_duration
+from bot.handoff.events import LEASE_LAPSED, TO_AGENT, Event, EventBus
 from bot.handoff.hours import CHINA, ServiceHours
+from bot.handoff.send_failures import SendFailure, failure_of, send_failure
 from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
 from bot.refusals import Refusal
@@ -91,7 +93,9 @@ class QueueItem:
     channel: str
     claimed_by: str | None  # agent name
     dropped_by: str | None  # agent name whose lease lapsed
-    last_messages: list[TranscriptLine]  # the last few, masked
+    last_messages: list[TranscriptLine]  # the last few, masked (none in search rows of others)
+    lease_until: datetime | None = None  # when the claim lapses unless the agent replies
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ LAST_MESSAGES = 3
 CONSOLE_HEARTBEAT = timedelta(seconds=30)
 CONSOLE_STALE_AFTER_BEATS = 3  # a console not heard of for this many beats is gone
 HELD = HELD_STATUSES  # an agent has it (answering, or parked for the customer)
+SEARCH_RESOLVED = timedelta(days=7)  # resolved handoffs stay findable this long
 
 
 def _not_found() -> Refusal:
@@ -144,6 +149,13 @@ def _closed() -> Refusal:
     return Refusal(
         409, "这个会话已经结束或已取消。", "This conversation has ended or was cancelled."
     )
+
+
+# what confirming means, said in the question the held_by_other refusal asks
+_HELD_ACTIONS = {
+    "transfer": ("转给其他客服", "transfer it"),
+    "resolve": ("结束这个会话", "resolve it"),
+}
 
 
 def _admins_only() -> Refusal:
@@ -198,6 +210,25 @@ class HandoffService:
         async with self._reading() as repos:
             held = await repos.handoffs.held(None if agent.is_admin else agent.id)
             return await self._items(repos, held)
+
+    async def search(
+        self, agent: AgentView, text: str, now: datetime | None = None
+    ) -> list[QueueItem]:
+        """Open handoffs and those resolved in the last ``SEARCH_RESOLVED`` (7 days), found by
+        service reference (with or without '#'), masked order tail, or the name of the agent
+        who holds or held it; the newest first, at most 50. Empty or one-character text
+        finds nothing. An agent sees the last lines only of what is waiting or was theirs."""
+        since = (now or self._clock.now()) - SEARCH_RESOLVED
+        async with self._reading() as repos:
+            items = await self._items(repos, await repos.handoffs.search(text, since))
+        if agent.is_admin:
+            return items
+        return [
+            item
+            if item.status == HandoffStatus.WAITING or item.claimed_by == agent.name
+            else replace(item, last_messages=[])
+            for item in items
+        ]
 
     async def view(
         self, agent: AgentView, handoff_id: int, unmask_reason: str | None = None
@@ -313,6 +344,10 @@ class HandoffService:
                     continue  # renewed or closed meanwhile
                 await repos.conversations.pass_to(conv.id, Owner.QUEUE)
                 released += 1
+            if handoff.claimed_by is not None:  # committed: now the agent may hear of it
+                self._events.publish(
+                    lease_lapsed_event(handoff.claimed_by, handoff.id, handoff.ref, self._lease)
+                )
         if released:
             log.info("%d claim(s) lapsed and returned to the queue", released)
             self._events.publish({"type": "queue"})
@@ -342,22 +377,16 @@ class HandoffService:
             self._must_hold(agent, handoff)
             if conv.owner != Owner.agent(agent.id):
                 raise _not_yours()
+            # Trying to reply is working the conversation: a running lease starts again, and
+            # this commits whatever WeChat then says (no lapse while the send is under way,
+            # nor because WeChat refused it).
+            await repos.handoffs.extend_lease(handoff_id, now + self._lease)
             closes, left = await self._window(repos, conv, now)
             refusal = None
-            if closes is None or closes <= now:
-                refusal = Refusal(
-                    409,
-                    "客户已超过 48 小时没有发消息，微信不允许回复；会话已标记为“等待客户”。",
-                    "The customer hasn't written in 48 hours, so WeChat won't deliver a reply;"
-                    " the conversation is parked as waiting for the customer.",
-                )
+            if closes is None or closes <= now:  # what WeChat would answer: not worth asking
+                refusal = send_failure(45015).refusal()
             elif left <= 0:
-                refusal = Refusal(
-                    409,
-                    "这条客户消息之后可回复的 5 条已用完，请等待客户再次发消息。",
-                    "The 5 replies allowed per customer message are used up; wait for the"
-                    " customer to write again.",
-                )
+                refusal = send_failure(45047).refusal()
             if refusal is not None:
                 await repos.handoffs.park(handoff_id)
             else:
@@ -365,19 +394,23 @@ class HandoffService:
                     conv.id, "out", f"agent:{agent.id}", text, now
                 )
                 await repos.conversations.bump_version(conv.id)
-                # no lapse while the send is under way
-                await repos.handoffs.extend_lease(handoff_id, now + self._lease)
                 openid = conv.user_id
         if refusal is not None:
             self._events.publish({"type": "handoff", "handoff_id": handoff_id})
             raise refusal
         # 2. send
-        failure: Refusal | None = None
+        failure: SendFailure | None = None
         try:
             await self._sender.send_text(openid, text)
         except Exception as exc:
-            failure = _plain_failure(exc)
-            log.warning("reply on handoff %s refused: %s", handoff_id, exc)
+            failure = failure_of(exc)
+            log.warning(
+                "reply on handoff %s not sent (%s): %s",
+                handoff_id,
+                failure.key,
+                exc,
+                exc_info=failure.key == "send_failed",  # a fault of ours: show where
+            )
         # 3. settle: keep the message and restart nothing, or take it back and maybe park
         async with self._writing() as repos:
             handoff, _ = await self._lock(repos, handoff_id)
@@ -387,12 +420,12 @@ class HandoffService:
             if still_mine and failure is None:
                 # answered: nothing owed until the customer writes
                 await repos.handoffs.answered(handoff_id, now)
-            elif still_mine and failure is not None and failure.status == 409:
+            elif still_mine and failure is not None and failure.parks:
                 await repos.handoffs.park(handoff_id)
             view = await self._view(repos, await self._get(repos, handoff_id), masked=True)
         self._events.publish({"type": "message", "handoff_id": handoff_id})
         if failure is not None:
-            raise failure
+            raise failure.refusal()
         return view
 
     async def note(self, agent: AgentView, handoff_id: int, text: str) -> ConversationView:
@@ -410,7 +443,11 @@ class HandoffService:
             )
             return await self._view(repos, handoff, masked=True)
 
-    async def transfer(self, agent: AgentView, handoff_id: int, to_agent_id: int) -> QueueItem:
+    async def transfer(
+        self, agent: AgentView, handoff_id: int, to_agent_id: int, *, confirm_held: bool = False
+    ) -> QueueItem:
+        """The conversation goes to another agent. An admin taking it from the agent who holds
+        it must say so (``confirm_held``), and that is audited."""
         now = self._clock.now()
         async with self._writing() as repos:
             handoff, conv = await self._lock(repos, handoff_id)
@@ -421,6 +458,9 @@ class HandoffService:
             target = await repos.agents.get(to_agent_id)
             if target is None:
                 raise Refusal(404, "找不到这位客服。", "No such agent.")
+            await self._taking_from_holder(
+                repos, agent, handoff, "transfer", confirm_held, to=(target.id, target.name)
+            )
             if not await repos.handoffs.transfer(handoff_id, target.id, now, now + self._lease):
                 raise _closed()
             await repos.conversations.pass_to(conv.id, Owner.agent(target.id))
@@ -434,16 +474,29 @@ class HandoffService:
         """The bot takes over again at the step where it left off."""
         return await self._close(agent, handoff_id, HandoffStatus.RETURNED)
 
-    async def resolve(self, agent: AgentView, handoff_id: int) -> QueueItem:
-        """Done; a customer writing afterwards starts again with the bot, not this agent."""
-        return await self._close(agent, handoff_id, HandoffStatus.RESOLVED)
+    async def resolve(
+        self, agent: AgentView, handoff_id: int, *, confirm_held: bool = False
+    ) -> QueueItem:
+        """Done; a customer writing afterwards starts again with the bot, not this agent.
+        An admin resolving what another agent holds must say so (``confirm_held``), and that
+        is audited."""
+        return await self._close(agent, handoff_id, HandoffStatus.RESOLVED, confirm_held)
 
-    async def _close(self, agent: AgentView, handoff_id: int, status: HandoffStatus) -> QueueItem:
+    async def _close(
+        self,
+        agent: AgentView,
+        handoff_id: int,
+        status: HandoffStatus,
+        confirm_held: bool | None = None,
+    ) -> QueueItem:
+        """``confirm_held`` None: no confirmation asked (a hand-back, as before)."""
         now = self._clock.now()
         async with self._writing() as repos:
             handoff, conv = await self._lock(repos, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
+            if confirm_held is not None:
+                await self._taking_from_holder(repos, agent, handoff, "resolve", confirm_held)
             if not await repos.handoffs.close(handoff_id, status, now):
                 raise _closed()  # an admin closing what had already ended
             if status == HandoffStatus.RETURNED:
@@ -455,6 +508,42 @@ class HandoffService:
             item = await self._item(repos, handoff_id)
         self._events.publish({"type": "handoff", "handoff_id": handoff_id, "status": status})
         return item
+
+    async def _taking_from_holder(
+        self,
+        repos: Repositories,
+        agent: AgentView,
+        handoff: HandoffRecord,
+        action: str,
+        confirmed: bool,
+        *,
+        to: tuple[int, str] | None = None,
+    ) -> None:
+        """Acting on a conversation another agent holds: refused (409, ``held_by_other``,
+        naming the holder) unless confirmed; once confirmed, an audit entry names both."""
+        if handoff.status not in HELD or handoff.claimed_by in (None, agent.id):
+            return  # unheld, or the actor's own: nothing to confirm
+        holder_id = handoff.claimed_by
+        holder = await self._agent_name(repos, holder_id) or f"#{holder_id}"
+        if not confirmed:
+            doing_zh, doing_en = _HELD_ACTIONS[action]
+            raise Refusal(
+                409,
+                f"会话 #{handoff.ref} 正由{holder}处理。确定要{doing_zh}吗？",
+                f"{holder} is working on #{handoff.ref}. Are you sure you want to {doing_en}?",
+                key="held_by_other",
+            )
+        reason = f"held by agent:{holder_id} ({holder})"
+        if to is not None:
+            reason += f"; to agent:{to[0]} ({to[1]})"
+        await repos.audit.record(
+            f"{action}_held",
+            actor=f"agent:{agent.id}",
+            target=f"handoff:{handoff.ref}",
+            reason=reason,
+            now=self._clock.now(),
+            agent_id=agent.id,
+        )
 
     # -- agents coming and going -------------------------------------------------------------
 
@@ -664,6 +753,8 @@ class HandoffService:
                 claimed_by=names.get(h.claimed_by) if h.claimed_by is not None else None,
                 dropped_by=h.dropped_by,
                 last_messages=[self._line(m, True, names) for m in last[h.conversation_id]],
+                lease_until=h.lease_until,
+                resolved_at=h.resolved_at,
             )
             for h in handoffs
         ]
@@ -703,14 +794,26 @@ class HandoffService:
                 raise Refusal(404, "找不到这条快捷回复。", "No such canned reply.")
 
 
-def _plain_failure(exc: Exception) -> Refusal:
-    """WeChat's refusal in an agent's words; 45015/45047 park the conversation (409)."""
-    errcode = getattr(exc, "errcode", None)
-    plain = getattr(exc, "plain", None)
-    if isinstance(plain, str) and "\n" in plain:
-        zh, en = plain.split("\n", 1)
-    elif isinstance(plain, str):
-        zh = en = plain
-    else:
-        zh, en = "发送失败，请稍后重试。", "Sending failed; please retry."
-    return Refusal(409 if errcode in (45015, 45047) else 502, zh, en)
+def say_lease(lease: timedelta, lang: str) -> str:
+    """The lease's length as said in a sentence: "10 分钟" / "10 minutes", else "1 分 30 秒"."""
+    seconds = int(lease.total_seconds())
+    minutes, rest = divmod(seconds, 60)
+    if rest or not minutes:
+        return say_duration(seconds, lang)
+    if lang == "zh":
+        return f"{minutes} 分钟"
+    return f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def lease_lapsed_event(agent_id: int, handoff_id: int, ref: str, lease: timedelta) -> Event:
+    """What the agent whose claim lapsed is told, and why, in words (for their console only)."""
+    return {
+        "type": LEASE_LAPSED,
+        TO_AGENT: agent_id,
+        "handoff_id": handoff_id,
+        "ref": ref,
+        "lease_seconds": int(lease.total_seconds()),
+        "zh": f"{say_lease(lease, 'zh')}没有回复，会话 #{ref} 已回到队列，其他客服可以接手。",
+        "en": f"No reply for {say_lease(lease, 'en')}: #{ref} went back to the queue for"
+        " anyone to take.",
+    }

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from storage.models import Conversation, Handoff
+from storage.models import Agent, Conversation, Handoff
 from storage.records import HELD_STATUSES, OPEN_STATUSES, HandoffRecord, HandoffStatus
 
 # Crockford-style alphabet: no 0/O or 1/I/L, so a reference read aloud over the phone survives.
@@ -20,6 +20,10 @@ REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 # The queue's order, in one place: higher priority first, then first come, first served.
 QUEUE_ORDER = (Handoff.priority.desc(), Handoff.created_at, Handoff.id)
 NEW_PER_HOUR = 3  # handoffs a conversation may open in an hour before cancelled ones are reused
+SEARCH_LIMIT = 50
+SEARCH_MIN_CHARS = 2  # shorter text would match most of the table
+SEARCH_MAX_CHARS = 64
+TAIL_CHARS = 4  # an order's tail: its last four characters (bot.privacy.masking.order_tail)
 
 
 def new_ref() -> str:
@@ -203,6 +207,33 @@ class HandoffRepository:
     async def created_since(self, since: datetime) -> list[HandoffRecord]:
         return await self._select(Handoff.created_at >= since, order=(Handoff.id,))
 
+    async def search(
+        self, text: str, resolved_since: datetime, *, limit: int = SEARCH_LIMIT
+    ) -> list[HandoffRecord]:
+        """Open handoffs, and those resolved since ``resolved_since``, that ``text`` names:
+        by reference (with or without '#', or its start), by order tail (as masked, "****3456",
+        or its last digits), or by the name (or its start) of the agent who holds or held it;
+        in any case. The newest first, at most ``limit``. Text shorter than two characters
+        finds nothing."""
+        words = "".join(text.split()).lstrip("#＃").replace("*", "")
+        if not SEARCH_MIN_CHARS <= len(words) <= SEARCH_MAX_CHARS:
+            return []
+        upper, lower = words.upper(), words.lower()
+        names = select(Agent.id).where(func.lower(Agent.name).startswith(lower, autoescape=True))
+        named: ColumnElement[bool] = (
+            func.upper(Handoff.ref).startswith(upper, autoescape=True)
+            | Handoff.claimed_by.in_(names)
+            | func.lower(Handoff.dropped_by).startswith(lower, autoescape=True)
+        )
+        if len(upper) <= TAIL_CHARS:  # longer text is no tail (a reference ends in digits too)
+            named = named | func.upper(Handoff.order_tail).endswith(upper, autoescape=True)
+        recent = Handoff.status.in_(OPEN_STATUSES) | (
+            (Handoff.status == HandoffStatus.RESOLVED) & (Handoff.resolved_at >= resolved_since)
+        )
+        return await self._select(
+            recent & named, order=(Handoff.created_at.desc(), Handoff.id.desc()), limit=limit
+        )
+
     async def expired_leases(self, now: datetime) -> list[int]:
         """Claimed handoffs whose lease ran out before ``now`` (their agent stopped answering)."""
         return list(
@@ -342,6 +373,7 @@ class HandoffRepository:
         *,
         order: Sequence[ColumnElement[Any] | InstrumentedAttribute[Any]] = QUEUE_ORDER,
         lock: bool = False,
+        limit: int | None = None,
     ) -> list[HandoffRecord]:
         query = (
             select(Handoff, Conversation.channel, Conversation.user_id)
@@ -352,6 +384,8 @@ class HandoffRepository:
         )
         if lock:
             query = query.with_for_update(of=Handoff)
+        if limit is not None:
+            query = query.limit(limit)
         rows = await self._s.execute(query)
         return [
             HandoffRecord(

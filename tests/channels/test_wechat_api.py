@@ -207,8 +207,6 @@ async def test_token_refused_every_time_gives_up_after_one_retry(
     assert fake.send_requests == 2
     assert fake.token_requests == 2
     assert fake.sent == []
-    assert "send again" in caught.value.plain
-    assert "重连" in caught.value.plain
 
 
 async def test_expired_token_at_wechat_gets_42001_then_a_fresh_one(
@@ -238,7 +236,7 @@ async def test_expired_token_at_wechat_gets_42001_then_a_fresh_one(
     assert fake.token_requests == 2
 
 
-async def test_outside_48_hours_is_refused_in_plain_words(
+async def test_outside_48_hours_is_refused_with_45015(
     api: WeChatApi, fake: FakeWeChatState, clock: FakeClock
 ) -> None:
     fake.customer_wrote(OPENID, clock.now() - timedelta(hours=48, minutes=1))
@@ -246,10 +244,7 @@ async def test_outside_48_hours_is_refused_in_plain_words(
     with pytest.raises(WeChatApiError) as caught:
         await api.send_text(OPENID, "too late")
 
-    assert caught.value.errcode == 45015
-    assert "48 小时" in caught.value.plain
-    assert "within 48 h of their last message" in caught.value.plain
-    assert caught.value.plain.index("48 小时") < caught.value.plain.index("48 h")
+    assert caught.value.errcode == 45015 and caught.value.reached
     assert fake.sent == []
 
 
@@ -263,8 +258,6 @@ async def test_sixth_reply_is_refused_until_the_customer_writes_again(
     with pytest.raises(WeChatApiError) as caught:
         await api.send_text(OPENID, "reply 5")
     assert caught.value.errcode == 45047
-    assert "5" in caught.value.plain
-    assert "wait for the customer" in caught.value.plain
     assert len(fake.sent) == 5
 
     fake.customer_wrote(OPENID)
@@ -277,26 +270,17 @@ async def test_unknown_openid(api: WeChatApi, fake: FakeWeChatState) -> None:
     with pytest.raises(WeChatApiError) as caught:
         await api.send_text("oNobody", "hello")
     assert caught.value.errcode == 40003
-    assert "can't find this customer" in caught.value.plain
 
 
-@pytest.mark.parametrize(
-    ("errcode", "words"),
-    [
-        (-1, "WeChat is busy"),
-        (48001, "customer-service message permission"),
-        (45009, "WeChat did not accept the message (code 45009)"),
-    ],
-)
+@pytest.mark.parametrize("errcode", [-1, 48001, 45009])
 async def test_other_refusals_are_raised_without_retry(
-    api: WeChatApi, fake: FakeWeChatState, errcode: int, words: str
+    api: WeChatApi, fake: FakeWeChatState, errcode: int
 ) -> None:
     fake.customer_wrote(OPENID)
     fake.fail_next(errcode)
     with pytest.raises(WeChatApiError) as caught:
         await api.send_text(OPENID, "hello")
-    assert caught.value.errcode == errcode
-    assert words in caught.value.plain
+    assert caught.value.errcode == errcode and caught.value.reached  # WeChat answered
     assert fake.send_requests == 1
 
 
@@ -314,8 +298,7 @@ async def test_unreachable_wechat_is_an_error_not_a_loop(
     with pytest.raises(WeChatApiError) as caught:
         await WeChatApi(http, tokens, base).send_text(OPENID, "hello")
 
-    assert caught.value.errcode == -1
-    assert "WeChat is busy" in caught.value.plain
+    assert caught.value.errcode == -1 and not caught.value.reached
     # The failed refresh gave its lease back: the next caller may try at once.
     async with token_sessions.begin() as session:
         assert await TokenRepository(session).try_take_lease(APP_ID, clock.now(), REFRESH_LEASE)
@@ -422,7 +405,7 @@ async def test_invalidate_leaves_a_newer_token_alone(
         assert await TokenRepository(session).get(APP_ID) == (None, None)
 
 
-async def test_bad_secret_is_refused_in_plain_words(
+async def test_bad_secret_is_refused_with_40125(
     make_tokens: Callable[..., TokenManager],
     fake: FakeWeChatState,
     token_sessions: async_sessionmaker[AsyncSession],
@@ -434,8 +417,6 @@ async def test_bad_secret_is_refused_in_plain_words(
         await tokens.token()
 
     assert caught.value.errcode == 40125
-    assert "AppSecret" in caught.value.plain
-    assert "WECHAT_APP_SECRET" in caught.value.plain
     assert fake.token_requests == 1
     async with token_sessions.begin() as session:  # the lease was given back
         assert await TokenRepository(session).try_take_lease(APP_ID, clock.now(), REFRESH_LEASE)
@@ -470,7 +451,7 @@ async def test_secret_and_token_never_reach_logs_or_reprs(
     assert {r.name for r in ours} >= {"bot.channels.wechat_api"}  # refresh and refusal logged
     logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in ours)
     shown = [logged, repr(tokens), repr(bad), repr(api), repr(caught.value), str(caught.value)]
-    shown += [repr(refused.value), str(refused.value), caught.value.plain]
+    shown += [repr(refused.value), str(refused.value)]
     for text in shown:
         for hidden in (APP_SECRET, "wrong-secret-also-hidden", *issued):
             assert hidden not in text

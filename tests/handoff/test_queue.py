@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.wechat_api import TokenManager, WeChatApi
-from bot.clock import FakeClock
-from bot.config import Secret
-from bot.engine.dispatcher import Dispatcher
 from bot.handoff.events import EventBus
 from bot.handoff.hours import ServiceHours
 from bot.handoff.queue import (
@@ -24,91 +16,15 @@ from bot.handoff.queue import (
     AgentView,
     HandoffService,
 )
-from bot.messages import Inbound, InboundKind
 from bot.refusals import Refusal
 from bot.texts import Texts
-from storage.models import Agent, AuditEntry
+from storage.models import AuditEntry
 from storage.records import ConversationData, ConversationRecord, Owner
 from storage.repositories import ConversationRepository
 from tests.engine.test_dispatcher import make_dispatcher
-from tests.fakes.wechat_api import FAKE_STATE, FakeWeChatState, fake_wechat_app
+from tests.handoff.desk import ORDER, Desk, user
 
-Sessions = async_sessionmaker[AsyncSession]
 ZH = Texts("zh")
-ORDER = "DD20250503123456"
-APP_ID, SECRET = "wxfake0000000001", "fake-secret-000000"
-
-
-@dataclass
-class Desk:
-    """A help desk: the bot, the queue service, agents, and WeChat's fake servers."""
-
-    sessions: Sessions
-    clock: FakeClock
-    service: HandoffService
-    bot: Dispatcher
-    wechat: FakeWeChatState
-    events: EventBus
-    agents: list[AgentView]
-    msg_id: int = 0
-
-    async def say(self, user: str, text: str) -> str:
-        self.msg_id += 1
-        self.wechat.customer_wrote(user, self.clock.now())
-        inbound = Inbound("wechat", user, InboundKind.TEXT, text, f"msg:{self.msg_id}")
-        return (await self.bot.handle(inbound)).reply
-
-    async def queued(self, user: str, *before: str) -> int:
-        """Drives a customer into the queue; returns the handoff id."""
-        for text in ("你好", "同意", *before, "转人工"):
-            await self.say(user, text)
-        [item] = [i for i in await self.service.queue(self.agents[0]) if i.customer[:4] == user[:4]]
-        return item.id
-
-
-@pytest.fixture
-async def desk(
-    sessions: Sessions,
-    clock: FakeClock,
-    seeded: None,
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> AsyncIterator[Desk]:
-    fake = fake_wechat_app(clock, APP_ID, SECRET)
-    server = await aiohttp_server(fake, access_log=None)
-    base = str(server.make_url("")).rstrip("/")
-    async with aiohttp.ClientSession() as http:
-        tokens = TokenManager(http, sessions, base, APP_ID, Secret(SECRET), clock)
-        events = EventBus()
-        service = HandoffService(sessions, clock, WeChatApi(http, tokens, base), events)
-        agents = []
-        async with sessions() as s, s.begin():
-            for i, (name, role) in enumerate(
-                [("admin", "admin")] + [(f"a{i}", "agent") for i in range(20)]
-            ):
-                row = Agent(
-                    name=name,
-                    role=role,
-                    password_hash="-",
-                    must_change_password=False,
-                    created_at=clock.now(),
-                )
-                s.add(row)
-                await s.flush()
-                agents.append(AgentView(row.id, name, role))
-                del i
-        yield Desk(
-            sessions,
-            clock,
-            service,
-            make_dispatcher(sessions, clock, handoffs=service),
-            fake[FAKE_STATE],
-            events,
-            agents,
-        )
-
-
-def user(n: int) -> str:
-    return f"u{n:03d}Customer000000000000000{n:03d}"
 
 
 async def test_twenty_concurrent_claims_have_exactly_one_winner(desk: Desk) -> None:
@@ -405,7 +321,7 @@ async def test_a_failed_send_does_not_reopen_a_conversation_resolved_meanwhile(
         """WeChat answers 45015 while an admin resolves the conversation."""
 
         async def send_text(self, openid: str, text: str) -> None:
-            await desk.service.resolve(admin, handoff)
+            await desk.service.resolve(admin, handoff, confirm_held=True)
             desk.wechat.fail_next(45015)
             await real.send_text(openid, text)
 
