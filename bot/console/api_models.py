@@ -79,8 +79,23 @@ class TextBody(Body):
     text: str
 
 
-class TransferBody(Body):
+class ConfirmBody(Body):
+    confirm_held: bool = Field(
+        default=False,
+        description="true to act on a conversation another agent holds (admins; audited);"
+        " without it such a request is refused with 409 and key held_by_other",
+    )
+
+
+class TransferBody(ConfirmBody):
     agent_id: Id = Field(description="the agent who takes the conversation over")
+
+
+class SearchQuery(Query):
+    q: str = Field(
+        description="a service reference (with or without #), the last digits of an order"
+        " number, or the start of an agent's name; under 2 characters finds nothing"
+    )
 
 
 class CannedBody(Body):
@@ -146,6 +161,10 @@ class QueueItemOut(Out):
     channel: str
     claimed_by: str | None = Field(description="the name of the agent holding it")
     dropped_by: str | None = Field(description="the agent whose lease lapsed")
+    lease_until: datetime | None = Field(
+        description="when the holder's claim lapses unless they reply (null when not held)"
+    )
+    resolved_at: datetime | None
     last_messages: list[TranscriptLineOut]
 
 

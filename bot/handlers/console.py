@@ -36,6 +36,7 @@ from bot.console.api_models import (
     CannedItemOut,
     CannedListOut,
     CannedOut,
+    ConfirmBody,
     ConversationOut,
     DeletedOut,
     DocumentOut,
@@ -53,6 +54,7 @@ from bot.console.api_models import (
     OkOut,
     PasswordBody,
     QueueItemOut,
+    SearchQuery,
     SessionOut,
     TextBody,
     TodayOut,
@@ -380,7 +382,7 @@ async def read_object(request: web.Request) -> dict[str, Any]:
         log.warning("%s %s refused (%s): %s", request.method, request.path, exc.status, exc.reason)
         zh, en, key = _BODY_WORDS.get(exc.status, (*_BAD_JSON, "bad_json"))
         raise Refusal(exc.status, zh, en, key=key) from None
-    parsed = json_object(raw)
+    parsed = json_object(raw) if raw.strip() else {}  # no body: every field at its default
     if parsed is None:
         raise Refusal(400, *_BAD_JSON, key="bad_json")
     return parsed
@@ -564,7 +566,9 @@ async def note(request: web.Request, body: TextBody) -> ConversationOut:
 
 async def transfer(request: web.Request, body: TransferBody) -> ItemOut:
     agent, handoff = current_agent(request), _id(request)
-    item = await _service(request).transfer(agent, handoff, body.agent_id)
+    item = await _service(request).transfer(
+        agent, handoff, body.agent_id, confirm_held=body.confirm_held
+    )
     return ItemOut(item=QueueItemOut.of(item))
 
 
@@ -573,9 +577,15 @@ async def hand_back(request: web.Request, _: NoInput) -> ItemOut:
     return ItemOut(item=QueueItemOut.of(item))
 
 
-async def resolve(request: web.Request, _: NoInput) -> ItemOut:
-    item = await _service(request).resolve(current_agent(request), _id(request))
+async def resolve(request: web.Request, body: ConfirmBody) -> ItemOut:
+    agent, handoff = current_agent(request), _id(request)
+    item = await _service(request).resolve(agent, handoff, confirm_held=body.confirm_held)
     return ItemOut(item=QueueItemOut.of(item))
+
+
+async def search(request: web.Request, query: SearchQuery) -> ItemsOut:
+    found = await _service(request).search(current_agent(request), query.q)
+    return ItemsOut(items=[QueueItemOut.of(i) for i in found])
 
 
 async def agents(request: web.Request, _: NoInput) -> AgentsOut:
@@ -638,7 +648,7 @@ async def live_events(request: web.Request) -> web.WebSocketResponse:
 async def _feed(
     request: web.Request, ws: web.WebSocketResponse, console: ConsoleConnection
 ) -> None:
-    async with request.app[EVENTS].listen() as events:
+    async with request.app[EVENTS].listen(console.agent_id) as events:
         forward = asyncio.create_task(_forward(events, ws))
         beat = asyncio.create_task(_beat(_service(request), console))
         try:
@@ -751,6 +761,12 @@ API: list[Route] = [
         refusals=_ANY_HANDOFF,
     ),
     Endpoint(
+        "GET", "/api/handoffs/search", search, SearchQuery, ItemsOut,
+        ("搜索：按服务编号、订单尾号或客服姓名，查找未结束的和 7 天内已解决的转人工",
+         "Search open handoffs and those resolved in the last 7 days by service reference,"
+         " order tail or agent name"),
+    ),
+    Endpoint(
         "GET", "/api/handoffs/{id}", view, UnmaskQuery, ConversationOut,
         ("完整对话（已遮蔽）；管理员可说明理由后查看原文（记入审计日志）",
          "The whole conversation, masked; an admin may unmask with a stated reason (audited)"),
@@ -783,7 +799,7 @@ API: list[Route] = [
         refusals=_ANY_HANDOFF,
     ),
     Endpoint(
-        "POST", "/api/handoffs/{id}/resolve", resolve, NoInput, ItemOut,
+        "POST", "/api/handoffs/{id}/resolve", resolve, ConfirmBody, ItemOut,
         ("标记为已解决：客户下一条消息由机器人重新开始",
          "Resolve: the customer's next message starts afresh with the bot"),
         refusals=_ANY_HANDOFF,

@@ -227,12 +227,20 @@ async def test_every_route_answers_and_refuses_as_documented(
     await contract.refusal(await boss.post(moving, {"agent_id": str(bob_id)}), transfer)
     sent = {"agent_id": bob_id}
     await contract.ok(await boss.post(moving, sent), transfer, sent)
+    resolve = ("/api/handoffs/{id}/resolve", "post")
+    held = await contract.refusal(await boss.post(f"/api/handoffs/{handoff}/resolve"), resolve)
+    assert held["key"] == "held_by_other"  # bob holds it now: an admin must confirm
     handback = ("/api/handoffs/{id}/handback", "post")
     await contract.refusal(await bob.post(f"/api/handoffs/{other}/handback"), handback)
     await contract.ok(await bob.post(f"/api/handoffs/{handoff}/handback"), handback)
-    resolve = ("/api/handoffs/{id}/resolve", "post")
     await contract.refusal(await bob.post(f"/api/handoffs/{other}/resolve"), resolve)
     await contract.ok(await boss.post(f"/api/handoffs/{other}/resolve"), resolve)
+    search = ("/api/handoffs/search", "get")
+    await contract.refusal(await boss.get("/api/handoffs/search"), search)  # no q
+    ref = next(i["ref"] for i in queued["items"] if i["id"] == other)
+    found = await contract.ok(await boss.get(f"/api/handoffs/search?q=%23{ref}"), search)
+    assert [i["id"] for i in found["items"]] == [other]
+    assert found["items"][0]["resolved_at"] is not None
     figures = await contract.ok(await boss.get("/api/report/today"), ("/api/report/today", "get"))
     assert figures["handled_today"] == 1
 
