@@ -52,6 +52,7 @@ from bot.keys import (
     OFFICIAL_ACCOUNT,
     QR_THROTTLE,
     RECHECKS,
+    ROSTER,
     SESSIONS,
     SETTINGS,
     WECOM,
@@ -196,6 +197,7 @@ def http_app(
     app[CONTACT_WAYS] = services.contact_ways
     app[DISPATCHER] = services.dispatcher
     app[RECHECKS] = services.rechecks
+    app[ROSTER] = services.roster
     app[LATE_REPLIES] = services.late_replies
     app[OFFICIAL_ACCOUNT] = OfficialAccount(settings.wechat, clock)
     app[BODY_DEADLINE] = body_deadline

@@ -28,6 +28,7 @@ from bot.config import (
     is_loopback,
 )
 from bot.demo import seed_demo
+from bot.roster import DUTY_WORDS, Roster, add_ways
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.records import ContactRecord
@@ -382,23 +383,11 @@ def run_contact_command(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(set_contact_on_duty(settings, args.id, on_duty=args.action == "enable"))
 
 
-def contact_add_ways(contact: ContactRecord, settings: Settings) -> list[str]:
-    """How a customer could add this contact from a card: ``qr``, ``wecom`` (as the order
-    flow decides: a WeCom account counts only while WeCom is on)."""
-    ways = ["qr"] if contact.qr_url else []
-    if contact.wecom_userid and settings.wecom_enabled:
-        ways.append("wecom")
-    return ways
-
-
 _ADD_WAY_WORDS = {"qr": "二维码 QR", "wecom": "企业微信 WeCom"}
 
 
-_DUTY_WORDS = {True: ("在岗", "on duty"), False: ("离岗", "off duty")}
-
-
 def _duty_words(on_duty: bool) -> str:
-    return " ".join(_DUTY_WORDS[on_duty])
+    return " ".join(DUTY_WORDS[on_duty])
 
 
 async def list_contacts(settings: Settings, *, as_json: bool) -> int:
@@ -407,13 +396,11 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
     from rich.table import Table
 
     from bot.privacy.masking import mask_wechat_id
-    from storage.repositories import ContactRepository
 
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
-        async with session_factory(engine)() as session:
-            contacts = await ContactRepository(session).list_all()
+        contacts = await Roster(session_factory(engine), SystemClock()).contacts()
     finally:
         await engine.dispose()
     items = [
@@ -423,7 +410,7 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
             "wechat_id_masked": mask_wechat_id(c.wechat_id),
             "store": c.store,
             "on_duty": c.on_duty,
-            "add_by": contact_add_ways(c, settings),
+            "add_by": add_ways(c, settings.wecom_enabled),
         }
         for c in contacts
     ]
@@ -455,7 +442,7 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
         table.add_column(column, no_wrap=not wraps, overflow="fold")
     wecom_off = False
     for contact, item in zip(contacts, items, strict=True):
-        ways = [_ADD_WAY_WORDS[way] for way in contact_add_ways(contact, settings)]
+        ways = [_ADD_WAY_WORDS[way] for way in add_ways(contact, settings.wecom_enabled)]
         if not ways and contact.wecom_userid:
             wecom_off = True
             ways = ["无法添加 none*"]
@@ -479,36 +466,23 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
 
 async def set_contact_on_duty(settings: Settings, contact_key: str, *, on_duty: bool) -> int:
     """``contacts enable|disable ID``: on or off duty, audited (actor "cli")."""
-    from storage.repositories import AuditRepository, ContactRepository
-
     key = contact_key.strip()
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
-        async with session_factory(engine)() as session, session.begin():
-            contacts = ContactRepository(session)
-            before = await contacts.find(key)
-            if before is None:
-                print(
-                    f"billbot: 客服表中没有编号为 {key} 的客服（billbot contacts list 列出全部）。"
-                    f" / No contact {key} in the contacts table (billbot contacts list shows"
-                    " them all).",
-                    file=sys.stderr,
-                )
-                return 2
-            now = SystemClock().now()
-            after = await contacts.set_on_duty(key, on_duty, now)
-            assert after is not None  # found above, in this transaction
-            await AuditRepository(session).record(
-                "contact_enable" if on_duty else "contact_disable",
-                actor="cli",
-                target=f"contact:{key}",
-                reason=f"{_duty_words(before.on_duty)} → {_duty_words(after.on_duty)}",
-                now=now,
-            )
+        roster = Roster(session_factory(engine), SystemClock())
+        change = await roster.set_on_duty(key, on_duty, actor="cli")
     finally:
         await engine.dispose()
-    print(describe_duty_change(before, after, settings))
+    if change is None:
+        print(
+            f"billbot: 客服表中没有编号为 {key} 的客服（billbot contacts list 列出全部）。"
+            f" / No contact {key} in the contacts table (billbot contacts list shows"
+            " them all).",
+            file=sys.stderr,
+        )
+        return 2
+    print(describe_duty_change(change.before, change.after, settings))
     return 0
 
 
@@ -518,7 +492,7 @@ def describe_duty_change(before: ContactRecord, after: ContactRecord, settings: 
         f"Contact {after.contact} ({after.name})",
     )
     if before.on_duty == after.on_duty:
-        zh, en = _DUTY_WORDS[after.on_duty]
+        zh, en = DUTY_WORDS[after.on_duty]
         return f"{who_zh}本来就是{zh}，未作更改。 / {who_en} was already {en}; nothing changed."
     if not after.on_duty:
         fallback = settings.fallback_contact
@@ -540,7 +514,7 @@ def describe_duty_change(before: ContactRecord, after: ContactRecord, settings: 
         f"{who_zh}已设为在岗：指定此客服的订单会再收到其名片。"
         f"\n{who_en} is now on duty: orders naming them get their card again."
     )
-    if not contact_add_ways(after, settings):
+    if not add_ways(after, settings.wecom_enabled):
         done += (
             "\n注意：客户无法添加此客服（没有二维码，也没有可用的企业微信账号），这些订单会转人工。"
             "\nNote: no customer can add them (no qr_url and no usable WeCom account): those"

@@ -17,6 +17,7 @@ from bot.handoff.events import EventBus
 from bot.handoff.queue import HandoffService
 from bot.metrics import Metrics
 from bot.rechecks import OrderRechecks
+from bot.roster import Roster
 from bot.throttle import AddressThrottle
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -36,4 +37,5 @@ WECOM = web.AppKey("wecom", WeComCallback)  # the /wecom callback, when WeCom is
 BODY_DEADLINE = web.AppKey("body_deadline", float)  # seconds a request body may take
 LOGIN_THROTTLE = web.AppKey("login_throttle", AddressThrottle)  # /api/login per address
 QR_THROTTLE = web.AppKey("qr_throttle", AddressThrottle)  # card QR images per address
+ROSTER = web.AppKey("roster", Roster)  # contacts on and off duty
 RECHECKS = web.AppKey("rechecks", OrderRechecks)  # unknown orders looked up again a while

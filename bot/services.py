@@ -32,6 +32,7 @@ from bot.privacy.card_links import SignedCardLinks
 from bot.privacy.links import LinkSigner
 from bot.privacy.scenes import SceneCodec
 from bot.rechecks import OrderRechecks
+from bot.roster import Roster
 from storage.db import create_engine, is_sqlite, session_factory
 from storage.records import FunnelStep
 from storage.repositories import ContactRepository, FunnelRepository
@@ -128,6 +129,7 @@ class Services:
     rechecks: OrderRechecks
     late_replies: LateReplies
     card_contacts: DatabaseContacts
+    roster: Roster
 
 
 def official_account_api(
@@ -232,4 +234,5 @@ def build_services(
         rechecks=rechecks,
         late_replies=LateReplies(sessions, wechat, settings.reply_deadline_seconds),
         card_contacts=DatabaseContacts(sessions, clock, contact_ways, http, metrics),
+        roster=Roster(sessions, clock),
     )

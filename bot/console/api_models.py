@@ -91,6 +91,11 @@ class TransferBody(ConfirmBody):
     agent_id: Id = Field(description="the agent who takes the conversation over")
 
 
+class DutyBody(Body):
+    contact: str = Field(description="the contact's id, as imported (e.g. C001)")
+    on_duty: bool
+
+
 class SearchQuery(Query):
     q: str = Field(
         description="a service reference (with or without #), the last digits of an order"
@@ -190,6 +195,19 @@ class ConversationOut(Out):
 
 class AgentsOut(Out):
     agents: list[AgentOut]
+
+
+class ContactOut(Out):
+    contact: str = Field(description="the contact's id, as imported (e.g. C001)")
+    name: str
+    wechat_id_masked: str = Field(description="never the WeChat ID in clear")
+    store: str | None
+    on_duty: bool
+    add_by: list[str] = Field(description="how a customer can add them: qr, wecom (or none)")
+
+
+class ContactsOut(Out):
+    items: list[ContactOut]
 
 
 class CannedOut(Out):

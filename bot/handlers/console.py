@@ -37,9 +37,12 @@ from bot.console.api_models import (
     CannedListOut,
     CannedOut,
     ConfirmBody,
+    ContactOut,
+    ContactsOut,
     ConversationOut,
     DeletedOut,
     DocumentOut,
+    DutyBody,
     Error,
     ErrorWords,
     Frame,
@@ -75,10 +78,14 @@ from bot.keys import (
     EVENTS,
     HANDOFFS,
     LOGIN_THROTTLE,
+    ROSTER,
     SESSIONS,
     SETTINGS,
 )
+from bot.privacy.masking import mask_wechat_id
 from bot.refusals import Refusal
+from bot.roster import add_ways
+from storage.records import ContactRecord
 from storage.repositories.agents import AgentRepository
 
 log = logging.getLogger(__name__)
@@ -593,6 +600,33 @@ async def agents(request: web.Request, _: NoInput) -> AgentsOut:
     return AgentsOut(agents=[AgentOut.of(a) for a in found])
 
 
+async def contacts(request: web.Request, _: NoInput) -> ContactsOut:
+    wecom = request.app[SETTINGS].wecom_enabled
+    found = await request.app[ROSTER].contacts()
+    return ContactsOut(items=[_contact_out(c, wecom) for c in found])
+
+
+async def set_on_duty(request: web.Request, body: DutyBody) -> ContactOut:
+    actor = f"agent:{current_agent(request).id}"
+    change = await request.app[ROSTER].set_on_duty(body.contact, body.on_duty, actor=actor)
+    if change is None:
+        zh = f"客服表中没有编号为 {body.contact.strip()} 的客服。"
+        en = f"No contact {body.contact.strip()} in the contacts table."
+        raise Refusal(404, zh, en, key="unknown_contact")
+    return _contact_out(change.after, request.app[SETTINGS].wecom_enabled)
+
+
+def _contact_out(contact: ContactRecord, wecom_enabled: bool) -> ContactOut:
+    return ContactOut(
+        contact=contact.contact,
+        name=contact.name,
+        wechat_id_masked=mask_wechat_id(contact.wechat_id),
+        store=contact.store,
+        on_duty=contact.on_duty,
+        add_by=add_ways(contact, wecom_enabled),
+    )
+
+
 async def list_canned(request: web.Request, _: NoInput) -> CannedListOut:
     found = await _service(request).list_canned()
     return CannedListOut(items=[CannedOut.of(c) for c in found])
@@ -807,6 +841,19 @@ API: list[Route] = [
     Endpoint(
         "GET", "/api/agents", agents, NoInput, AgentsOut,
         ("所有控制台账号（用于转接）", "Every console login (for transfers)"),
+    ),
+    Endpoint(
+        "GET", "/api/contacts", contacts, NoInput, ContactsOut,
+        ("客服表：在岗情况和客户添加方式（微信号已遮蔽）",
+         "The contacts: on duty or not, and how customers add them (WeChat IDs masked)"),
+        access=Access.ADMIN,
+    ),
+    Endpoint(
+        "PUT", "/api/contacts/on-duty", set_on_duty, DutyBody, ContactOut,
+        ("让客服在岗或离岗（记入审计日志）；离岗客服的订单转给备用客服或人工",
+         "Put a contact on or off duty (audited); an off-duty contact's orders go to the"
+         " fallback contact or a person"),
+        access=Access.ADMIN, refusals=(404,),
     ),
     Endpoint(
         "GET", "/api/canned", list_canned, NoInput, CannedListOut,

@@ -244,6 +244,20 @@ async def test_every_route_answers_and_refuses_as_documented(
     figures = await contract.ok(await boss.get("/api/report/today"), ("/api/report/today", "get"))
     assert figures["handled_today"] == 1
 
+    # contacts on and off duty (admins; audited)
+    listing = ("/api/contacts", "get")
+    await contract.refusal(await bob.get("/api/contacts"), listing)  # not an admin
+    roster = await contract.ok(await boss.get("/api/contacts"), listing)
+    first_contact = roster["items"][0]
+    assert first_contact["on_duty"] and "wechat_id" not in first_contact
+    duty = ("/api/contacts/on-duty", "put")
+    await contract.refusal(
+        await boss.send("PUT", "/api/contacts/on-duty", {"contact": "C999", "on_duty": False}), duty
+    )
+    sent = {"contact": first_contact["contact"], "on_duty": False}
+    changed = await contract.ok(await boss.send("PUT", "/api/contacts/on-duty", sent), duty, sent)
+    assert changed["on_duty"] is False
+
     # canned replies (admins manage them)
     canned = ("/api/canned", "post")
     sent = {"title": "问候", "text": "您好，我是客服。"}
