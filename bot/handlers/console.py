@@ -134,7 +134,6 @@ _UNAVAILABLE = (
 def console_routes() -> list[web.RouteDef]:
     """The console page and assets, and the JSON API (guarded by ``console_api``)."""
     return [
-        web.get("/console", console_page),
         web.get("/console/static/{name}", console_static),
         web.get("/api/openapi.json", openapi_json),
         web.post("/api/login", login),

@@ -234,3 +234,7 @@ class AgentRepository:
         if expired_before is not None:
             where.append(ConsoleSession.expires_at <= expired_before)
         await self._s.execute(delete(ConsoleSession).where(*where))
+
+    async def set_lang(self, agent_id: int, lang: str) -> None:
+        """The console's language for the agent: zh, en or both (checked by the caller)."""
+        await self._s.execute(update(Agent).where(Agent.id == agent_id).values(lang=lang))
