@@ -84,13 +84,15 @@ class Labels:
 
     def words(self, zh: str, en: str) -> Markup:
         """Words given in both languages (a refusal's) as this agent reads them."""
-        if self.lang == "zh":
+        if self.lang == "zh" or zh == en:  # "English" is English in both catalogues
             return escape(zh)
         if self.lang == "en":
             return escape(en)
         return Markup('{} <span class="en" lang="en">{}</span>').format(zh, en)
 
     def plain_words(self, zh: str, en: str) -> str:
+        if zh == en:
+            return zh
         return {"zh": zh, "en": en}.get(self.lang, f"{zh} / {en}")
 
     def span(self, seconds: float) -> Markup:

@@ -58,3 +58,8 @@ def test_an_agent_reads_chinese_english_or_both() -> None:
     status = Labels("en").plain("blocked_status", status=Key("status_resolved"))
     assert status == "This conversation's status is Resolved; it cannot be answered."
     assert "&lt;b&gt;" in Labels("zh")("sender_agent", name="<b>")
+
+
+def test_words_the_same_in_both_languages_are_said_once() -> None:
+    assert Labels("both").plain("lang_en") == "English"
+    assert Labels("both")("none") == "–"

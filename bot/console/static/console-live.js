@@ -53,4 +53,8 @@ export function connectLive(indicator, onEvent) {
   }
 
   open();
+  // back to the tab after a while: what it shows may be old
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
 }
