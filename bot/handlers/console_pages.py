@@ -94,7 +94,7 @@ def console_page_routes() -> list[web.RouteDef]:
         web.post("/console/logout", logout),
         web.get("/console/password", password_page),
         web.post("/console/password", change_password),
-        web.post("/console/lang", set_lang),
+        web.post("/console/lang", at_desk(set_lang)),
         web.get("/console/queue", at_desk(queue_part)),
         web.get("/console/mine", at_desk(mine_part)),
         web.get("/console/figures", at_desk(figures_part)),
@@ -413,7 +413,9 @@ async def change_password(request: web.Request) -> web.StreamResponse:
             desk.agent, old, new, keep_session=admission.token, address=client_address(request)
         )
     except Refusal as refusal:
-        keep = form.get("old_password", "") if required and refusal.status != 422 else ""
+        # a one-time password kept from the login stays kept while the new one is refused
+        # (422); a lockout (401/429) asks for it afresh
+        keep = form.get("old_password", "") if required and refusal.status == 422 else ""
         return _password_page(
             desk,
             required=required,
@@ -425,11 +427,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204, headers={"HX-Redirect": "/console"})
 
 
-async def set_lang(request: web.Request) -> web.StreamResponse:
-    return await at_desk(_set_lang)(request)
-
-
-async def _set_lang(request: web.Request, desk: Desk) -> web.StreamResponse:
+async def set_lang(request: web.Request, desk: Desk) -> web.StreamResponse:
     lang = (await _form(request)).get("lang", "")
     if lang not in CONSOLE_LANGS:
         raise Refusal(
@@ -576,9 +574,7 @@ async def reply(request: web.Request, desk: Desk) -> web.StreamResponse:
         await request.app[HANDOFFS].reply(desk.agent, handoff_id, form.get("text", ""))
     except Refusal as refusal:
         words = desk.t.words(refusal.zh, refusal.en)
-        response = await _conversation(
-            request, desk, handoff_id, reason, problem=words, toast=Toast(words, "error")
-        )
+        response = await _conversation(request, desk, handoff_id, reason, problem=words)
         response.set_status(refusal.status)
         return _changed(response)
     toast = Toast(desk.t("sent"), "ok")

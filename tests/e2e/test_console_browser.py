@@ -232,6 +232,12 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 await expect(page.get_by_test_id("reply-error")).to_contain_text(refusal)
                 await expect(page.get_by_test_id("reply-text")).to_have_value(REPLY)
                 assert wechat.sent == []
+                # a live refresh of the conversation keeps both the words and the draft
+                section = await page.query_selector("#conversation")
+                await page.evaluate("htmx.trigger(document.body, 'console-changed')")
+                await page.wait_for_function("section => !section.isConnected", arg=section)
+                await expect(page.get_by_test_id("reply-error")).to_contain_text(refusal)
+                await expect(page.get_by_test_id("reply-text")).to_have_value(REPLY)
 
                 await page.get_by_test_id("reply-text").press("Control+Enter")
                 await expect(transcript.locator('[data-sender="agent"]')).to_contain_text(REPLY)

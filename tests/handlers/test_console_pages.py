@@ -105,6 +105,20 @@ async def test_login_then_the_one_time_password_is_replaced_then_the_desk(
     assert (await browsers().login("alice", PASSWORD)).status == 200  # the new password holds
 
 
+async def test_a_login_form_posted_from_another_site_is_refused(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    one_time = await new_agent(api, "alice")
+    browser = browsers()
+    resp = await browser.http.post(
+        browser.url("/console/login"),
+        data={"name": "alice", "password": one_time},
+        headers={**HX, "Origin": "https://evil.example"},
+    )
+    assert resp.status == 403 and "Set-Cookie" not in resp.headers
+    assert 'data-testid="login-error"' in await resp.text()
+
+
 async def test_partials_without_a_session_send_htmx_to_the_login(api: Client) -> None:
     resp = await api.get("/console/queue", headers=HX)
     assert resp.status == 401 and resp.headers["HX-Redirect"] == "/console"
