@@ -32,6 +32,7 @@ from bot.handlers.console import (
     console_api,
     console_routes,
 )
+from bot.handlers.console_pages import console_page_routes
 from bot.handlers.health import health_routes
 from bot.handlers.reports import report_routes
 from bot.handlers.webhook import receive_wechat, verify_wechat_url
@@ -222,6 +223,7 @@ def http_app(
             *health_routes(),
             *card_routes(services.card_signer, services.card_contacts, app[QR_THROTTLE]),
             *console_routes(),
+            *console_page_routes(),
             *report_routes(),
         ]
     )

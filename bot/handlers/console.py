@@ -24,11 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import jinja2
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ValidationError
 
-from bot.console import STATIC_DIR, TEMPLATES_DIR
+from bot.console import STATIC_DIR
 from bot.console.api_models import (
     AgentOut,
     AgentsOut,
@@ -204,7 +203,6 @@ class TooManyLogins(Refusal):
 def console_routes() -> list[web.RouteDef]:
     """The console page and assets, and the JSON API of the route table ``API``."""
     return [
-        web.get("/console", console_page),
         web.get("/console/static/{name}", console_static),
         *(_route(route) for route in API),
     ]
@@ -426,29 +424,7 @@ def _set_session_cookie(request: web.Request, response: web.Response, token: str
     )
 
 
-# -- the page and its assets ------------------------------------------------------------------
-
-_PAGES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, enable_async=False
-)
-
-
-async def console_page(request: web.Request) -> web.Response:
-    try:
-        template = _PAGES.get_template("console.html")
-    except jinja2.TemplateNotFound:
-        log.error("console page: %s/console.html is missing", TEMPLATES_DIR)
-        return web.Response(
-            status=503,
-            text="控制台页面尚未安装。/ The console page is not installed.",
-            headers={"Cache-Control": "no-store"},
-        )
-    html = template.render(
-        api_base="/api",
-        static_base="/console/static",
-        session_hours=int(SESSION_TTL.total_seconds() // 3600),
-    )
-    return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
+# -- the console's assets ------------------------------------------------------------------
 
 
 async def console_static(request: web.Request) -> web.StreamResponse:

@@ -1,13 +1,16 @@
 """The agent console in a real browser: Debian's chromium, driven by Playwright.
 
 The app and a fake WeChat API each listen on a real local port. An agent logs in with the
-one-time password, chooses a new one, and watches the queue; a customer says "转人工" over
-the Official Account protocol; the handoff appears on the page without a reload; the agent
-claims it and replies, and the fake WeChat API receives the reply for that customer.
+one-time password, chooses a new one, allows desktop notifications from the button, and
+watches the queue; a customer says "转人工" over the Official Account protocol; the handoff
+appears on the page without a reload (tab title, desktop notification); the agent claims it,
+watches the claim's lease count down, sees WeChat refuse a reply in words, and replies again.
+Screenshots of the console (desktop) and of the card page (phone) go to /tmp/shots/.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +25,7 @@ from bot.app import create_app
 from bot.channels.wechat_oa import OAClientCodec
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.handoff.send_failures import send_failure
 from bot.keys import SESSIONS
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
 
@@ -42,6 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
+SHOTS = Path("/tmp/shots")
 OPENID = "oBrowserCustomer000000000001"
 AGENT = "小王"
 NEW_PASSWORD = "a-new-long-password-42"
@@ -94,12 +99,27 @@ class Customer:
         return self.codec.read_reply(payload)
 
 
+# Desktop notifications the page shows, recorded (headless chromium displays none).
+RECORD_NOTIFICATIONS = """
+window.shownNotifications = [];
+const RealNotification = window.Notification;
+class RecordedNotification extends RealNotification {
+  constructor(title, options) {
+    super(title, options);
+    window.shownNotifications.push({ title, body: (options || {}).body || "" });
+  }
+}
+window.Notification = RecordedNotification;
+"""
+
+
 async def log_in(page: Page, base: str, one_time_password: str) -> None:
     await page.goto(f"{base}/console")
     await page.get_by_test_id("login-name").fill(AGENT)
     await page.get_by_test_id("login-password").fill(one_time_password)
     await page.get_by_test_id("login-submit").click()
-    # First sign-in: the page asks for a new password (it remembers the one-time one).
+    # First sign-in: the page asks for a new password (it kept the one-time one).
+    await expect(page.get_by_test_id("password-old")).to_have_count(0)
     await page.get_by_test_id("password-new").fill(NEW_PASSWORD)
     await page.get_by_test_id("password-confirm").fill(NEW_PASSWORD)
     await page.get_by_test_id("password-submit").click()
@@ -118,7 +138,7 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
     fake = fake_wechat_app(
         clock, base_settings.wechat.app_id, base_settings.wechat.app_secret.reveal()
     )
-    sent = fake[FAKE_STATE].sent
+    wechat = fake[FAKE_STATE]
     async with serving(fake) as wechat_api:
         settings = Settings.from_env(
             {
@@ -137,20 +157,42 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 800})
+                context = await browser.new_context(viewport={"width": 1280, "height": 800})
+                await context.add_init_script(RECORD_NOTIFICATIONS)
+                page = await context.new_page()
                 page.set_default_timeout(TIMEOUT_MS)
                 expect.set_options(timeout=TIMEOUT_MS)
                 problems: list[str] = []
                 page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+                page.on("console", lambda m: unexpected(m.type, m.text) and problems.append(m.text))
 
                 await log_in(page, base, one_time_password)
                 await expect(page.get_by_test_id("queue-item")).to_have_count(0)
+                await expect(page).to_have_title("客服工作台")
+
+                # Desktop notifications are offered by a button, never asked for on load.
+                notify = page.get_by_test_id("notify")
+                await expect(notify).to_have_attribute("data-permission", "default")
+                await expect(page.get_by_test_id("notify-enable")).to_be_visible()
+                await context.grant_permissions(["notifications"], origin=base)
+                await page.get_by_test_id("notify-enable").click()
+                await expect(notify).to_have_attribute("data-permission", "granted")
+                await expect(page.get_by_test_id("notify-enable")).to_be_hidden()
+                await expect(page.get_by_test_id("notify-granted")).to_be_visible()
+
+                # The sound is off until turned on, and the browser remembers it.
+                sound = page.get_by_test_id("sound")
+                await expect(sound).to_have_attribute("aria-pressed", "false")
+                await sound.click()
+                await page.reload()
+                await expect(page.get_by_test_id("live")).to_have_attribute("data-state", "live")
+                await expect(page.get_by_test_id("sound")).to_have_attribute("aria-pressed", "true")
 
                 customer = Customer(http, base, settings, clock)
                 await customer.say("你好")
                 await customer.say("同意")
                 answer = await customer.say("转人工")
-                fake[FAKE_STATE].customer_wrote(OPENID, clock.now())
+                wechat.customer_wrote(OPENID, clock.now())
 
                 # It arrives over the WebSocket: no reload, no polling from the test.
                 item = page.get_by_test_id("queue-item")
@@ -158,6 +200,12 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 ref = await item.get_attribute("data-ref")
                 assert ref and ref in answer, (ref, answer)
                 await expect(item).to_contain_text("客户要求人工")
+                await expect(item.get_by_test_id("wait")).to_contain_text("秒")
+                await expect(page).to_have_title("(1) 客服工作台")
+                shown = await page.wait_for_function("window.shownNotifications.length > 0")
+                notes = await page.evaluate("window.shownNotifications")
+                assert shown and notes[0]["title"] == "新的排队会话" and ref in notes[0]["body"]
+                await page.screenshot(path=str(SHOTS / "console-desktop-queue.png"))
 
                 await item.get_by_test_id("claim-button").click()
                 transcript = page.get_by_test_id("transcript")
@@ -166,14 +214,49 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                     "剩余可回复 5 条"
                 )
                 await expect(page.get_by_test_id("queue-item")).to_have_count(0)
+                await expect(page).to_have_title("客服工作台")
 
+                # The claim's lease counts down on the page, in words with units.
+                lease = page.get_by_test_id("lease-left")
+                first = await lease.inner_text()
+                assert re.fullmatch(r"(1 分 \d+ 秒|2 分)", first), first
+                await expect(lease).not_to_have_text(first)
+                assert seconds_of(await lease.inner_text()) < seconds_of(first)
+                await page.screenshot(path=str(SHOTS / "console-desktop-claimed.png"))
+
+                # WeChat refuses: the agent reads why, and the draft is still there.
+                wechat.fail_next(48001)
                 await page.get_by_test_id("reply-text").fill(REPLY)
                 await page.get_by_test_id("reply-send").click()
+                refusal = send_failure(48001, "api unauthorized").zh
+                await expect(page.get_by_test_id("reply-error")).to_contain_text(refusal)
+                await expect(page.get_by_test_id("reply-text")).to_have_value(REPLY)
+                assert wechat.sent == []
+                # a live refresh of the conversation keeps both the words and the draft
+                section = await page.query_selector("#conversation")
+                await page.evaluate("htmx.trigger(document.body, 'console-changed')")
+                await page.wait_for_function("section => !section.isConnected", arg=section)
+                await expect(page.get_by_test_id("reply-error")).to_contain_text(refusal)
+                await expect(page.get_by_test_id("reply-text")).to_have_value(REPLY)
+
+                await page.get_by_test_id("reply-text").press("Control+Enter")
                 await expect(transcript.locator('[data-sender="agent"]')).to_contain_text(REPLY)
                 await expect(page.get_by_test_id("window-status")).to_contain_text(
                     "剩余可回复 4 条"
                 )
-                assert (OPENID, REPLY) in sent
+                await expect(page.get_by_test_id("reply-text")).to_have_value("")
+                await expect(page.get_by_test_id("reply-error")).to_have_count(0)
+                assert (OPENID, REPLY) in wechat.sent
+
+                await page.screenshot(path=str(SHOTS / "console-desktop.png"))
+
+                # Chinese and English side by side: every label changes, nothing is lost.
+                await page.get_by_test_id("lang").select_option("both")
+                await expect(page.get_by_test_id("claim-next")).to_contain_text("Claim next")
+                await expect(page.get_by_test_id("live")).to_have_attribute("data-state", "live")
+                await page.get_by_test_id("open-button").click()
+                await expect(page.get_by_test_id("window-status")).to_contain_text("replies left")
+                await page.screenshot(path=str(SHOTS / "console-desktop-both.png"))
                 assert problems == []
             finally:
                 await browser.close()
@@ -181,6 +264,18 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
     elapsed = time.monotonic() - started
     with capsys.disabled():
         print(f"\nconsole browser test: {elapsed:.1f} s")
+
+
+def unexpected(kind: str, text: str) -> bool:
+    """A console error other than a refusal's status (4xx/5xx are answers the page shows)."""
+    refusal = re.search(r"status of [45]\d\d|Response Status Error Code [45]\d\d", text)
+    return kind == "error" and refusal is None
+
+
+def seconds_of(words: str) -> int:
+    """ "1 分 58 秒" in seconds."""
+    units = {"天": 86400, "小时": 3600, "分": 60, "秒": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+) (天|小时|分|秒)", words))
 
 
 async def test_admin_opens_the_funnel_page_from_the_console(tmp_path: Path) -> None:
@@ -200,7 +295,7 @@ async def test_admin_opens_the_funnel_page_from_the_console(tmp_path: Path) -> N
         await seed_demo(app[SESSIONS], clock.now())
         customer = Customer(http, base, settings, clock)
         for text in ("DD20250503123456", "同意", "128.5"):
-            await customer.say(text)
+            card = await customer.say(text)
         _, one_time_password = await AgentDirectory(app[SESSIONS], clock).create(AGENT, "admin")
         browser = await pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -225,6 +320,14 @@ async def test_admin_opens_the_funnel_page_from_the_console(tmp_path: Path) -> N
             await page.get_by_test_id("funnel-until").fill("2001-01-31")
             await page.get_by_test_id("funnel-apply").click()
             await expect(table.locator('tr[data-step="started"] td').nth(1)).to_have_text("0")
+
+            # the customer's card page, as a phone shows it
+            link = re.search(r"/card/[A-Za-z0-9_.~-]+", card)
+            assert link, card
+            phone = await browser.new_page(viewport={"width": 390, "height": 844})
+            await phone.goto(f"{base}{link.group(0)}")
+            await expect(phone.locator("img")).to_be_visible()
+            await phone.screenshot(path=str(SHOTS / "card-phone.png"), full_page=True)
             assert problems == []
         finally:
             await browser.close()
