@@ -98,6 +98,7 @@ def console_page_routes() -> list[web.RouteDef]:
         web.get("/console/queue", at_desk(queue_part)),
         web.get("/console/mine", at_desk(mine_part)),
         web.get("/console/figures", at_desk(figures_part)),
+        web.get("/console/search", at_desk(search_part)),
         web.get("/console/conversation", at_desk(no_conversation)),
         web.get("/console/canned", at_desk(canned_part)),
         web.post("/console/canned", at_desk(add_canned)),
@@ -455,6 +456,18 @@ async def mine_part(request: web.Request, desk: Desk) -> web.StreamResponse:
         agent=desk.agent,
         mine=mine,
         open_id=int(open_id) if open_id.isdigit() else None,
+    )
+
+
+async def search_part(request: web.Request, desk: Desk) -> web.StreamResponse:
+    text = request.query.get("q", "").strip()[:64]
+    found = await request.app[HANDOFFS].search(desk.agent, text) if text else []
+    return _render(
+        "console_search_results.html",
+        t=desk.t,
+        searched=text or None,
+        found=found,
+        now=request.app[CLOCK].now(),
     )
 
 

@@ -224,6 +224,14 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 assert seconds_of(await lease.inner_text()) < seconds_of(first)
                 await page.screenshot(path=str(SHOTS / "console-desktop-claimed.png"))
 
+                # Search: the reference as a customer would quote it finds the conversation.
+                await page.get_by_test_id("search-q").fill(f"#{ref}")
+                found = page.get_by_test_id("search-item")
+                await expect(found).to_have_count(1)
+                await expect(found).to_have_attribute("data-ref", ref)
+                await expect(found.get_by_test_id("search-status")).to_contain_text("处理中")
+                await page.get_by_test_id("search-q").fill("")
+
                 # WeChat refuses: the agent reads why, and the draft is still there.
                 wechat.fail_next(48001)
                 await page.get_by_test_id("reply-text").fill(REPLY)

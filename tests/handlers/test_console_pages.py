@@ -162,6 +162,31 @@ async def test_the_queue_lists_a_waiting_handoff_with_its_wait_in_units(
     assert "<title>(1) 客服工作台</title>" in page
 
 
+async def test_search_finds_by_reference_and_by_agent_and_opens_the_conversation(
+    api: Client, settings: Settings, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    alice = await ready_agent(api, browsers(), "alice")
+    await queued_customer(api, settings, clock)
+    _, queue = await hx_get(alice, "/console/queue")
+    [ref] = re.findall(r'data-testid="queue-item" data-ref="([^"]+)"', queue)
+    _, page = await hx_get(alice, "/console")
+    assert 'data-testid="search-q"' in page
+
+    _, found = await hx_get(alice, f"/console/search?q=%23{ref.lower()}")
+    assert re.findall(r'data-testid="search-item" data-ref="([^"]+)"', found) == [ref]
+    await hx_post(alice, "/console/claim-next")
+    _, by_agent = await hx_get(alice, "/console/search?q=ali")
+    assert re.findall(r'data-testid="search-item" data-ref="([^"]+)"', by_agent) == [ref]
+    [opens] = re.findall(r'hx-get="(/console/handoffs/\d+)"', by_agent)
+    opened, conversation = await hx_get(alice, opens)
+    assert (opened.status == 200 and f'data-ref="{ref}"' in conversation) or ref in conversation
+
+    _, nothing = await hx_get(alice, "/console/search?q=ZZZZ")
+    assert 'data-testid="search-empty"' in nothing and "search-item" not in nothing
+    _, blank = await hx_get(alice, "/console/search?q=")
+    assert "search-item" not in blank and "search-empty" not in blank
+
+
 async def test_claim_reply_through_wechat_and_resolve(
     api: Client,
     settings: Settings,
