@@ -17,6 +17,7 @@ from bot.demo import seed_demo
 from bot.messages import Inbound, InboundKind
 from storage.db import create_engine, migrate, session_factory
 from storage.repositories import Repositories
+from tests.e2e.test_server_process import free_port
 from tests.engine.test_dispatcher import make_dispatcher
 
 
@@ -307,3 +308,40 @@ def test_keys_rotate_is_audited_and_audit_prints_it(
     assert "key_rotation" in capsys.readouterr().out
     assert main(["audit", "--since", "2099-01-01", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_run_without_arguments_prints_the_help_and_starts_nothing(tmp_path: Path) -> None:
+    """The real ./run script, in a copy whose .venv is a stand-in: installed (the stamp
+    matches), its billbot is this checkout's, and its python refuses to install anything."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("run", "pyproject.toml"):
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    (tmp_path / "run").chmod(0o755)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    stamp = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()
+    (tmp_path / ".venv" / ".billbot-installed").write_text(stamp + "\n")
+    (bin_dir / "python").write_text("#!/bin/sh\necho 'no installing in this test' >&2\nexit 99\n")
+    (bin_dir / "billbot").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bot "$@"\n')
+    for tool in ("python", "billbot"):
+        (bin_dir / tool).chmod(0o755)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        # were it to serve after all, not on anybody's port or database
+        "BILLBOT_PORT": str(free_port()),
+        "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/var/billbot.db",
+    }
+    done = subprocess.run(
+        [str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    for words in ("usage: ./run", "./run demo", "./run test", "usage: billbot", "agents"):
+        assert words in done.stdout, words
+    assert "Running on" not in done.stdout + done.stderr
+    assert not (tmp_path / "var").exists()  # no database made, no demo seeded
