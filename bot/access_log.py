@@ -14,16 +14,18 @@ from enum import StrEnum
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-# Polled all day long by the console and by health checks: never worth a line at `errors`.
-QUIET_PATHS = (
-    "/healthz",
-    "/metrics",
-    "/api/ws",
-    "/api/queue",
-    "/api/mine",
-    "/api/me",
-    "/api/report/today",
-)
+# Asked for all day long by health checks and the console (its page, static files, partials
+# and JSON reads, polled): never worth a line at `errors`, whatever the answer.
+QUIET_PATHS = ("/healthz", "/metrics", "/favicon.ico")
+CONSOLE = "/console"  # the console's page and everything under /console/
+CONSOLE_READS = "/api/"  # the console's JSON API, when it only reads (GET, HEAD)
+
+
+def is_quiet(method: str, path: str) -> bool:
+    """Requests the access log skips at `errors`: health checks and the console's polling."""
+    if path in QUIET_PATHS or path == CONSOLE or path.startswith(CONSOLE + "/"):
+        return True
+    return method in ("GET", "HEAD") and path.startswith(CONSOLE_READS)
 
 
 class AccessLog(StrEnum):
@@ -51,7 +53,9 @@ def access_logger_class(mode: AccessLog) -> type[AbstractAccessLogger]:
             if mode is AccessLog.OFF:
                 return
             path = request.path
-            if mode is AccessLog.ERRORS and (response.status < 400 or path.startswith(QUIET_PATHS)):
+            if mode is AccessLog.ERRORS and (
+                response.status < 400 or is_quiet(request.method, path)
+            ):
                 return
             self.logger.info(
                 '%s "%s %s" %d %dB %.1fms',

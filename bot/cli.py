@@ -11,8 +11,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -29,10 +30,17 @@ from bot.config import (
 )
 from bot.demo import seed_demo
 from bot.roster import DUTY_WORDS, Roster, add_ways
+from bot.startup import CannotStart, check_listen_address, listen_failure, reach_database
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.records import ContactRecord
 from storage.repositories import HandoffRepository
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from storage.repositories.agents import AgentRecord
 
 log = logging.getLogger("billbot")
 
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="seed demo data if the database is empty, then serve")
     for cmd in (serve, demo):
         cmd.add_argument("--host", default=None)
-        cmd.add_argument("--port", type=int, default=None)
+        cmd.add_argument("--port", type=parse_port, default=None)
         cmd.add_argument("--workers", type=int, default=1)
 
     chat = sub.add_parser(
@@ -89,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent.add_argument("--role", choices=("agent", "admin"), default="agent")
     unlock = agents.add_parser("unlock", help="lift a login's lockout after wrong passwords")
     unlock.add_argument("name")
+    add_agent_admin_commands(agents)
 
     report = sub.add_parser("report", help="figures").add_subparsers(dest="action", required=True)
     queue_report = report.add_parser("queue", help="today's handoff queue figures")
@@ -114,6 +123,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_agent_admin_commands(agents: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`billbot agents list | reset-password | disable | enable`."""
+    listing = agents.add_parser("list", help="every login: role, status, last seen")
+    listing.add_argument("--json", action="store_true")
+    reset = agents.add_parser(
+        "reset-password",
+        help="print a new one-time password (changed at next login); ends sessions, lifts locks",
+    )
+    reset.add_argument("name")
+    disable = agents.add_parser(
+        "disable", help="the login can no longer sign in; what it holds goes back to the queue"
+    )
+    disable.add_argument("name")
+    enable = agents.add_parser("enable", help="a disabled login may sign in again")
+    enable.add_argument("name")
+
+
+def parse_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; use 1 to 65535, e.g. 8080")
+    return port
+
+
 def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -134,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_keyring([k.reveal() for k in settings.secret_keys])
     command: str = args.command
+    if uses_database(command, args):
+        try:
+            asyncio.run(reach_database(settings.database_url))
+        except CannotStart as exc:
+            print(exc, file=sys.stderr)
+            return 1
     if command in ("serve", "demo"):
         host, port = args.host or settings.host, args.port or settings.port
         public_url = settings.public_url
@@ -158,8 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(list_handoffs(settings, as_json=args.json))
     if command == "agents" and args.action == "unlock":
         return asyncio.run(unlock_agent(settings, args.name))
-    if command == "agents":
+    if command == "agents" and args.action == "add":
         return asyncio.run(add_agent(settings, args.name, args.role))
+    if command == "agents":
+        return asyncio.run(manage_agents(settings, args.action, args))
     if command == "report" and args.action == "funnel":
         return asyncio.run(report_funnel(settings, args.since, args.until, as_json=args.json))
     if command == "report":
@@ -175,6 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "migrate":
         return asyncio.run(run_migrate(settings))
     return 2  # argparse already refused anything else
+
+
+def uses_database(command: str, args: argparse.Namespace) -> bool:
+    """Commands that open the database, which is checked first (``serve`` and ``demo`` check
+    it themselves, after their own refusals)."""
+    if command in ("serve", "demo", "chat"):
+        return False
+    return not (command == "keys" and args.action == "new")
 
 
 async def run_migrate(settings: Settings) -> int:
@@ -204,22 +256,35 @@ async def prepare(settings: Settings, demo: bool) -> str | None:
     return None
 
 
+def local_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server listening on ``host:port`` (a server on
+    every address is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def demo_banner(settings: Settings, password: str | None) -> str:
+    from bot.startup import masked_url
+
+    url = local_url(settings.host, settings.port)
     login = (
         f"log in as  demo  with the one-time password  {password}  (you then choose your own)"
         if password
         else "log in with your agent account (new ones: ./run agents add NAME --role admin)"
     )
     return f"""
-billbot is listening on http://{settings.host}:{settings.port}  (database: {settings.database_url})
+billbot is listening on {url}  (database: {masked_url(settings.database_url)})
 
 Next, in a second terminal, be a customer:
-    ./run chat        (or .venv/bin/billbot chat)
+    ./run chat --url {url}        (or .venv/bin/billbot chat --url {url})
 and try:   DD20250503123456   →  同意  →  128.5
 (other demo orders: 2025050322001456781234567890 paid 56.80; 4200001234202505031234567890 paid 99)
 Type 转人工 at any point to reach the handoff queue; see it with `./run handoffs list`.
 
-Agents work the queue at http://{settings.host}:{settings.port}/console :
+Agents work the queue at {url}/console :
 {login}
 """
 
@@ -285,12 +350,22 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
         print(refusal, file=sys.stderr)
         return 2
     warn_about_demo_credentials(settings)
+    try:
+        check_listen_address(settings.host, settings.port)
+        asyncio.run(reach_database(settings.database_url))
+    except CannotStart as exc:
+        print(exc, file=sys.stderr)
+        return 1
     password = asyncio.run(prepare(settings, demo))
     warn_about_fallback_contact(settings)
     if demo:
         print(demo_banner(settings, password), flush=True)
     if workers == 1:
-        run_server(settings)
+        try:
+            run_server(settings)
+        except OSError as exc:  # the address was taken after the check above
+            print(listen_failure(settings.host, settings.port, exc), file=sys.stderr)
+            return 1
         return 0
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_run_worker, args=(settings,)) for _ in range(workers)]
@@ -565,13 +640,19 @@ def warn_about_fallback_contact(settings: Settings) -> None:
 
 
 async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
+    """The open handoffs: status, owner and reason in words, the wait with units; ``--json``
+    keeps the stored values."""
+    from bot.durations import say_duration
+    from bot.handoff.labels import say_reason, say_status
     from bot.privacy.masking import mask_user_id
+    from storage.repositories.agents import AgentRepository
 
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
         async with session_factory(engine)() as session:
             rows = await HandoffRepository(session).list_open()
+            names = await AgentRepository(session).names()
     finally:
         await engine.dispose()
     now = SystemClock().now()
@@ -579,6 +660,7 @@ async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
         {
             "ref": h.ref,
             "status": h.status,
+            "owner": names.get(h.claimed_by) if h.claimed_by is not None else None,
             "reason": h.reason,
             "priority": h.priority,
             "channel": h.channel,
@@ -586,6 +668,7 @@ async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
             "order": f"****{h.order_tail}" if h.order_tail else None,
             "amount_confirmed": h.amount_confirmed,
             "failures": h.failures,
+            "dropped_by": h.dropped_by,
             "created_at": h.created_at.isoformat(),
             "waiting_seconds": int((now - h.created_at).total_seconds()),
         }
@@ -597,28 +680,41 @@ async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
     if not items:
         print("队列为空 / The handoff queue is empty.")
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"人工队列 / Handoff queue ({len(items)})")
-    for col in ("ref", "reason", "waiting", "order", "amount ok", "customer", "channel"):
-        table.add_column(col)
+    # 80 columns shared out: the short cells keep their width, owner and reason share the rest
+    table = Table(
+        title=f"人工队列 / Handoff queue ({len(items)})",
+        expand=True,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("编号\nref", no_wrap=True)
+    table.add_column("状态\nstatus", width=12)
+    table.add_column("处理人\nowner", ratio=1, min_width=8, overflow="fold")
+    table.add_column("原因\nreason", ratio=2, min_width=14, overflow="fold")
+    table.add_column("已等待\nwaited", no_wrap=True)
+    table.add_column("订单\norder", no_wrap=True)
     for h, it in zip(rows, items, strict=True):
+        # an unknown value reads the same in both languages: shown once
+        status = "\n".join(dict.fromkeys(say_status(h.status)))
+        reason = "\n".join(dict.fromkeys(say_reason(h.reason, h.failures)))
+        owner = str(it["owner"]) if it["owner"] else "—"
+        if h.dropped_by and not it["owner"]:
+            owner = f"（{h.dropped_by} 超时未回复）\n({h.dropped_by} timed out)"
+        wait = (now - h.created_at).total_seconds()
+        order = str(it["order"] or "—")
+        if h.amount_confirmed:
+            order += "\n金额已核对\namount ok"
         table.add_row(
-            h.ref,
-            h.reason,
-            f"{int((now - h.created_at).total_seconds()) // 60} min",
-            str(it["order"] or "-"),
-            "yes" if h.amount_confirmed else "no",
-            str(it["customer"]),
-            h.channel,
+            h.ref, status, owner, reason, f"{say_duration(wait)}\n{say_duration(wait, 'en')}", order
         )
-    Console().print(table)
+    narrow_console().print(table)
     return 0
 
 
 async def purge(settings: Settings) -> int:
-    from storage.retention import purge_expired
+    from storage.retention import describe_purge, purge_expired
 
     engine = create_engine(settings.database_url)
     try:
@@ -626,7 +722,7 @@ async def purge(settings: Settings) -> int:
         counts = await purge_expired(session_factory(engine), SystemClock().now())
     finally:
         await engine.dispose()
-    print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    print(describe_purge(counts))
     return 0
 
 
@@ -859,11 +955,8 @@ async def unlock_agent(settings: Settings, name: str) -> int:
             agents = AgentRepository(session)
             record = await agents.by_name(name.strip())
             if record is None:
-                print(
-                    f"billbot: no login named {name!r} (see the console's agent list)",
-                    file=sys.stderr,
-                )
-                return 1
+                print(no_such_login(name), file=sys.stderr)
+                return 2
             now = SystemClock().now()
             locked = await agents.unlock(record.id, now)
             await AuditRepository(session).record(
@@ -881,3 +974,191 @@ async def unlock_agent(settings: Settings, name: str) -> int:
         f" again. / 已解锁（{locked} 个地址曾被锁定），可以重新登录。"
     )
     return 0
+
+
+# -- console logins, for the operator: list, reset-password, disable, enable ----------------
+
+MAX_COLUMNS = 80  # tables fit a default terminal; CJK characters take two columns
+
+
+def narrow_console() -> Console:
+    """Rich output at most ``MAX_COLUMNS`` wide, or the terminal's width if narrower."""
+    from rich.console import Console
+
+    return Console(width=min(MAX_COLUMNS, Console().width))
+
+
+def no_such_login(name: str) -> str:
+    return (
+        f"billbot: 没有名为「{name}」的账号（billbot agents list 列出所有账号）"
+        f" / no login named {name!r} (billbot agents list shows them all)"
+    )
+
+
+def login_status(
+    record: AgentRecord, locked_until: datetime | None, now: datetime
+) -> tuple[str, str, str]:
+    """``(key, zh, en)``: disabled, locked out (until when), must change password, or active."""
+    from bot.durations import say_duration
+    from bot.handoff.hours import CHINA
+
+    if record.disabled_at is not None:
+        return "disabled", "已停用", "disabled"
+    if locked_until is not None:
+        left = (locked_until - now).total_seconds()
+        at = locked_until.astimezone(CHINA).strftime("%H:%M")
+        return (
+            "locked_out",
+            f"锁定至 {at}（还有 {say_duration(left)}）",
+            f"locked out until {at} China time ({say_duration(left, 'en')} more)",
+        )
+    if record.must_change_password:
+        return "must_change_password", "须修改密码", "must change password"
+    return "active", "正常", "active"
+
+
+async def list_agents(settings: Settings, *, as_json: bool) -> int:
+    from bot.durations import say_duration
+    from storage.repositories.agents import AgentRepository
+
+    engine = create_engine(settings.database_url)
+    now = SystemClock().now()
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session:
+            repo = AgentRepository(session)
+            records = await repo.list_all()
+            lockouts = await repo.lockouts(now)
+    finally:
+        await engine.dispose()
+    rows = []
+    for r in records:
+        key, zh, en = login_status(r, lockouts.get(r.id), now)
+        seen = None if r.last_seen_at is None else (now - r.last_seen_at).total_seconds()
+        rows.append((r, key, zh, en, seen))
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "role": r.role,
+                        "status": key,
+                        "must_change_password": r.must_change_password,
+                        "locked_until": lockouts[r.id].isoformat() if r.id in lockouts else None,
+                        "disabled_at": r.disabled_at.isoformat() if r.disabled_at else None,
+                        "last_seen_at": r.last_seen_at.isoformat() if r.last_seen_at else None,
+                        "last_seen_seconds": None if seen is None else int(seen),
+                    }
+                    for r, key, _, _, seen in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    if not rows:
+        print(
+            "还没有客服账号：billbot agents add NAME --role admin 创建一个。"
+            " / No logins yet: create one with billbot agents add NAME --role admin."
+        )
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"客服账号 / Console logins ({len(rows)})")
+    table.add_column("名字\nname", overflow="fold")
+    table.add_column("角色\nrole")
+    table.add_column("状态\nstatus", overflow="fold")
+    table.add_column("最后在线\nlast seen", overflow="fold")
+    roles = {"admin": "管理员\nadmin", "agent": "客服\nagent"}
+    for r, _, zh, en, seen in rows:
+        last = (
+            "从未登录\nnever"
+            if seen is None
+            else f"{say_duration(seen)}前\n{say_duration(seen, 'en')} ago"
+        )
+        table.add_row(r.name, roles.get(r.role, r.role), f"{zh}\n{en}", last)
+    narrow_console().print(table)
+    return 0
+
+
+async def manage_agents(settings: Settings, action: str, args: argparse.Namespace) -> int:
+    """`billbot agents list | reset-password | disable | enable`; each change is audited."""
+    if action == "list":
+        return await list_agents(settings, as_json=args.json)
+    from bot.console.auth import AgentDirectory
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        sessions = session_factory(engine)
+        directory = AgentDirectory(sessions, SystemClock())
+        record = await directory.find(args.name)
+        if record is None:
+            print(no_such_login(args.name), file=sys.stderr)
+            return 2
+        if action == "reset-password":
+            _, password, locked = await directory.reset_password(record.id, actor="system")
+            print_reset(record, password, locked)
+        elif action == "disable":
+            lapsed = await directory.disable(record.id, actor="system")
+            if lapsed:
+                await release_lapsed(settings, sessions)
+            print_disabled(record, lapsed)
+        else:
+            if await directory.enable(record.id, actor="system"):
+                print(
+                    f"已启用「{record.name}」，可以重新登录。 / {record.name!r} may sign in again."
+                )
+            else:
+                print(f"「{record.name}」本来就未停用。 / {record.name!r} was not disabled.")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def release_lapsed(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Lapsed claims go back to the queue now, as the server's upkeep would in a few seconds."""
+    from datetime import timedelta
+
+    from bot.handoff.events import EventBus
+    from bot.handoff.queue import HandoffService
+
+    service = HandoffService(
+        sessions,
+        SystemClock(),
+        None,
+        EventBus(),
+        lease=timedelta(seconds=settings.claim_lease_seconds),
+    )
+    await service.release_expired_leases()
+
+
+def print_reset(record: AgentRecord, password: str, locked: int) -> None:
+    print(f"New one-time password for {record.name!r}: {password}")
+    lifted = (
+        (f"，{locked} 个地址的锁定已解除", f"; lockouts from {locked} address(es) are lifted")
+        if locked
+        else ("", "")
+    )
+    print(
+        f"它只显示这一次，「{record.name}」下次登录时必须修改；原有登录已全部退出{lifted[0]}。"
+        " / It is shown only once and must be changed at the next login; every session of"
+        f" theirs has ended{lifted[1]}."
+    )
+    if record.disabled_at is not None:
+        print(
+            "注意：这个账号仍是停用状态（billbot agents enable 恢复）。"
+            " / Note: this login is still disabled (billbot agents enable restores it)."
+        )
+
+
+def print_disabled(record: AgentRecord, lapsed: int | None) -> None:
+    if lapsed is None:
+        print(f"「{record.name}」已经是停用状态。 / {record.name!r} was already disabled.")
+        return
+    print(
+        f"已停用「{record.name}」：不能再登录，现有登录已退出，{lapsed} 个会话已回到队列。"
+        f" / Disabled {record.name!r}: they can no longer sign in, their sessions have ended,"
+        f" and the {lapsed} conversation(s) they held went back to the queue."
+    )

@@ -77,3 +77,30 @@ async def test_off_mode_logs_nothing(
     client = await serve_with(aiohttp_client, settings, clock, AccessLog.OFF)
     await client.post("/wechat", data=b"<xml/>")
     assert not [r for r in caplog.records if r.name == "billbot.access"]
+
+
+async def test_errors_mode_never_logs_the_consoles_pages_partials_static_files_or_reads(
+    aiohttp_client: MakeClient,
+    settings: Settings,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="billbot.access")
+    client = await serve_with(aiohttp_client, settings, clock, AccessLog.ERRORS)
+    quiet = [
+        "/console",  # the page
+        "/console/static/console.js",
+        "/console/static/no-such-file.js",  # 404
+        "/console/partials/queue",  # the server-rendered console's parts, logged out
+        "/console/funnel",
+        "/api/handoffs/1",  # an open conversation's view, polled while logged out: 401
+        "/api/agents",
+        "/api/canned",
+        "/metrics",
+        "/favicon.ico",  # browsers ask for it beside the console: 404
+    ]
+    statuses = [(await client.get(path)).status for path in quiet]
+    assert any(status >= 400 for status in statuses)  # errors, and still not logged
+    await client.post("/api/handoffs/1/claim")  # an action refused: that is worth a line
+    lines = [r.getMessage() for r in caplog.records if r.name == "billbot.access"]
+    assert len(lines) == 1 and '"POST /api/handoffs/1/claim" 40' in lines[0]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import unicodedata
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,8 @@ from bot.clock import FakeClock
 from bot.demo import seed_demo
 from bot.messages import Inbound, InboundKind
 from storage.db import create_engine, migrate, session_factory
+from storage.repositories import Repositories
+from tests.e2e.test_server_process import free_port
 from tests.engine.test_dispatcher import make_dispatcher
 
 
@@ -71,13 +76,132 @@ def test_handoffs_list_shows_the_queue_masked(
     assert item["reason"] == "asked" and item["order"] == "****3456"
     assert item["customer"] == "oQue****01" and len(item["ref"]) == 8
     assert main(["handoffs", "list"]) == 0
-    assert item["ref"] in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert item["ref"] in table and "客户要求人工" in table and "asked for" in table
+    assert "等待中" in table and "waiting" in table
 
 
-def test_migrate_and_purge_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def display_width(line: str) -> int:
+    """Columns a terminal gives the line: wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in line)
+
+
+def test_handoffs_list_says_status_owner_reason_and_wait_in_words_within_80_columns(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owner = "客服" * 32  # the longest name: 64 characters, 128 columns
+    odd_reason = "一个以后才会有的很长的转人工原因" * 2  # 32 characters, not one we know
+
+    async def queue() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{workdir}/cli.db")
+        await migrate(engine)
+        now = datetime.now(UTC) - timedelta(minutes=14, seconds=37)
+        async with session_factory(engine).begin() as s:
+            repos = Repositories.on(s)
+            agent = await repos.agents.create(owner, "agent", "-", now)
+            assert agent is not None
+            reasons = ["verify_failed", "order_not_synced", "cannot_verify", odd_reason]
+            for n, reason in enumerate(reasons):
+                conv = await repos.conversations.load_for_update(
+                    "wechat", f"oWide{n:023d}", "new", now, now + timedelta(hours=72)
+                )
+                h = await repos.handoffs.create(
+                    conv.id, reason, now, order_tail="3456", amount_confirmed=True, failures=3
+                )
+                if n == 0:
+                    await repos.handoffs.claim(h.id, agent.id, now, now + timedelta(hours=1))
+        await engine.dispose()
+
+    asyncio.run(queue())
+    assert main(["handoffs", "list"]) == 0
+    table = capsys.readouterr().out
+    for line in table.splitlines():
+        assert display_width(line) <= 80, line
+    for words in ("处理中", "in progress", "核对失败 3 次", "verification", "failed 3 times"):
+        assert words in table, words
+    assert "14 分" in table and "14 min" in table  # the wait, with units
+    assert table.count("客") == table.count("服") == 32  # the long name folded, not cut
+    assert odd_reason[:6] in table
+    assert "claimed" not in table and "verify_failed" not in table  # words, not stored values
+
+    assert main(["handoffs", "list", "--json"]) == 0
+    items = json.loads(capsys.readouterr().out)
+    assert (items[0]["status"], items[0]["reason"]) == ("claimed", "verify_failed")
+    assert items[0]["owner"] == owner and items[1]["owner"] is None
+    assert 14 * 60 <= items[0]["waiting_seconds"] < 16 * 60
+
+
+def test_purge_says_what_it_deleted_in_words_or_that_nothing_was_due(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["migrate"]) == 0
     assert main(["purge"]) == 0
-    assert "conversations: 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "没有到期" in out and "Nothing was due" in out
+
+    async def a_conversation_four_days_old() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{workdir}/cli.db")
+        sessions = session_factory(engine)
+        clock = FakeClock(datetime.now(UTC) - timedelta(days=4))
+        await seed_demo(sessions, clock.now())
+        bot = make_dispatcher(sessions, clock)
+        for i, text in enumerate(["你好", "同意", "DD20250503123456"]):
+            await bot.handle(Inbound("wechat", "oGoneCustomer", InboundKind.TEXT, text, f"m:{i}"))
+        await engine.dispose()
+
+    asyncio.run(a_conversation_four_days_old())
+    assert main(["purge"]) == 0
+    [line] = capsys.readouterr().out.strip().splitlines()
+    zh, en = line.split(" / ")
+    assert zh.startswith("已删除：1 个过期会话") and "条对话记录" in zh
+    assert en.startswith("Deleted: 1 expired conversation") and " transcript lines" in en
+    assert main(["purge"]) == 0
+    assert "Nothing was due" in capsys.readouterr().out
+
+
+def test_every_count_the_purge_returns_has_words(tmp_path: Path) -> None:
+    from storage.retention import PURGED, describe_purge
+
+    counts = asyncio.run(purge_an_empty_database(tmp_path))
+    assert [key for key, *_ in PURGED] == list(counts)
+    said = describe_purge(dict.fromkeys(counts, 2))
+    assert said.count("2 ") == 2 * len(counts)
+
+
+async def purge_an_empty_database(folder: Path) -> dict[str, int]:
+    from storage.retention import purge_expired
+
+    engine = create_engine(f"sqlite+aiosqlite:///{folder}/empty.db")
+    try:
+        await migrate(engine)
+        return await purge_expired(session_factory(engine), datetime.now(UTC))
+    finally:
+        await engine.dispose()
+
+
+def test_the_demo_banner_names_the_address_a_chat_on_this_machine_reaches() -> None:
+    from bot.cli import demo_banner
+    from bot.config import Settings
+
+    base = Settings.from_env({"BILLBOT_DATABASE_URL": "postgresql+asyncpg://u:pw@db/billbot"})
+    for host, url in (
+        ("127.0.0.1", "http://127.0.0.1:9123"),
+        ("0.0.0.0", "http://127.0.0.1:9123"),  # every address: loopback is one of them
+        ("::", "http://[::1]:9123"),
+        ("::1", "http://[::1]:9123"),
+    ):
+        banner = demo_banner(replace(base, host=host, port=9123), None)
+        assert f"./run chat --url {url}" in banner and f"{url}/console" in banner
+        assert "pw@" not in banner  # the database URL is shown with its password masked
+
+
+def test_a_port_outside_1_to_65535_is_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for port in ("0", "70000", "http"):
+        with pytest.raises(SystemExit) as refused:
+            main(["serve", "--port", port])
+        assert refused.value.code == 2 and "TCP port" in capsys.readouterr().err
 
 
 def test_serving_the_public_with_demo_keys_is_warned_about(
@@ -184,3 +308,40 @@ def test_keys_rotate_is_audited_and_audit_prints_it(
     assert "key_rotation" in capsys.readouterr().out
     assert main(["audit", "--since", "2099-01-01", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_run_without_arguments_prints_the_help_and_starts_nothing(tmp_path: Path) -> None:
+    """The real ./run script, in a copy whose .venv is a stand-in: installed (the stamp
+    matches), its billbot is this checkout's, and its python refuses to install anything."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("run", "pyproject.toml"):
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    (tmp_path / "run").chmod(0o755)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    stamp = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()
+    (tmp_path / ".venv" / ".billbot-installed").write_text(stamp + "\n")
+    (bin_dir / "python").write_text("#!/bin/sh\necho 'no installing in this test' >&2\nexit 99\n")
+    (bin_dir / "billbot").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bot "$@"\n')
+    for tool in ("python", "billbot"):
+        (bin_dir / tool).chmod(0o755)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        # were it to serve after all, not on anybody's port or database
+        "BILLBOT_PORT": str(free_port()),
+        "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/var/billbot.db",
+    }
+    done = subprocess.run(
+        [str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    for words in ("usage: ./run", "./run demo", "./run test", "usage: billbot", "agents"):
+        assert words in done.stdout, words
+    assert "Running on" not in done.stdout + done.stderr
+    assert not (tmp_path / "var").exists()  # no database made, no demo seeded

@@ -4,7 +4,8 @@ A session token lives only in the agent's cookie; the database keeps its SHA-256
 table opens no browser. Unknown names and wrong passwords get the same answer after the same
 work (a dummy hash is verified), so the login form does not tell which names exist. Five
 wrong passwords lock the login *from that address* for 15 minutes: somebody guessing from
-elsewhere cannot keep the agent out of their own desk.
+elsewhere cannot keep the agent out of their own desk. A disabled login cannot sign in (it
+is told so only once its password is right) and its sessions stop working at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.handoff.queue import AgentView
 from bot.refusals import Refusal
 from storage.repositories.agents import AgentRecord, AgentRepository
 from storage.repositories.audit import AuditRepository
+from storage.repositories.handoffs import HandoffRepository
 
 T = TypeVar("T")
 
@@ -52,6 +54,20 @@ def _wrong_login() -> Refusal:
         "Wrong name or password; after several wrong tries a login locks for 15 minutes. Try"
         " again later, or ask an admin to unlock it.",
     )
+
+
+def _disabled_login() -> Refusal:
+    return Refusal(
+        403,
+        "这个账号已停用，不能登录。如需恢复，请管理员运行 billbot agents enable 账号名。",
+        "This login is disabled and cannot sign in. To restore it, an admin runs"
+        " `billbot agents enable NAME`.",
+        key="login_disabled",
+    )
+
+
+def _no_such_agent() -> Refusal:
+    return Refusal(404, "找不到这个账号。", "No such login.", key="no_such_agent")
 
 
 # Password hashing is slow on purpose: it runs in a small pool of its own, so a flood of
@@ -157,6 +173,9 @@ class AgentDirectory:
             await self._audit("login_failed", record.id, "wrong password")
             await self._refuse_attempt(record.id, address, attempts)
             raise _wrong_login()
+        if record.disabled_at is not None:  # said only to whoever knows the password
+            await self._audit("login_failed", record.id, "disabled")
+            raise _disabled_login()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         rehash = self._needs_rehash(record.password_hash)
         new_hash = await self._in_pool(self._hasher.hash, password) if rehash else None
@@ -228,7 +247,7 @@ class AgentDirectory:
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
             record = await repo.get(agent.id)
-            if record is None:
+            if record is None or record.disabled_at is not None:
                 raise Refusal(401, "请重新登录。", "Please log in again.")
             attempts, locked = await self._count_attempt(repo, record, address)
         if locked is not None:
@@ -247,6 +266,79 @@ class AgentDirectory:
             updated = await repo.get(record.id)
         assert updated is not None
         return view_of(updated)
+
+    # -- what an admin does to a login (the CLI, and later the console) -------------------
+
+    async def find(self, name: str) -> AgentRecord | None:
+        """The login of that name, however its case or width is typed; ``None`` if none."""
+        try:
+            name = clean_name(name)
+        except Refusal:
+            return None
+        async with self._sessions() as session:
+            return await AgentRepository(session).by_name(name)
+
+    async def reset_password(self, agent_id: int, *, actor: str) -> tuple[AgentView, str, int]:
+        """A new one-time password, to be changed at the next login: the agent's sessions end
+        and their lockouts are lifted. Returns the agent, the password, and how many addresses
+        were locked out."""
+        password = new_one_time_password()
+        password_hash = await self._in_pool(self._hasher.hash, password)
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            if await repo.get(agent_id) is None:
+                raise _no_such_agent()
+            locked = await repo.reset_password(agent_id, password_hash, now)
+            await AuditRepository(session).record(
+                "password_reset",
+                actor=actor,
+                target=f"agent:{agent_id}",
+                reason=f"{locked} address(es) were locked out",
+                now=now,
+                agent_id=agent_id,
+            )
+            record = await repo.get(agent_id)
+        assert record is not None
+        return view_of(record), password, locked
+
+    async def disable(self, agent_id: int, *, actor: str) -> int | None:
+        """The login can no longer sign in, its sessions end, and what it holds in the queue
+        lapses at once: the queue's lapse sweep (``HandoffService.release_expired_leases``,
+        run by the server every few seconds) gives it back to the other agents. Returns how
+        many conversations lapsed, or ``None`` if the login was already disabled."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            if await repo.get(agent_id) is None:
+                raise _no_such_agent()
+            if not await repo.disable(agent_id, now):
+                return None
+            lapsed = await HandoffRepository(session).lapse_leases(agent_id, now)
+            await AuditRepository(session).record(
+                "agent_disabled",
+                actor=actor,
+                target=f"agent:{agent_id}",
+                reason=f"{lapsed} conversation(s) went back to the queue",
+                now=now,
+                agent_id=agent_id,
+            )
+        return lapsed
+
+    async def enable(self, agent_id: int, *, actor: str) -> bool:
+        """A disabled login may sign in again (with its old password); ``False`` if it was
+        not disabled."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            if await repo.get(agent_id) is None:
+                raise _no_such_agent()
+            if not await repo.enable(agent_id):
+                return False
+            await AuditRepository(session).record(
+                "agent_enabled", actor=actor, target=f"agent:{agent_id}", now=now, agent_id=agent_id
+            )
+        return True
 
     async def logout(self, token: str) -> None:
         if not token or len(token) > 128:

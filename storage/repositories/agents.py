@@ -142,6 +142,15 @@ class AgentRepository:
         await self._s.execute(delete(LoginGuard).where(LoginGuard.agent_id == agent_id))
         return locked
 
+    async def lockouts(self, now: datetime) -> dict[int, datetime]:
+        """Logins locked out from some address now, with the end of their last lock."""
+        rows = await self._s.execute(
+            select(LoginGuard.agent_id, func.max(LoginGuard.locked_until))
+            .where(LoginGuard.locked_until > now)
+            .group_by(LoginGuard.agent_id)
+        )
+        return {agent_id: until for agent_id, until in rows if until is not None}
+
     async def locked_addresses(self, agent_id: int, now: datetime) -> int:
         """How many client addresses are locked out of the login now."""
         count = await self._s.scalar(
@@ -179,6 +188,34 @@ class AgentRepository:
             .values(password_hash=password_hash, must_change_password=must_change)
         )
 
+    async def reset_password(self, agent_id: int, password_hash: str, now: datetime) -> int:
+        """A one-time password the agent must change at their next login: every session of
+        theirs ends and every lockout is lifted. Returns how many addresses were locked out."""
+        await self.set_password(agent_id, password_hash, must_change=True)
+        await self.delete_sessions(agent_id)
+        return await self.unlock(agent_id, now)
+
+    async def disable(self, agent_id: int, now: datetime) -> bool:
+        """The login cannot sign in any more and its sessions end; ``False`` if it was
+        already disabled (then nothing changes). What the agent holds in the queue is the
+        caller's to return (``HandoffRepository.lapse_leases``)."""
+        result = await self._s.execute(
+            update(Agent)
+            .where(Agent.id == agent_id, Agent.disabled_at.is_(None))
+            .values(disabled_at=now)
+        )
+        await self.delete_sessions(agent_id)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def enable(self, agent_id: int) -> bool:
+        """A disabled login may sign in again; ``False`` if it was not disabled."""
+        result = await self._s.execute(
+            update(Agent)
+            .where(Agent.id == agent_id, Agent.disabled_at.is_not(None))
+            .values(disabled_at=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def touch(self, agent_id: int, now: datetime, *, every_seconds: float = 0) -> None:
         """Marks the agent as seen now (skipped if seen less than ``every_seconds`` ago)."""
         stale = now - timedelta(seconds=every_seconds)
@@ -208,12 +245,16 @@ class AgentRepository:
         await self._s.flush()
 
     async def session(self, token_hash: str, now: datetime) -> tuple[AgentRecord, str] | None:
-        """The agent and CSRF token of an unexpired session."""
+        """The agent and CSRF token of an unexpired session of a login that is not disabled."""
         row = (
             await self._s.execute(
                 select(Agent, ConsoleSession.csrf_token)
                 .join(ConsoleSession, ConsoleSession.agent_id == Agent.id)
-                .where(ConsoleSession.token_hash == token_hash, ConsoleSession.expires_at > now)
+                .where(
+                    ConsoleSession.token_hash == token_hash,
+                    ConsoleSession.expires_at > now,
+                    Agent.disabled_at.is_(None),  # a disabled login's sessions stop at once
+                )
             )
         ).first()
         if row is None:

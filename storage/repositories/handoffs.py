@@ -324,6 +324,18 @@ class HandoffRepository:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def lapse_leases(self, agent_id: int, now: datetime) -> int:
+        """Everything the agent holds, answering or parked, is owed a reply with a lease that
+        ends ``now``: the lapse sweep (``release``) then returns it to the queue as any lapsed
+        claim (a disabled login holds nothing). Returns how many."""
+        result = await self._s.execute(
+            update(Handoff)
+            .where(Handoff.claimed_by == agent_id, Handoff.status.in_(HELD_STATUSES))
+            .values(status=HandoffStatus.CLAIMED, lease_until=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def wake(self, conversation_id: int, lease_until: datetime) -> int | None:
         """The customer wrote: the agent holding the conversation owes a reply again (a new
         lease) and a parked handoff is claimed again. Returns its id, or ``None`` if nobody

@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.console.auth import AgentDirectory
+from bot.handoff.events import EventBus
+from bot.handoff.queue import HandoffService
 from bot.refusals import Refusal
 from storage.db import create_engine, session_factory
 from storage.models import Agent, ConsoleSession, LoginGuard
-from storage.repositories import AuditRepository
+from storage.records import HandoffStatus, Owner
+from storage.repositories import AuditRepository, Repositories
 
 # Cheap parameters keep the suite quick; the app itself uses argon2-cffi's defaults.
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -224,6 +227,108 @@ async def test_touch_marks_the_agent_as_seen(
     assert (await stored_agent(sessions, "alice")).last_seen_at == clock.now()
 
 
+# -- disabled logins, reset passwords -----------------------------------------------------------
+
+
+async def test_a_disabled_login_is_told_so_only_with_its_password_and_its_sessions_end(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    agent, password = await directory.create("alice")
+    token, _, _ = await directory.login("alice", password)
+    assert await directory.disable(agent.id, actor="system") == 0  # she held nothing
+    assert (await stored_agent(sessions, "alice")).disabled_at is not None
+    assert await directory.session(token) is None
+    with pytest.raises(Refusal) as disabled:
+        await directory.login("alice", password)
+    assert disabled.value.status == 403 and disabled.value.key == "login_disabled"
+    assert "enable" in disabled.value.en and "停用" in disabled.value.zh
+    with pytest.raises(Refusal) as guessed:  # without the password: the usual answer
+        await directory.login("alice", "guess-guess")
+    assert guessed.value.status == 401 and guessed.value.key is None
+    assert await directory.disable(agent.id, actor="system") is None  # already disabled
+
+    assert await directory.enable(agent.id, actor="system")
+    assert not await directory.enable(agent.id, actor="system")
+    token, _, _ = await directory.login("alice", password)
+    assert await directory.session(token) is not None
+    async with sessions() as session:
+        actions = [e.action for e in await AuditRepository(session).since(None)]
+    assert actions.count("agent_disabled") == 1 and actions.count("agent_enabled") == 1
+    assert "login_failed" in actions
+
+
+async def test_a_session_stops_working_the_moment_its_login_is_disabled(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    """Even a session row left behind (disabled by another path) opens nothing."""
+    _, password = await directory.create("alice")
+    token, _, _ = await directory.login("alice", password)
+    async with sessions.begin() as session:
+        await session.execute(update(Agent).values(disabled_at=clock.now()))
+    assert await directory.session(token, touch=True) is None
+    async with sessions() as session:
+        assert len(list(await session.scalars(select(ConsoleSession)))) == 1
+
+
+async def test_disabling_gives_what_the_agent_held_back_to_the_queue(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    """Answering or parked, what a disabled agent held lapses, and the queue's own lapse sweep
+    returns it: at the head of the queue, with a note of who dropped it."""
+    alice, _ = await directory.create("alice")
+    bob, _ = await directory.create("bob")
+    now, lease = clock.now(), timedelta(minutes=2)
+    held: list[int] = []
+    async with sessions.begin() as session:
+        repos = Repositories.on(session)
+        for n, owner in enumerate((alice.id, alice.id, bob.id)):
+            conv = await repos.conversations.load_for_update(
+                "wechat", f"oHeld{n:023d}", "new", now, now + timedelta(hours=72)
+            )
+            handoff = await repos.handoffs.create(
+                conv.id, "asked", now, order_tail=None, amount_confirmed=False, failures=0
+            )
+            assert await repos.handoffs.claim(handoff.id, owner, now, now + lease)
+            await repos.conversations.pass_to(conv.id, Owner.agent(owner))
+            held.append(handoff.id)
+        await repos.handoffs.answered(held[1], now)
+        await repos.handoffs.park(held[1])
+
+    assert await directory.disable(alice.id, actor="system") == 2
+    clock.advance(timedelta(seconds=1))
+    service = HandoffService(sessions, clock, None, EventBus(), lease=lease)
+    assert await service.release_expired_leases() == 2
+    async with sessions() as session:
+        repos = Repositories.on(session)
+        after = [await repos.handoffs.get(i) for i in held]
+        owners = [await repos.conversations.by_id(h.conversation_id) for h in after if h]
+    for h in after[:2]:
+        assert h is not None and h.status == HandoffStatus.WAITING and h.claimed_by is None
+        assert h.dropped_by == "alice" and h.priority == 1
+    assert after[2] is not None and after[2].status == HandoffStatus.CLAIMED
+    assert [c.owner for c in owners if c] == [Owner.QUEUE, Owner.QUEUE, Owner.agent(bob.id)]
+
+
+async def test_reset_password_ends_sessions_lifts_lockouts_and_must_be_changed(
+    directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    agent, first = await directory.create("alice")
+    token, _, view = await directory.login("alice", first, "198.51.100.7")
+    await directory.change_password(view, first, NEW_PASSWORD, keep_session=token)
+    for _ in range(5):
+        with pytest.raises(Refusal):
+            await directory.login("alice", "guess-guess", "203.0.113.5")
+    reset, password, locked = await directory.reset_password(agent.id, actor="system")
+    assert reset.must_change_password and locked == 1 and password not in (first, NEW_PASSWORD)
+    assert await directory.session(token) is None
+    with pytest.raises(Refusal):
+        await directory.login("alice", NEW_PASSWORD, "198.51.100.7")
+    *_, again = await directory.login("alice", password, "203.0.113.5")  # the lock is lifted
+    assert again.must_change_password
+    async with sessions() as session:
+        assert "password_reset" in [e.action for e in await AuditRepository(session).since(None)]
+
+
 # -- the operator's command -------------------------------------------------------------------
 
 
@@ -297,4 +402,4 @@ def test_agents_unlock_lifts_a_lockout(tmp_path: Path, monkeypatch: pytest.Monke
     assert aio.run(lock_and_try("check")) == 1
     assert main(["agents", "unlock", "amy"]) == 0
     assert aio.run(lock_and_try("check")) == 0
-    assert main(["agents", "unlock", "nobody"]) == 1
+    assert main(["agents", "unlock", "nobody"]) == 2
