@@ -988,17 +988,9 @@ def no_such_login(name: str) -> str:
 
 def say_login_status(login: LoginState) -> tuple[str, str]:
     """``(zh, en)``: the status in the console's words (one catalogue for both)."""
-    from bot.console.labels import Labels, Span
-    from bot.handoff.hours import CHINA
+    from bot.console.labels import Labels
 
-    values: dict[str, object] = {}
-    if login.locked_until is not None:
-        values = {
-            "at": login.locked_until.astimezone(CHINA).strftime("%H:%M"),
-            "span": Span(login.locked_seconds or 0),
-        }
-    key = f"login_{login.status}"
-    return Labels("zh").plain(key, **values), Labels("en").plain(key, **values)
+    return Labels("zh").plain_login_status(login), Labels("en").plain_login_status(login)
 
 
 async def list_agents(settings: Settings, *, as_json: bool) -> int:

@@ -43,6 +43,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # long enough for any passphrase, short enough not to be a hashing DoS
 MAX_NAME = 64
 ROLES = ("agent", "admin")
+LAPSED_AGO = timedelta(seconds=1)  # a disabled login's leases end this long before the disable
 TOUCH_EVERY_SECONDS = 15  # requests refresh last_seen_at at most this often: fewer writes
 # No 0/O, 1/l/I: a one-time password is read off a terminal and typed by hand.
 PASSWORD_ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ"
@@ -426,7 +427,9 @@ class AgentDirectory:
                 raise _no_such_agent()
             if not await repo.disable(agent_id, now):
                 return None
-            lapsed = await HandoffRepository(session).lapse_leases(agent_id, now)
+            # a lease that ended a moment ago: the sweep takes leases that ended before now
+            ended = now - LAPSED_AGO
+            lapsed = await HandoffRepository(session).lapse_leases(agent_id, ended)
             await AuditRepository(session).record(
                 "agent_disabled",
                 actor=_actor(actor),
