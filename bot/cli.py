@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from bot.console.auth import LoginState
+    from bot.handoff.queue import HandoffService
     from storage.repositories.agents import AgentRecord
 
 log = logging.getLogger("billbot")
@@ -945,28 +947,17 @@ async def show_audit(settings: Settings, since: date | None, *, as_json: bool) -
 
 
 async def unlock_agent(settings: Settings, name: str) -> int:
-    from storage.repositories import AuditRepository
-    from storage.repositories.agents import AgentRepository
+    from bot.console.auth import AgentDirectory
 
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
-        async with session_factory(engine)() as session, session.begin():
-            agents = AgentRepository(session)
-            record = await agents.by_name(name.strip())
-            if record is None:
-                print(no_such_login(name), file=sys.stderr)
-                return 2
-            now = SystemClock().now()
-            locked = await agents.unlock(record.id, now)
-            await AuditRepository(session).record(
-                "unlock",
-                actor="system",
-                target=f"agent:{record.id}",
-                reason=f"{locked} address(es) locked out",
-                now=now,
-                agent_id=record.id,
-            )
+        directory = AgentDirectory(session_factory(engine), SystemClock())
+        record = await directory.find(name)
+        if record is None:
+            print(no_such_login(name), file=sys.stderr)
+            return 2
+        locked = await directory.unlock(record.id, actor="system")
     finally:
         await engine.dispose()
     print(
@@ -995,47 +986,23 @@ def no_such_login(name: str) -> str:
     )
 
 
-def login_status(
-    record: AgentRecord, locked_until: datetime | None, now: datetime
-) -> tuple[str, str, str]:
-    """``(key, zh, en)``: disabled, locked out (until when), must change password, or active."""
-    from bot.durations import say_duration
-    from bot.handoff.hours import CHINA
+def say_login_status(login: LoginState) -> tuple[str, str]:
+    """``(zh, en)``: the status in the console's words (one catalogue for both)."""
+    from bot.console.labels import Labels
 
-    if record.disabled_at is not None:
-        return "disabled", "已停用", "disabled"
-    if locked_until is not None:
-        left = (locked_until - now).total_seconds()
-        at = locked_until.astimezone(CHINA).strftime("%H:%M")
-        return (
-            "locked_out",
-            f"锁定至 {at}（还有 {say_duration(left)}）",
-            f"locked out until {at} China time ({say_duration(left, 'en')} more)",
-        )
-    if record.must_change_password:
-        return "must_change_password", "须修改密码", "must change password"
-    return "active", "正常", "active"
+    return Labels("zh").plain_login_status(login), Labels("en").plain_login_status(login)
 
 
 async def list_agents(settings: Settings, *, as_json: bool) -> int:
+    from bot.console.auth import AgentDirectory
     from bot.durations import say_duration
-    from storage.repositories.agents import AgentRepository
 
     engine = create_engine(settings.database_url)
-    now = SystemClock().now()
     try:
         await migrate(engine)
-        async with session_factory(engine)() as session:
-            repo = AgentRepository(session)
-            records = await repo.list_all()
-            lockouts = await repo.lockouts(now)
+        logins = await AgentDirectory(session_factory(engine), SystemClock()).logins()
     finally:
         await engine.dispose()
-    rows = []
-    for r in records:
-        key, zh, en = login_status(r, lockouts.get(r.id), now)
-        seen = None if r.last_seen_at is None else (now - r.last_seen_at).total_seconds()
-        rows.append((r, key, zh, en, seen))
     if as_json:
         print(
             json.dumps(
@@ -1043,21 +1010,23 @@ async def list_agents(settings: Settings, *, as_json: bool) -> int:
                     {
                         "name": r.name,
                         "role": r.role,
-                        "status": key,
+                        "status": str(r.status),
                         "must_change_password": r.must_change_password,
-                        "locked_until": lockouts[r.id].isoformat() if r.id in lockouts else None,
+                        "locked_until": r.locked_until.isoformat() if r.locked_until else None,
                         "disabled_at": r.disabled_at.isoformat() if r.disabled_at else None,
                         "last_seen_at": r.last_seen_at.isoformat() if r.last_seen_at else None,
-                        "last_seen_seconds": None if seen is None else int(seen),
+                        "last_seen_seconds": (
+                            None if r.seen_seconds is None else int(r.seen_seconds)
+                        ),
                     }
-                    for r, key, _, _, seen in rows
+                    for r in logins
                 ],
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return 0
-    if not rows:
+    if not logins:
         print(
             "还没有客服账号：billbot agents add NAME --role admin 创建一个。"
             " / No logins yet: create one with billbot agents add NAME --role admin."
@@ -1065,18 +1034,20 @@ async def list_agents(settings: Settings, *, as_json: bool) -> int:
         return 0
     from rich.table import Table
 
-    table = Table(title=f"客服账号 / Console logins ({len(rows)})")
+    table = Table(title=f"客服账号 / Console logins ({len(logins)})")
     table.add_column("名字\nname", overflow="fold")
     table.add_column("角色\nrole")
     table.add_column("状态\nstatus", overflow="fold")
     table.add_column("最后在线\nlast seen", overflow="fold")
     roles = {"admin": "管理员\nadmin", "agent": "客服\nagent"}
-    for r, _, zh, en, seen in rows:
+    for r in logins:
+        seen = r.seen_seconds
         last = (
             "从未登录\nnever"
             if seen is None
             else f"{say_duration(seen)}前\n{say_duration(seen, 'en')} ago"
         )
+        zh, en = say_login_status(r)
         table.add_row(r.name, roles.get(r.role, r.role), f"{zh}\n{en}", last)
     narrow_console().print(table)
     return 0
@@ -1101,10 +1072,8 @@ async def manage_agents(settings: Settings, action: str, args: argparse.Namespac
             _, password, locked = await directory.reset_password(record.id, actor="system")
             print_reset(record, password, locked)
         elif action == "disable":
-            lapsed = await directory.disable(record.id, actor="system")
-            if lapsed:
-                await release_lapsed(settings, sessions)
-            print_disabled(record, lapsed)
+            queue = handoff_service(settings, sessions)
+            print_disabled(record, await directory.disable(record.id, actor="system", queue=queue))
         else:
             if await directory.enable(record.id, actor="system"):
                 print(
@@ -1117,21 +1086,18 @@ async def manage_agents(settings: Settings, action: str, args: argparse.Namespac
     return 0
 
 
-async def release_lapsed(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Lapsed claims go back to the queue now, as the server's upkeep would in a few seconds."""
+def handoff_service(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> HandoffService:
+    """The queue service, for a command that gives conversations back to the queue now, as
+    the server's upkeep would in a few seconds."""
     from datetime import timedelta
 
     from bot.handoff.events import EventBus
     from bot.handoff.queue import HandoffService
 
-    service = HandoffService(
-        sessions,
-        SystemClock(),
-        None,
-        EventBus(),
-        lease=timedelta(seconds=settings.claim_lease_seconds),
-    )
-    await service.release_expired_leases()
+    lease = timedelta(seconds=settings.claim_lease_seconds)
+    return HandoffService(sessions, SystemClock(), None, EventBus(), lease=lease)
 
 
 def print_reset(record: AgentRecord, password: str, locked: int) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from bot.console.auth import LoginStatus
 from storage.records import HandoffStatus
 
 ConsoleLang = Literal["zh", "en", "both"]  # agents.lang: the console's language, zh by default
@@ -208,6 +209,50 @@ class ContactOut(Out):
 
 class ContactsOut(Out):
     items: list[ContactOut]
+
+
+class LoginOut(Out):
+    """A console login as an admin manages it."""
+
+    id: int
+    name: str
+    role: Role
+    status: LoginStatus = Field(
+        description="the first that applies: disabled, locked_out (wrong passwords from some"
+        " address), must_change_password (a one-time password not yet replaced), active"
+    )
+    locked_until: datetime | None = Field(description="when the lockout ends (locked_out only)")
+    last_seen_at: datetime | None = Field(description="null if never signed in")
+    last_seen_seconds: int | None = Field(description="how long ago it was last seen")
+
+
+class LoginsOut(Out):
+    agents: list[LoginOut]
+
+
+class UnlockedOut(Out):
+    agent: LoginOut
+    lockouts_lifted: int = Field(description="how many client addresses were locked out")
+
+
+class PasswordResetOut(Out):
+    agent: LoginOut
+    one_time_password: str = Field(
+        description="shown only in this answer: pass it on privately; it must be changed at"
+        " the next sign-in"
+    )
+    lockouts_lifted: int
+
+
+class DisabledOut(Out):
+    agent: LoginOut
+    changed: bool = Field(description="false if the login was already disabled")
+    conversations_returned: int = Field(description="what they held, now back in the queue")
+
+
+class EnabledOut(Out):
+    agent: LoginOut
+    changed: bool = Field(description="false if the login was not disabled")
 
 
 class CannedOut(Out):

@@ -16,21 +16,25 @@ import secrets
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.handoff.queue import AgentView
+from bot.handoff.queue import AgentView, HandoffService
 from bot.refusals import Refusal
 from storage.repositories.agents import AgentRecord, AgentRepository
 from storage.repositories.audit import AuditRepository
 from storage.repositories.handoffs import HandoffRepository
 
 T = TypeVar("T")
+# Who changes a login: the operator at the command line, or an admin in the console.
+Actor = AgentView | Literal["system"]
 
 SESSION_TTL = timedelta(hours=12)
 MAX_FAILURES = 5  # wrong passwords in a row from one address before the login locks there
@@ -39,6 +43,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 256  # long enough for any passphrase, short enough not to be a hashing DoS
 MAX_NAME = 64
 ROLES = ("agent", "admin")
+LAPSED_AGO = timedelta(seconds=1)  # a disabled login's leases end this long before the disable
 TOUCH_EVERY_SECONDS = 15  # requests refresh last_seen_at at most this often: fewer writes
 # No 0/O, 1/l/I: a one-time password is read off a terminal and typed by hand.
 PASSWORD_ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ"
@@ -96,6 +101,71 @@ def clean_name(name: str) -> str:
     if any(not ch.isprintable() for ch in cleaned):
         raise Refusal(422, "名字里不能有控制字符。", "A name cannot hold control characters.")
     return cleaned
+
+
+def _cannot_disable_self() -> Refusal:
+    return Refusal(
+        409,
+        "不能停用自己的账号：请另一位管理员来停用，"
+        "或在服务器上运行 billbot agents disable 账号名。",
+        "You cannot disable your own login: ask another admin, or run"
+        " `billbot agents disable NAME` on the server.",
+        key="disable_self",
+    )
+
+
+def _actor(actor: Actor) -> str:
+    """The audit log's actor: ``system`` or ``agent:<id>``."""
+    return actor if isinstance(actor, str) else f"agent:{actor.id}"
+
+
+class LoginStatus(StrEnum):
+    """What an admin needs to know of a login, the first that applies in this order."""
+
+    DISABLED = "disabled"
+    LOCKED_OUT = "locked_out"  # from at least one address, until ``locked_until``
+    MUST_CHANGE_PASSWORD = "must_change_password"
+    ACTIVE = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginState:
+    """A login as an admin sees it (the CLI's ``agents list``, the console's Team section)."""
+
+    id: int
+    name: str
+    role: str
+    status: LoginStatus
+    must_change_password: bool
+    locked_until: datetime | None
+    locked_seconds: float | None  # left on the lockout
+    disabled_at: datetime | None
+    last_seen_at: datetime | None
+    seen_seconds: float | None  # how long ago; None if never seen
+
+    @classmethod
+    def of(cls, record: AgentRecord, locked_until: datetime | None, now: datetime) -> LoginState:
+        if record.disabled_at is not None:
+            status = LoginStatus.DISABLED
+        elif locked_until is not None:
+            status = LoginStatus.LOCKED_OUT
+        elif record.must_change_password:
+            status = LoginStatus.MUST_CHANGE_PASSWORD
+        else:
+            status = LoginStatus.ACTIVE
+        seen = record.last_seen_at
+        return cls(
+            id=record.id,
+            name=record.name,
+            role=record.role,
+            status=status,
+            must_change_password=record.must_change_password,
+            locked_until=locked_until,
+            locked_seconds=None if locked_until is None else (locked_until - now).total_seconds(),
+            disabled_at=record.disabled_at,
+            last_seen_at=seen,
+            seen_seconds=None if seen is None else max(0.0, (now - seen).total_seconds()),
+        )
 
 
 def view_of(record: AgentRecord) -> AgentView:
@@ -267,7 +337,7 @@ class AgentDirectory:
         assert updated is not None
         return view_of(updated)
 
-    # -- what an admin does to a login (the CLI, and later the console) -------------------
+    # -- what an admin does to a login (the CLI and the console alike) --------------------
 
     async def find(self, name: str) -> AgentRecord | None:
         """The login of that name, however its case or width is typed; ``None`` if none."""
@@ -278,7 +348,45 @@ class AgentDirectory:
         async with self._sessions() as session:
             return await AgentRepository(session).by_name(name)
 
-    async def reset_password(self, agent_id: int, *, actor: str) -> tuple[AgentView, str, int]:
+    async def logins(self) -> list[LoginState]:
+        """Every login by name, with its status (locked out from some address now?)."""
+        now = self._clock.now()
+        async with self._sessions() as session:
+            repo = AgentRepository(session)
+            records = await repo.list_all()
+            lockouts = await repo.lockouts(now)
+        return [LoginState.of(r, lockouts.get(r.id), now) for r in records]
+
+    async def login_state(self, agent_id: int) -> LoginState:
+        """One login as ``logins`` lists it; Refusal 404 if there is none."""
+        now = self._clock.now()
+        async with self._sessions() as session:
+            repo = AgentRepository(session)
+            record = await repo.get(agent_id)
+            if record is None:
+                raise _no_such_agent()
+            lockouts = await repo.lockouts(now)
+        return LoginState.of(record, lockouts.get(agent_id), now)
+
+    async def unlock(self, agent_id: int, *, actor: Actor) -> int:
+        """Lifts the login's lockouts from every address; returns how many there were."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            repo = AgentRepository(session)
+            if await repo.get(agent_id) is None:
+                raise _no_such_agent()
+            locked = await repo.unlock(agent_id, now)
+            await AuditRepository(session).record(
+                "unlock",
+                actor=_actor(actor),
+                target=f"agent:{agent_id}",
+                reason=f"{locked} address(es) locked out",
+                now=now,
+                agent_id=agent_id,
+            )
+        return locked
+
+    async def reset_password(self, agent_id: int, *, actor: Actor) -> tuple[AgentView, str, int]:
         """A new one-time password, to be changed at the next login: the agent's sessions end
         and their lockouts are lifted. Returns the agent, the password, and how many addresses
         were locked out."""
@@ -292,7 +400,7 @@ class AgentDirectory:
             locked = await repo.reset_password(agent_id, password_hash, now)
             await AuditRepository(session).record(
                 "password_reset",
-                actor=actor,
+                actor=_actor(actor),
                 target=f"agent:{agent_id}",
                 reason=f"{locked} address(es) were locked out",
                 now=now,
@@ -302,11 +410,16 @@ class AgentDirectory:
         assert record is not None
         return view_of(record), password, locked
 
-    async def disable(self, agent_id: int, *, actor: str) -> int | None:
+    async def disable(
+        self, agent_id: int, *, actor: Actor, queue: HandoffService | None = None
+    ) -> int | None:
         """The login can no longer sign in, its sessions end, and what it holds in the queue
-        lapses at once: the queue's lapse sweep (``HandoffService.release_expired_leases``,
-        run by the server every few seconds) gives it back to the other agents. Returns how
-        many conversations lapsed, or ``None`` if the login was already disabled."""
+        lapses at once. Given the ``queue``, the lapsed conversations go back to the other
+        agents now; otherwise the server's lapse sweep (``release_expired_leases``, every few
+        seconds) does it. Returns how many conversations lapsed, or ``None`` if the login was
+        already disabled. An admin cannot disable themselves (409, ``disable_self``)."""
+        if not isinstance(actor, str) and actor.id == agent_id:
+            raise _cannot_disable_self()
         now = self._clock.now()
         async with self._sessions.begin() as session:
             repo = AgentRepository(session)
@@ -314,18 +427,22 @@ class AgentDirectory:
                 raise _no_such_agent()
             if not await repo.disable(agent_id, now):
                 return None
-            lapsed = await HandoffRepository(session).lapse_leases(agent_id, now)
+            # a lease that ended a moment ago: the sweep takes leases that ended before now
+            ended = now - LAPSED_AGO
+            lapsed = await HandoffRepository(session).lapse_leases(agent_id, ended)
             await AuditRepository(session).record(
                 "agent_disabled",
-                actor=actor,
+                actor=_actor(actor),
                 target=f"agent:{agent_id}",
                 reason=f"{lapsed} conversation(s) went back to the queue",
                 now=now,
                 agent_id=agent_id,
             )
+        if lapsed and queue is not None:
+            await queue.release_expired_leases()
         return lapsed
 
-    async def enable(self, agent_id: int, *, actor: str) -> bool:
+    async def enable(self, agent_id: int, *, actor: Actor) -> bool:
         """A disabled login may sign in again (with its old password); ``False`` if it was
         not disabled."""
         now = self._clock.now()
@@ -336,7 +453,11 @@ class AgentDirectory:
             if not await repo.enable(agent_id):
                 return False
             await AuditRepository(session).record(
-                "agent_enabled", actor=actor, target=f"agent:{agent_id}", now=now, agent_id=agent_id
+                "agent_enabled",
+                actor=_actor(actor),
+                target=f"agent:{agent_id}",
+                now=now,
+                agent_id=agent_id,
             )
         return True
 

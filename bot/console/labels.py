@@ -9,13 +9,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from markupsafe import Markup, escape
 
 from bot.durations import say_duration
+from bot.handoff.hours import CHINA
 from bot.texts import Lang
 
 ConsoleLang = Literal["zh", "en", "both"]
@@ -57,6 +59,25 @@ class Span:
 
     def in_lang(self, lang: Lang) -> str:
         return say_duration(self.seconds, lang)
+
+
+class Login(Protocol):
+    """What the words for a login's status need (``bot.console.auth.LoginState``)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def locked_until(self) -> datetime | None: ...
+    @property
+    def locked_seconds(self) -> float | None: ...
+
+
+def _login_values(login: Login) -> dict[str, object]:
+    """A lockout's end in China time, and how long it has left."""
+    if login.locked_until is None:
+        return {}
+    at = login.locked_until.astimezone(CHINA).strftime("%H:%M")
+    return {"at": at, "span": Span(login.locked_seconds or 0)}
 
 
 def _say(lang: Lang, key: str, values: dict[str, object]) -> str:
@@ -105,6 +126,13 @@ class Labels:
     def units(self, lang: Lang) -> str:
         """The unit words (day, hour, minute, second) the page's countdowns count in."""
         return console_catalogue(lang)["duration_units"]
+
+    def login_status(self, login: Login) -> Markup:
+        """A login's status: active, must change password, locked out until …, disabled."""
+        return self(f"login_{login.status}", **_login_values(login))
+
+    def plain_login_status(self, login: Login) -> str:
+        return self.plain(f"login_{login.status}", **_login_values(login))
 
     def status(self, status: str) -> Markup:
         return self._known("status_", status)

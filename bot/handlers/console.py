@@ -40,8 +40,10 @@ from bot.console.api_models import (
     ContactsOut,
     ConversationOut,
     DeletedOut,
+    DisabledOut,
     DocumentOut,
     DutyBody,
+    EnabledOut,
     Error,
     ErrorWords,
     Frame,
@@ -50,21 +52,25 @@ from bot.console.api_models import (
     LangBody,
     LangOut,
     LoginBody,
+    LoginOut,
+    LoginsOut,
     MaybeItemOut,
     MeOut,
     NoInput,
     OkOut,
     PasswordBody,
+    PasswordResetOut,
     QueueItemOut,
     SearchQuery,
     SessionOut,
     TextBody,
     TodayOut,
     TransferBody,
+    UnlockedOut,
     UnmaskQuery,
     console_lang,
 )
-from bot.console.auth import SESSION_TTL, AgentDirectory
+from bot.console.auth import SESSION_TTL, AgentDirectory, LoginState
 from bot.console.endpoints import Access, Endpoint, Route, Socket, WithCookie, Words, narrow
 from bot.console.openapi import openapi_document
 from bot.handlers.bodies import BodyError, read_body
@@ -501,6 +507,12 @@ async def change_password(request: web.Request, body: PasswordBody) -> SessionOu
     return _session(agent)
 
 
+async def close_agent_feeds(request: web.Request, agent_id: int) -> None:
+    """An admin ended the agent's sessions (disabled, new password): their live feeds on this
+    worker close now; on the others, at their next ping."""
+    await _close_feeds(request, lambda login: login[1] == agent_id)
+
+
 async def _close_feeds(request: web.Request, ended: Callable[[tuple[str, int]], bool]) -> None:
     sockets: set[web.WebSocketResponse] = request.app[CONSOLE_SOCKETS]
     for ws in list(sockets):
@@ -579,7 +591,7 @@ async def agents(request: web.Request, _: NoInput) -> AgentsOut:
 async def contacts(request: web.Request, _: NoInput) -> ContactsOut:
     wecom = request.app[SETTINGS].wecom_enabled
     found = await request.app[ROSTER].contacts()
-    return ContactsOut(items=[_contact_out(c, wecom) for c in found])
+    return ContactsOut(items=[contact_out(c, wecom) for c in found])
 
 
 async def set_on_duty(request: web.Request, body: DutyBody) -> ContactOut:
@@ -589,10 +601,11 @@ async def set_on_duty(request: web.Request, body: DutyBody) -> ContactOut:
         zh = f"客服表中没有编号为 {body.contact.strip()} 的客服。"
         en = f"No contact {body.contact.strip()} in the contacts table."
         raise Refusal(404, zh, en, key="unknown_contact")
-    return _contact_out(change.after, request.app[SETTINGS].wecom_enabled)
+    return contact_out(change.after, request.app[SETTINGS].wecom_enabled)
 
 
-def _contact_out(contact: ContactRecord, wecom_enabled: bool) -> ContactOut:
+def contact_out(contact: ContactRecord, wecom_enabled: bool) -> ContactOut:
+    """A contact as admins see it: the WeChat ID masked, and how customers can add them."""
     return ContactOut(
         contact=contact.contact,
         name=contact.name,
@@ -601,6 +614,67 @@ def _contact_out(contact: ContactRecord, wecom_enabled: bool) -> ContactOut:
         on_duty=contact.on_duty,
         add_by=add_ways(contact, wecom_enabled),
     )
+
+
+# -- the team's logins (admins) ---------------------------------------------------------------
+
+
+def _login_out(state: LoginState) -> LoginOut:
+    seen = state.seen_seconds
+    return LoginOut(
+        id=state.id,
+        name=state.name,
+        role="admin" if state.role == "admin" else "agent",
+        status=state.status,
+        locked_until=state.locked_until,
+        last_seen_at=state.last_seen_at,
+        last_seen_seconds=None if seen is None else int(seen),
+    )
+
+
+async def _login_now(request: web.Request, agent_id: int) -> LoginOut:
+    return _login_out(await _directory(request).login_state(agent_id))
+
+
+async def logins(request: web.Request, _: NoInput) -> LoginsOut:
+    return LoginsOut(agents=[_login_out(s) for s in await _directory(request).logins()])
+
+
+async def unlock_login(request: web.Request, _: NoInput) -> UnlockedOut:
+    agent_id = _id(request)
+    lifted = await _directory(request).unlock(agent_id, actor=current_agent(request))
+    return UnlockedOut(agent=await _login_now(request, agent_id), lockouts_lifted=lifted)
+
+
+async def reset_login_password(request: web.Request, _: NoInput) -> PasswordResetOut:
+    agent_id = _id(request)
+    reset = await _directory(request).reset_password(agent_id, actor=current_agent(request))
+    password, lifted = reset[1], reset[2]
+    await close_agent_feeds(request, agent_id)
+    return PasswordResetOut(
+        agent=await _login_now(request, agent_id),
+        one_time_password=password,
+        lockouts_lifted=lifted,
+    )
+
+
+async def disable_login(request: web.Request, _: NoInput) -> DisabledOut:
+    agent_id = _id(request)
+    lapsed = await _directory(request).disable(
+        agent_id, actor=current_agent(request), queue=_service(request)
+    )
+    await close_agent_feeds(request, agent_id)
+    return DisabledOut(
+        agent=await _login_now(request, agent_id),
+        changed=lapsed is not None,
+        conversations_returned=lapsed or 0,
+    )
+
+
+async def enable_login(request: web.Request, _: NoInput) -> EnabledOut:
+    agent_id = _id(request)
+    changed = await _directory(request).enable(agent_id, actor=current_agent(request))
+    return EnabledOut(agent=await _login_now(request, agent_id), changed=changed)
 
 
 async def list_canned(request: web.Request, _: NoInput) -> CannedListOut:
@@ -816,7 +890,44 @@ API: list[Route] = [
     ),
     Endpoint(
         "GET", "/api/agents", agents, NoInput, AgentsOut,
-        ("所有控制台账号（用于转接）", "Every console login (for transfers)"),
+        ("可接收转接的控制台账号（已停用的除外）",
+         "The console logins a conversation can be transferred to (not the disabled ones)"),
+    ),
+    Endpoint(
+        "GET", "/api/admin/agents", logins, NoInput, LoginsOut,
+        ("所有控制台账号：角色、状态（正常、须修改密码、锁定、停用）和最后在线时间",
+         "Every console login: role, status (active, must change password, locked out,"
+         " disabled) and when it was last seen"),
+        access=Access.ADMIN,
+    ),
+    Endpoint(
+        "POST", "/api/admin/agents/{id}/unlock", unlock_login, NoInput, UnlockedOut,
+        ("解除账号因多次输错密码而产生的锁定（记入审计日志）",
+         "Lift a login's lockouts after wrong passwords (audited)"),
+        access=Access.ADMIN,
+    ),
+    Endpoint(
+        "POST", "/api/admin/agents/{id}/reset-password", reset_login_password, NoInput,
+        PasswordResetOut,
+        ("重置密码：返回新的一次性密码（只显示这一次，请私下转交）；该账号的登录全部退出，"
+         "锁定解除（记入审计日志）",
+         "Reset the password: answers a new one-time password (shown only once; pass it on"
+         " privately); the login's sessions end and its lockouts are lifted (audited)"),
+        access=Access.ADMIN,
+    ),
+    Endpoint(
+        "POST", "/api/admin/agents/{id}/disable", disable_login, NoInput, DisabledOut,
+        ("停用账号：不能再登录，登录立即退出，手上的会话回到队列（记入审计日志）；"
+         "不能停用自己（409）",
+         "Disable a login: it cannot sign in, its sessions end, the conversations it holds go"
+         " back to the queue (audited); an admin cannot disable themselves (409)"),
+        access=Access.ADMIN, refusals=(409,),
+    ),
+    Endpoint(
+        "POST", "/api/admin/agents/{id}/enable", enable_login, NoInput, EnabledOut,
+        ("恢复已停用的账号（用原密码登录；记入审计日志）",
+         "Enable a disabled login again (it signs in with its old password; audited)"),
+        access=Access.ADMIN,
     ),
     Endpoint(
         "GET", "/api/contacts", contacts, NoInput, ContactsOut,

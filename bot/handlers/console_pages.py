@@ -22,15 +22,23 @@ from aiohttp import web
 from markupsafe import Markup
 
 from bot.console import TEMPLATES_DIR
+from bot.console.api_models import ContactOut
 from bot.console.auth import MIN_PASSWORD, SESSION_TTL
 from bot.console.labels import CONSOLE_LANGS, Key, Labels, Span
 from bot.durations import say_duration
 from bot.handlers.bodies import BodyError, read_body
 from bot.handlers.clients import client_address
-from bot.handlers.console import COOKIE, PAGE_HEADERS, Admission, admit
+from bot.handlers.console import (
+    COOKIE,
+    PAGE_HEADERS,
+    Admission,
+    admit,
+    close_agent_feeds,
+    contact_out,
+)
 from bot.handoff.hours import CHINA
 from bot.handoff.queue import AgentView, CannedView, ConversationView, QueueItem, TodayFigures
-from bot.keys import AGENTS, CLOCK, HANDOFFS, LOGIN_THROTTLE, SESSIONS, SETTINGS
+from bot.keys import AGENTS, CLOCK, HANDOFFS, LOGIN_THROTTLE, ROSTER, SESSIONS, SETTINGS
 from bot.refusals import Refusal
 from storage.records import HELD_STATUSES, HandoffRecord, HandoffStatus
 from storage.repositories import Repositories
@@ -83,6 +91,7 @@ _PAGES.globals.update(
     htmx_config=HTMX_CONFIG,
     min_password=MIN_PASSWORD,
     china=CHINA,  # transcript times as agents read them
+    Span=Span,  # a span of time as a label's value: each language says it in its own units
 )
 
 
@@ -111,6 +120,15 @@ def console_page_routes() -> list[web.RouteDef]:
         web.post(f"/console/handoffs/{_ID}/transfer", at_desk(transfer)),
         web.post(f"/console/handoffs/{_ID}/handback", at_desk(hand_back)),
         web.post(f"/console/handoffs/{_ID}/resolve", at_desk(resolve)),
+        web.get("/console/admin/team", at_desk(admins_only(team_part))),
+        web.post(f"/console/admin/agents/{_ID}/unlock", at_desk(admins_only(unlock_login))),
+        web.post(
+            f"/console/admin/agents/{_ID}/reset-password", at_desk(admins_only(reset_password))
+        ),
+        web.post(f"/console/admin/agents/{_ID}/disable", at_desk(admins_only(disable_login))),
+        web.post(f"/console/admin/agents/{_ID}/enable", at_desk(admins_only(enable_login))),
+        web.get("/console/admin/contacts", at_desk(admins_only(contacts_part))),
+        web.post("/console/admin/contacts/on-duty", at_desk(admins_only(set_on_duty))),
     ]
 
 
@@ -153,6 +171,17 @@ def at_desk(handler: PageHandler) -> Handler:
         return await _answer(request, handler, await _desk(request, admission))
 
     return guarded
+
+
+def admins_only(handler: PageHandler) -> PageHandler:
+    """A partial only admins may use; an agent is told so in words (403)."""
+
+    async def checked(request: web.Request, desk: Desk) -> web.StreamResponse:
+        if not desk.agent.is_admin:
+            raise Refusal(403, "只有管理员可以这样做。", "Only an admin can do this.")
+        return await handler(request, desk)
+
+    return checked
 
 
 async def _answer(request: web.Request, handler: PageHandler, desk: Desk) -> web.StreamResponse:
@@ -272,6 +301,7 @@ async def console_page(request: web.Request) -> web.StreamResponse:
 
 async def _main_page(request: web.Request, desk: Desk) -> web.StreamResponse:
     service, agent = request.app[HANDOFFS], desk.agent
+    admin = agent.is_admin
     return _page(
         desk.t,
         "main",
@@ -283,6 +313,8 @@ async def _main_page(request: web.Request, desk: Desk) -> web.StreamResponse:
         figures=await service.today(),
         canned=await service.list_canned(),
         canned_open=False,
+        team=await request.app[AGENTS].logins() if admin else [],
+        contacts=await _contacts(request) if admin else [],
         opened=None,
         closed_words=None,
         toast=None,
@@ -513,6 +545,102 @@ async def _canned(
         canned=canned,
         canned_open=opened,
         problem=problem,
+    )
+
+
+# -- the admin's panel: the team's logins and the contacts ------------------------------------
+
+
+async def team_part(request: web.Request, desk: Desk) -> web.StreamResponse:
+    return await _team(request, desk)
+
+
+async def _team(request: web.Request, desk: Desk, toast: Toast | None = None) -> web.Response:
+    team = await request.app[AGENTS].logins()
+    return _render("console_admin_team.html", t=desk.t, agent=desk.agent, team=team, toast=toast)
+
+
+async def _name_of(request: web.Request, agent_id: int) -> str:
+    return (await request.app[AGENTS].login_state(agent_id)).name  # 404 in words if none
+
+
+async def unlock_login(request: web.Request, desk: Desk) -> web.StreamResponse:
+    agent_id = _id(request)
+    name = await _name_of(request, agent_id)
+    lifted = await request.app[AGENTS].unlock(agent_id, actor=desk.agent)
+    toast = Toast(desk.t("unlocked", name=name, n=lifted), "ok")
+    return _changed(await _team(request, desk, toast))
+
+
+async def reset_password(request: web.Request, desk: Desk) -> web.StreamResponse:
+    """The new one-time password, once, in the box above the list (a refresh keeps it)."""
+    agent_id = _id(request)
+    reset, password, _ = await request.app[AGENTS].reset_password(agent_id, actor=desk.agent)
+    await close_agent_feeds(request, agent_id)
+    state = await request.app[AGENTS].login_state(agent_id)
+    return _changed(
+        _render(
+            "console_admin_secret.html",
+            t=desk.t,
+            reset=reset,
+            password=password,
+            still_disabled=state.disabled_at is not None,
+        )
+    )
+
+
+async def disable_login(request: web.Request, desk: Desk) -> web.StreamResponse:
+    agent_id = _id(request)
+    name = await _name_of(request, agent_id)
+    lapsed = await request.app[AGENTS].disable(
+        agent_id, actor=desk.agent, queue=request.app[HANDOFFS]
+    )
+    await close_agent_feeds(request, agent_id)
+    if lapsed is None:
+        toast = Toast(desk.t("already_disabled", name=name), "info")
+    else:
+        toast = Toast(desk.t("disabled_done", name=name, n=lapsed), "ok")
+    return _changed(await _team(request, desk, toast))
+
+
+async def enable_login(request: web.Request, desk: Desk) -> web.StreamResponse:
+    agent_id = _id(request)
+    name = await _name_of(request, agent_id)
+    if await request.app[AGENTS].enable(agent_id, actor=desk.agent):
+        toast = Toast(desk.t("enabled_done", name=name), "ok")
+    else:
+        toast = Toast(desk.t("already_enabled", name=name), "info")
+    return _changed(await _team(request, desk, toast))
+
+
+async def _contacts(request: web.Request) -> list[ContactOut]:
+    wecom = request.app[SETTINGS].wecom_enabled
+    return [contact_out(c, wecom) for c in await request.app[ROSTER].contacts()]
+
+
+async def contacts_part(request: web.Request, desk: Desk) -> web.StreamResponse:
+    return _render("console_admin_contacts.html", t=desk.t, contacts=await _contacts(request))
+
+
+async def set_on_duty(request: web.Request, desk: Desk) -> web.StreamResponse:
+    form = await _form(request)
+    key, on_duty = form.get("contact", "").strip(), form.get("on_duty", "")
+    if on_duty not in ("0", "1"):
+        raise Refusal(422, "请选择在岗或离岗。", "Choose on duty or off duty.")
+    change = await request.app[ROSTER].set_on_duty(
+        key, on_duty == "1", actor=f"agent:{desk.agent.id}"
+    )
+    if change is None:
+        raise Refusal(
+            404,
+            f"客服表中没有编号为 {key} 的客服。",
+            f"No contact {key} in the contacts table.",
+        )
+    name = change.after.name
+    toast = Toast(desk.t("duty_on_done" if on_duty == "1" else "duty_off_done", name=name), "ok")
+    contacts = await _contacts(request)
+    return _changed(
+        _render("console_admin_contacts.html", t=desk.t, contacts=contacts, toast=toast)
     )
 
 

@@ -287,10 +287,12 @@ class HandoffService:
         )
 
     async def list_agents(self) -> list[AgentView]:
+        """The logins a conversation can be transferred to: every one not disabled."""
         async with self._reading() as repos:
             return [
                 AgentView(a.id, a.name, a.role, a.must_change_password)
                 for a in await repos.agents.list_all()
+                if a.disabled_at is None
             ]
 
     # -- claiming --------------------------------------------------------------------------
@@ -458,6 +460,14 @@ class HandoffService:
             target = await repos.agents.get(to_agent_id)
             if target is None:
                 raise Refusal(404, "找不到这位客服。", "No such agent.")
+            if target.disabled_at is not None:
+                raise Refusal(
+                    409,
+                    f"「{target.name}」的账号已停用，不能接收转接。请选择其他客服。",
+                    f"{target.name}'s login is disabled and cannot take transfers."
+                    " Choose another agent.",
+                    key="agent_disabled",
+                )
             await self._taking_from_holder(
                 repos, agent, handoff, "transfer", confirm_held, to=(target.id, target.name)
             )

@@ -27,6 +27,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.handoff.send_failures import send_failure
 from bot.keys import SESSIONS
+from storage.repositories import ContactRepository
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
 
 try:
@@ -315,6 +316,22 @@ async def test_admin_opens_the_funnel_page_from_the_console(tmp_path: Path) -> N
             problems: list[str] = []
             page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
             await log_in(page, base, one_time_password)
+
+            # the Contacts section: a contact goes off duty, the list says so, and it is stored
+            await page.get_by_test_id("contacts-admin").locator("summary").click()
+            row = page.locator('[data-testid="contact-row"][data-contact="bob"]')
+            await expect(row.get_by_test_id("contact-duty")).to_have_text("在岗")
+            await row.get_by_test_id("contact-toggle").click()
+            await expect(row).to_have_attribute("data-on-duty", "false")
+            await expect(row.get_by_test_id("contact-duty")).to_have_text("离岗")
+            await expect(page.get_by_test_id("toast")).to_contain_text("离岗")
+            async with app[SESSIONS]() as session:
+                stored = await ContactRepository(session).find("bob")
+            assert stored is not None and not stored.on_duty
+            await page.get_by_test_id("team-admin").locator("summary").click()
+            await expect(page.get_by_test_id("team-row")).to_have_count(1)
+            await page.screenshot(path=str(SHOTS / "console-admin.png"), full_page=True)
+
             await page.get_by_test_id("funnel-link").click()
             chart = page.get_by_test_id("funnel-chart")
             await expect(chart).to_be_visible()

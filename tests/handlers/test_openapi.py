@@ -258,6 +258,37 @@ async def test_every_route_answers_and_refuses_as_documented(
     changed = await contract.ok(await boss.send("PUT", "/api/contacts/on-duty", sent), duty, sent)
     assert changed["on_duty"] is False
 
+    # the team's logins (admins): list, unlock, reset the password, disable, enable
+    team = ("/api/admin/agents", "get")
+    await contract.refusal(await bob.get("/api/admin/agents"), team)  # not an admin
+    listed = await contract.ok(await boss.get("/api/admin/agents"), team)
+    statuses = {a["name"]: a["status"] for a in listed["agents"]}
+    assert statuses == {"boss": "active", "bob": "active"}
+    boss_id = next(a["id"] for a in listed["agents"] if a["name"] == "boss")
+    for action in ("unlock", "reset-password", "enable"):
+        op = (f"/api/admin/agents/{{id}}/{action}", "post")
+        await contract.refusal(await bob.post(f"/api/admin/agents/{bob_id}/{action}"), op)
+        await contract.refusal(await boss.post(f"/api/admin/agents/999999/{action}"), op)
+    unlock = ("/api/admin/agents/{id}/unlock", "post")
+    unlocked = await contract.ok(await boss.post(f"/api/admin/agents/{bob_id}/unlock"), unlock)
+    assert unlocked["lockouts_lifted"] == 0
+    disable = ("/api/admin/agents/{id}/disable", "post")
+    self_refused = await contract.refusal(
+        await boss.post(f"/api/admin/agents/{boss_id}/disable"), disable
+    )
+    assert self_refused["key"] == "disable_self"
+    await contract.refusal(await bob.post(f"/api/admin/agents/{boss_id}/disable"), disable)
+    gone = await contract.ok(await boss.post(f"/api/admin/agents/{bob_id}/disable"), disable)
+    assert gone["agent"]["status"] == "disabled" and gone["changed"]
+    enable = ("/api/admin/agents/{id}/enable", "post")
+    back = await contract.ok(await boss.post(f"/api/admin/agents/{bob_id}/enable"), enable)
+    assert back["agent"]["status"] == "active" and back["changed"]
+    reset = ("/api/admin/agents/{id}/reset-password", "post")
+    fresh = await contract.ok(await boss.post(f"/api/admin/agents/{bob_id}/reset-password"), reset)
+    assert fresh["agent"]["status"] == "must_change_password"
+    bob = browsers()  # the old session ended with the reset
+    await ready_with(bob, "bob", fresh["one_time_password"])
+
     # canned replies (admins manage them)
     canned = ("/api/canned", "post")
     sent = {"title": "问候", "text": "您好，我是客服。"}
@@ -298,6 +329,13 @@ async def test_every_route_answers_and_refuses_as_documented(
     assert contract.answered == documented(doc), "no success checked"
     public_get = {("/api/openapi.json", "get")}  # nothing to refuse: it is public and read-only
     assert contract.refused == documented(doc) - public_get, "no refusal checked"
+
+
+async def ready_with(browser: Browser, name: str, one_time: str) -> None:
+    """Signs in with a one-time password and replaces it."""
+    assert (await browser.login(name, one_time)).status == 200
+    sent = {"old_password": one_time, "new_password": PASSWORD}
+    assert (await browser.post("/api/password", sent)).status == 200
 
 
 async def test_unknown_paths_and_methods_answer_the_error_shape(

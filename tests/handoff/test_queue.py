@@ -19,8 +19,8 @@ from bot.handoff.queue import (
 from bot.refusals import Refusal
 from bot.texts import Texts
 from storage.models import AuditEntry
-from storage.records import ConversationData, ConversationRecord, Owner
-from storage.repositories import ConversationRepository
+from storage.records import ConversationData, ConversationRecord, HandoffStatus, Owner
+from storage.repositories import ConversationRepository, Repositories
 from tests.engine.test_dispatcher import make_dispatcher
 from tests.handoff.desk import ORDER, Desk, user
 
@@ -419,3 +419,21 @@ async def test_closing_a_console_ignores_the_stale_ones_of_a_dead_worker(desk: D
     desk.clock.advance(timedelta(minutes=2, seconds=1))
     [back] = await desk.service.queue(desk.agents[2])
     assert back.id == handoff and back.dropped_by == "a0"
+
+
+async def test_a_disabled_agent_is_neither_offered_nor_accepted_as_a_transfer_target(
+    desk: Desk,
+) -> None:
+    handoff = await desk.queued(user(1))
+    holder, gone = desk.agents[1], desk.agents[2]
+    await desk.service.claim(holder, handoff)
+    async with desk.sessions.begin() as s:
+        assert await Repositories.on(s).agents.disable(gone.id, desk.clock.now())
+    assert gone.id not in {a.id for a in await desk.service.list_agents()}
+    assert holder.id in {a.id for a in await desk.service.list_agents()}
+    with pytest.raises(Refusal) as refused:
+        await desk.service.transfer(holder, handoff, gone.id)
+    assert refused.value.status == 409 and refused.value.key == "agent_disabled"
+    assert gone.name in refused.value.zh and gone.name in refused.value.en
+    stored = await desk.stored(handoff)
+    assert (stored.status, stored.claimed_by) == (HandoffStatus.CLAIMED, holder.id)

@@ -6,6 +6,7 @@ import { connectLive, refresh } from "./console-live.js";
 import { startTicks } from "./console-ticks.js";
 import { watchArrivals } from "./console-arrivals.js";
 import { wireReplyBox } from "./console-reply.js";
+import { wireDismiss } from "./console-dismiss.js";
 
 const live = document.querySelector("[data-live]");
 if (live) {
@@ -20,5 +21,6 @@ if (live) {
   });
   watchArrivals();
   wireReplyBox();
+  wireDismiss();
 }
 startTicks(refresh);
