@@ -15,17 +15,20 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 # Asked for all day long by health checks and the console (its page, static files, partials
-# and JSON reads, polled): never worth a line at `errors`, whatever the answer.
+# and JSON reads, polled): never worth a line at `errors`, whatever the answer. What the
+# console changes (a login, a reply, a resolve) is an action: refused, it is logged.
 QUIET_PATHS = ("/healthz", "/metrics", "/favicon.ico")
-CONSOLE = "/console"  # the console's page and everything under /console/
+CONSOLE = "/console"  # the console's page and everything under /console/, when read
 CONSOLE_READS = "/api/"  # the console's JSON API, when it only reads (GET, HEAD)
+READS = ("GET", "HEAD")
 
 
 def is_quiet(method: str, path: str) -> bool:
     """Requests the access log skips at `errors`: health checks and the console's polling."""
-    if path in QUIET_PATHS or path == CONSOLE or path.startswith(CONSOLE + "/"):
+    if path in QUIET_PATHS:
         return True
-    return method in ("GET", "HEAD") and path.startswith(CONSOLE_READS)
+    console = path == CONSOLE or path.startswith((CONSOLE + "/", CONSOLE_READS))
+    return console and method in READS
 
 
 class AccessLog(StrEnum):

@@ -101,6 +101,10 @@ async def test_errors_mode_never_logs_the_consoles_pages_partials_static_files_o
     ]
     statuses = [(await client.get(path)).status for path in quiet]
     assert any(status >= 400 for status in statuses)  # errors, and still not logged
-    await client.post("/api/handoffs/1/claim")  # an action refused: that is worth a line
+    # actions refused are worth a line, from the JSON API and from the console's forms alike
+    await client.post("/api/handoffs/1/claim")
+    await client.post("/console/login", data={"name": "nobody", "password": "wrong"})
     lines = [r.getMessage() for r in caplog.records if r.name == "billbot.access"]
-    assert len(lines) == 1 and '"POST /api/handoffs/1/claim" 40' in lines[0]
+    assert len(lines) == 2, lines
+    assert '"POST /api/handoffs/1/claim" 40' in lines[0]
+    assert '"POST /console/login" 40' in lines[1]

@@ -114,6 +114,16 @@ def _cannot_disable_self() -> Refusal:
     )
 
 
+def _cannot_reset_self() -> Refusal:
+    return Refusal(
+        409,
+        "不能重置自己的密码：请用“改密码”修改，或请另一位管理员重置。",
+        "You cannot reset your own password: change it with Change password, or ask another"
+        " admin to reset it.",
+        key="reset_self",
+    )
+
+
 def _actor(actor: Actor) -> str:
     """The audit log's actor: ``system`` or ``agent:<id>``."""
     return actor if isinstance(actor, str) else f"agent:{actor.id}"
@@ -389,7 +399,10 @@ class AgentDirectory:
     async def reset_password(self, agent_id: int, *, actor: Actor) -> tuple[AgentView, str, int]:
         """A new one-time password, to be changed at the next login: the agent's sessions end
         and their lockouts are lifted. Returns the agent, the password, and how many addresses
-        were locked out."""
+        were locked out. An admin cannot reset their own (409, ``reset_self``): it would end
+        the session they are reading the new password in."""
+        if not isinstance(actor, str) and actor.id == agent_id:
+            raise _cannot_reset_self()
         password = new_one_time_password()
         password_hash = await self._in_pool(self._hasher.hash, password)
         now = self._clock.now()

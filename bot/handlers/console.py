@@ -912,8 +912,9 @@ API: list[Route] = [
         ("重置密码：返回新的一次性密码（只显示这一次，请私下转交）；该账号的登录全部退出，"
          "锁定解除（记入审计日志）",
          "Reset the password: answers a new one-time password (shown only once; pass it on"
-         " privately); the login's sessions end and its lockouts are lifted (audited)"),
-        access=Access.ADMIN,
+         " privately); the login's sessions end and its lockouts are lifted (audited);"
+         " not one's own (409 reset_self: change it instead)"),
+        access=Access.ADMIN, refusals=(409,),
     ),
     Endpoint(
         "POST", "/api/admin/agents/{id}/disable", disable_login, NoInput, DisabledOut,

@@ -809,8 +809,8 @@ async def _open(
     held = item.status in HELD_STATUSES
     mine = held and record.claimed_by == agent.id
     lease = None
-    if held and record.lease_until is not None:
-        lease = max(0, int((record.lease_until - now).total_seconds()))
+    if item.lease_until is not None:  # claimed: the lease runs (parked: the customer's turn)
+        lease = max(0, int((item.lease_until - now).total_seconds()))
     window, window_class = _window(desk.t, view, now)
     query = urlencode({"unmask_reason": unmask_reason}) if not view.masked else ""
     return Opened(

@@ -763,7 +763,8 @@ class HandoffService:
                 claimed_by=names.get(h.claimed_by) if h.claimed_by is not None else None,
                 dropped_by=h.dropped_by,
                 last_messages=[self._line(m, True, names) for m in last[h.conversation_id]],
-                lease_until=h.lease_until,
+                # a lease runs out only while claimed; a parked one waits for the customer
+                lease_until=h.lease_until if h.status == HandoffStatus.CLAIMED else None,
                 resolved_at=h.resolved_at,
             )
             for h in handoffs

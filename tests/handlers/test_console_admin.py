@@ -103,6 +103,13 @@ async def test_reset_shows_a_one_time_password_once_that_then_signs_in(
     boss_id = await agent_id(api, "boss")
     assert ("password_reset", f"agent:{boss_id}", f"agent:{bob_id}") in await audited(api)
 
+    # one's own password is changed, not reset: a reset would end this very session
+    own_row = re.search(r'<tr data-testid="team-row" data-name="boss".*?</tr>', team, re.S)
+    assert own_row and "team-reset" not in own_row.group(0)
+    refused, _ = await hx_post(boss, f"/console/admin/agents/{boss_id}/reset-password")
+    assert refused.status == 409
+    assert (await boss.get("/api/me")).status == 200  # still signed in
+
 
 async def test_disable_refuses_login_and_gives_their_conversation_back_then_enable(
     api: Client, settings: Settings, clock: FakeClock, browsers: Callable[[], Browser]

@@ -255,6 +255,29 @@ async def test_a_reply_wechat_refuses_shows_its_words_and_keeps_the_draft(
     assert empty.status == 422 and 'data-testid="reply-error"' in html
 
 
+async def test_a_parked_conversation_shows_no_lease_counting_down(
+    api: Client,
+    settings: Settings,
+    clock: FakeClock,
+    wechat_state: FakeWeChatState,
+    browsers: Callable[[], Browser],
+) -> None:
+    alice = await ready_agent(api, browsers(), "alice")
+    customer = await queued_customer(api, settings, clock)
+    wechat_state.customer_wrote(customer.openid, clock.now())
+    _, html = await hx_post(alice, "/console/claim-next")
+    handoff = int(re.findall(r'id="conversation"[^>]*data-id="(\d+)"', html)[0])
+    assert 'data-testid="lease-left"' in html  # claimed: the lease runs
+
+    wechat_state.fail_next(45015)  # WeChat: the 48 hours since the customer wrote are over
+    refused, html = await hx_post(alice, f"/console/handoffs/{handoff}/reply", {"text": "在吗"})
+    assert refused.status == 409
+    _, html = await hx_get(alice, f"/console/handoffs/{handoff}")
+    assert 'data-testid="lease-left"' not in html  # parked: the customer's turn, nothing runs
+    [item] = (await (await alice.get("/api/mine")).json())["items"]
+    assert item["status"] == "waiting_customer" and item["lease_until"] is None
+
+
 async def test_a_conversation_that_went_back_to_the_queue_says_why(
     api: Client, settings: Settings, clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:

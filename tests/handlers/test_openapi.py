@@ -284,6 +284,10 @@ async def test_every_route_answers_and_refuses_as_documented(
     back = await contract.ok(await boss.post(f"/api/admin/agents/{bob_id}/enable"), enable)
     assert back["agent"]["status"] == "active" and back["changed"]
     reset = ("/api/admin/agents/{id}/reset-password", "post")
+    own = await contract.refusal(
+        await boss.post(f"/api/admin/agents/{boss_id}/reset-password"), reset
+    )
+    assert own["key"] == "reset_self"  # it would end the session the password is shown in
     fresh = await contract.ok(await boss.post(f"/api/admin/agents/{bob_id}/reset-password"), reset)
     assert fresh["agent"]["status"] == "must_change_password"
     bob = browsers()  # the old session ended with the reset
