@@ -472,7 +472,7 @@ async def login(request: web.Request, body: LoginBody) -> WithCookie[SessionOut]
 async def logout(request: web.Request, _: NoInput) -> WithCookie[OkOut]:
     token = admission().token
     await _directory(request).logout(token)
-    await _close_feeds(request, lambda login: login[0] == token)  # the feeds end with the login
+    await close_session_feeds(request, token)
     return WithCookie(OkOut(ok=True), None)
 
 
@@ -502,8 +502,7 @@ async def change_password(request: web.Request, body: PasswordBody) -> SessionOu
         keep_session=token,
         address=client_address(request),
     )
-    # the agent's other sessions ended with the old password: so do their live feeds
-    await _close_feeds(request, lambda login: login[1] == agent_id and login[0] != token)
+    await close_other_feeds(request, agent_id, token)
     return _session(agent)
 
 
@@ -511,6 +510,17 @@ async def close_agent_feeds(request: web.Request, agent_id: int) -> None:
     """An admin ended the agent's sessions (disabled, new password): their live feeds on this
     worker close now; on the others, at their next ping."""
     await _close_feeds(request, lambda login: login[1] == agent_id)
+
+
+async def close_session_feeds(request: web.Request, token: str) -> None:
+    """A logout: the live feeds of that session (this worker's) end with it."""
+    await _close_feeds(request, lambda login: login[0] == token)
+
+
+async def close_other_feeds(request: web.Request, agent_id: int, keep_token: str) -> None:
+    """A password change: the agent's other sessions ended with the old password, and so do
+    their live feeds (on this worker now; on the others, at their next ping)."""
+    await _close_feeds(request, lambda login: login[1] == agent_id and login[0] != keep_token)
 
 
 async def _close_feeds(request: web.Request, ended: Callable[[tuple[str, int]], bool]) -> None:

@@ -34,6 +34,8 @@ from bot.handlers.console import (
     Admission,
     admit,
     close_agent_feeds,
+    close_other_feeds,
+    close_session_feeds,
     contact_out,
 )
 from bot.handoff.hours import CHINA
@@ -404,6 +406,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         return _not_admitted(request, refusal)
     assert admission is not None
     await request.app[AGENTS].logout(admission.token)
+    await close_session_feeds(request, admission.token)
     response = web.Response(status=204, headers={"HX-Redirect": "/console"})
     response.del_cookie(
         COOKIE, path="/", secure=_cookie_secure(request), httponly=True, samesite="Strict"
@@ -445,6 +448,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         await request.app[AGENTS].change_password(
             desk.agent, old, new, keep_session=admission.token, address=client_address(request)
         )
+        await close_other_feeds(request, desk.agent.id, admission.token)
     except Refusal as refusal:
         # a one-time password kept from the login stays kept while the new one is refused
         # (422); a lockout (401/429) asks for it afresh

@@ -4,6 +4,7 @@ WeChat API receiving (or refusing) the agents' replies."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -105,6 +106,17 @@ async def test_login_then_the_one_time_password_is_replaced_then_the_desk(
     html = await desk.text()
     assert 'data-testid="main"' in html and csrf_in(html) == browser.csrf
     assert (await browsers().login("alice", PASSWORD)).status == 200  # the new password holds
+
+
+async def test_logging_out_from_the_page_ends_that_sessions_live_feed_at_once(
+    api: Client, browsers: Callable[[], Browser]
+) -> None:
+    alice = await ready_agent(api, browsers(), "alice")
+    async with alice.http.ws_connect(alice.url("/api/ws")) as ws:
+        resp, _ = await hx_post(alice, "/console/logout")
+        assert resp.status == 204
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
 
 
 async def test_a_login_form_posted_from_another_site_is_refused(
