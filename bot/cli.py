@@ -38,10 +38,8 @@ from storage.repositories import HandoffRepository
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.console.auth import LoginState
-    from bot.handoff.queue import HandoffService
     from storage.repositories.agents import AgentRecord
 
 log = logging.getLogger("billbot")
@@ -1072,8 +1070,9 @@ async def manage_agents(settings: Settings, action: str, args: argparse.Namespac
             _, password, locked = await directory.reset_password(record.id, actor="system")
             print_reset(record, password, locked)
         elif action == "disable":
-            queue = handoff_service(settings, sessions)
-            print_disabled(record, await directory.disable(record.id, actor="system", queue=queue))
+            # the running server's lapse sweep gives their conversations back, with the live
+            # events every console hears (this process has no feed to tell them)
+            print_disabled(record, await directory.disable(record.id, actor="system"))
         else:
             if await directory.enable(record.id, actor="system"):
                 print(
@@ -1084,20 +1083,6 @@ async def manage_agents(settings: Settings, action: str, args: argparse.Namespac
     finally:
         await engine.dispose()
     return 0
-
-
-def handoff_service(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> HandoffService:
-    """The queue service, for a command that gives conversations back to the queue now, as
-    the server's upkeep would in a few seconds."""
-    from datetime import timedelta
-
-    from bot.handoff.events import EventBus
-    from bot.handoff.queue import HandoffService
-
-    lease = timedelta(seconds=settings.claim_lease_seconds)
-    return HandoffService(sessions, SystemClock(), None, EventBus(), lease=lease)
 
 
 def print_reset(record: AgentRecord, password: str, locked: int) -> None:
@@ -1124,7 +1109,9 @@ def print_disabled(record: AgentRecord, lapsed: int | None) -> None:
         print(f"「{record.name}」已经是停用状态。 / {record.name!r} was already disabled.")
         return
     print(
-        f"已停用「{record.name}」：不能再登录，现有登录已退出，{lapsed} 个会话已回到队列。"
-        f" / Disabled {record.name!r}: they can no longer sign in, their sessions have ended,"
-        f" and the {lapsed} conversation(s) they held went back to the queue."
+        f"已停用「{record.name}」：不能再登录，现有登录已退出；其 {lapsed} 个会话的认领已结束，"
+        f"服务器会在几秒内把它们放回队列。"
+        f" / Disabled {record.name!r}: they can no longer sign in and their sessions have ended;"
+        f" the {lapsed} conversation(s) they held lapsed, and the server puts them back in the"
+        f" queue within seconds."
     )

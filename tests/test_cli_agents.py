@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.console.auth import AgentDirectory
+from bot.handoff.events import EventBus
+from bot.handoff.queue import HandoffService
 from bot.refusals import Refusal
 from storage.db import create_engine, session_factory
 from storage.records import HandoffStatus, Owner
@@ -205,7 +207,7 @@ def test_disable_stops_the_login_and_gives_back_what_it_held_then_enable_restore
     token, held, frank_id = on_db(db, erin_at_work)
     assert main(["agents", "disable", "erin"]) == 0
     out = capsys.readouterr().out
-    assert "2" in out and "queue" in out and "队列" in out
+    assert "2" in out and "queue within seconds" in out and "放回队列" in out
 
     async def after_disable(sessions: Sessions) -> None:
         directory = AgentDirectory(sessions, clock, hasher=FAST)
@@ -216,6 +218,14 @@ def test_disable_stops_the_login_and_gives_back_what_it_held_then_enable_restore
         with pytest.raises(Refusal) as wrong:  # a guesser learns nothing new
             await directory.login("erin", "not-her-password")
         assert wrong.value.status == 401 and wrong.value.key is None
+        async with sessions() as s:
+            lapsed = [await Repositories.on(s).handoffs.get(i) for i in held[:2]]
+        now = datetime.now(UTC)
+        assert all(h and h.lease_until and h.lease_until < now for h in lapsed)
+        # the running server's lapse sweep gives them back (and tells every console)
+        server = FakeClock(now)
+        sweep = HandoffService(sessions, server, None, EventBus(), lease=timedelta(minutes=2))
+        await sweep.release_expired_leases()
         async with sessions() as s:
             repos = Repositories.on(s)
             mine = [await repos.handoffs.get(i) for i in held]
