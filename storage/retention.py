@@ -34,6 +34,14 @@ PURGED: tuple[tuple[str, str, str, str], ...] = (
     ("order_rechecks", "个已完成的订单复查", "finished order recheck", "finished order rechecks"),
     ("receipt_codes", "个过期的收据二维码", "expired receipt QR code", "expired receipt QR codes"),
     ("console_sessions", "个过期的客服登录", "expired console session", "expired console sessions"),
+    (
+        "order_guards",
+        "个旧的订单猜测记录",
+        "old order-guessing record",
+        "old order-guessing records",
+    ),
+    ("login_guards", "个旧的登录失败记录", "old failed-login record", "old failed-login records"),
+    ("api_errors", "条旧的微信接口错误", "old WeChat API error", "old WeChat API errors"),
 )
 
 
@@ -66,13 +74,13 @@ async def purge_expired(
         messages = await ConversationRepository(session).end(expired, now)
         keys = await InboxRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
         cards = await CardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
-        await OrderGuardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
-        await AgentRepository(session).purge_guards_before(now - DELIVERY_KEYS_KEPT)
+        guards = await OrderGuardRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
+        failed_logins = await AgentRepository(session).purge_guards_before(now - DELIVERY_KEYS_KEPT)
         cancelled = await HandoffRepository(session).purge_cancelled(now - DELIVERY_KEYS_KEPT)
         rechecks = await RecheckRepository(session).purge_done_before(now - DELIVERY_KEYS_KEPT)
         # receipt codes: kept 72 h past their expiry (a late scan is told it expired)
         codes = await OrderQrRepository(session).purge_before(now - DELIVERY_KEYS_KEPT)
-        await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
+        api_errors = await ApiErrorRepository(session).purge_before(now - API_ERRORS_KEPT)
         logins = (
             await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
         ).rowcount  # type: ignore[attr-defined]
@@ -85,4 +93,7 @@ async def purge_expired(
         "order_rechecks": rechecks,
         "receipt_codes": codes,
         "console_sessions": int(logins),
+        "order_guards": guards,
+        "login_guards": failed_logins,
+        "api_errors": api_errors,
     }

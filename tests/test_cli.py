@@ -168,6 +168,30 @@ def test_every_count_the_purge_returns_has_words(tmp_path: Path) -> None:
     assert said.count("2 ") == 2 * len(counts)
 
 
+def test_the_purge_counts_the_old_guards_it_deletes(tmp_path: Path) -> None:
+    from storage.models import ApiError, OrderGuard
+    from storage.retention import describe_purge, purge_expired
+
+    async def purge_old_guards() -> dict[str, int]:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/guards.db")
+        now = datetime.now(UTC)
+        try:
+            await migrate(engine)
+            async with session_factory(engine)() as session, session.begin():
+                long_ago = now - timedelta(days=10)
+                session.add(OrderGuard(order_key="k" * 64, failures=3, window_start=long_ago))
+                session.add(
+                    ApiError(service="wechat", call="send", errcode=1, errmsg="x", at=long_ago)
+                )
+            return await purge_expired(session_factory(engine), now)
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(purge_old_guards())
+    assert counts["order_guards"] == 1 and counts["api_errors"] == 1
+    assert "1 old order-guessing record" in describe_purge(counts)
+
+
 async def purge_an_empty_database(folder: Path) -> dict[str, int]:
     from storage.retention import purge_expired
 
