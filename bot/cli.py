@@ -256,6 +256,19 @@ async def prepare(settings: Settings, demo: bool) -> str | None:
     return None
 
 
+def migration_failure(url: str, exc: Exception) -> str:
+    """One line for a database that answers but cannot be migrated (rights, a newer schema)."""
+    from bot.startup import masked_url
+
+    said = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return (
+        f"billbot: 无法更新 {masked_url(url)} 的数据库结构（{said}）——请检查该数据库账号能否建表，"
+        "以及数据库是否被更新版本的 billbot 用过。"
+        f" / billbot: could not migrate the database at {masked_url(url)} ({said}) — check that"
+        " its user may create tables and that no newer billbot has used it."
+    )
+
+
 def local_url(host: str, port: int) -> str:
     """Where a client on this machine reaches a server listening on ``host:port`` (a server on
     every address is reached on loopback)."""
@@ -314,7 +327,11 @@ def _run_worker(settings: Settings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run_server(settings, worker=True)
+    try:
+        run_server(settings, worker=True)
+    except OSError as exc:  # the address was taken after the parent's check
+        print(listen_failure(settings.host, settings.port, exc), file=sys.stderr)
+        sys.exit(1)
 
 
 def refusal_to_serve(settings: Settings) -> str | None:
@@ -356,7 +373,12 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
     except CannotStart as exc:
         print(exc, file=sys.stderr)
         return 1
-    password = asyncio.run(prepare(settings, demo))
+    try:
+        password = asyncio.run(prepare(settings, demo))
+    except Exception as exc:  # reachable, yet the schema could not be brought up to date
+        log.debug("migration failed", exc_info=True)
+        print(migration_failure(settings.database_url, exc), file=sys.stderr)
+        return 1
     warn_about_fallback_contact(settings)
     if demo:
         print(demo_banner(settings, password), flush=True)

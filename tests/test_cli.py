@@ -369,3 +369,20 @@ def test_run_without_arguments_prints_the_help_and_starts_nothing(tmp_path: Path
         assert words in done.stdout, words
     assert "Running on" not in done.stdout + done.stderr
     assert not (tmp_path / "var").exists()  # no database made, no demo seeded
+
+
+def test_a_database_that_cannot_be_migrated_is_one_line_not_a_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import sqlite3
+
+    with sqlite3.connect(workdir / "cli.db") as db:  # as left by a newer billbot
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "could not migrate" in err and "Traceback" not in err
