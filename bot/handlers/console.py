@@ -344,7 +344,7 @@ def _route(entry: Route) -> web.RouteDef:
             raise TypeError(f"{endpoint.path} gave {type(body).__name__}")
         response = web.json_response(body.model_dump(mode="json"), status=endpoint.status)
         if isinstance(result, WithCookie):
-            _set_session_cookie(request, response, result.session)
+            set_session_cookie(request, response, result.session)
         return response
 
     handle.__name__ = endpoint.handler.__name__
@@ -413,7 +413,7 @@ def _cookie_secure(request: web.Request) -> bool:
     return request.secure or request.app[SETTINGS].public_url.startswith("https")
 
 
-def _set_session_cookie(request: web.Request, response: web.Response, token: str | None) -> None:
+def set_session_cookie(request: web.Request, response: web.Response, token: str | None) -> None:
     """Starts the session cookie (a token) or ends it (None)."""
     secure = _cookie_secure(request)
     if token is None:

@@ -23,13 +23,12 @@ from markupsafe import Markup
 
 from bot.console import TEMPLATES_DIR
 from bot.console.api_models import ContactOut
-from bot.console.auth import MIN_PASSWORD, SESSION_TTL
+from bot.console.auth import MIN_PASSWORD
 from bot.console.labels import CONSOLE_LANGS, Key, Labels, Span
 from bot.durations import say_duration
 from bot.handlers.bodies import BodyError, read_body
 from bot.handlers.clients import client_address
 from bot.handlers.console import (
-    COOKIE,
     PAGE_HEADERS,
     Admission,
     admit,
@@ -37,6 +36,7 @@ from bot.handlers.console import (
     close_other_feeds,
     close_session_feeds,
     contact_out,
+    set_session_cookie,
 )
 from bot.handoff.hours import CHINA
 from bot.handoff.queue import AgentView, CannedView, ConversationView, QueueItem, TodayFigures
@@ -375,15 +375,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         response = web.Response(status=204, headers={"HX-Redirect": "/console"})
     else:
         response = web.Response(status=303, headers={"Location": "/console"})
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=int(SESSION_TTL.total_seconds()),
-        path="/",
-        secure=_cookie_secure(request),
-        httponly=True,
-        samesite="Strict",
-    )
+    set_session_cookie(request, response, token)
     return response
 
 
@@ -395,10 +387,6 @@ def _login_form(
     return _page(t, "login", status=status, name=name, problem=problem)
 
 
-def _cookie_secure(request: web.Request) -> bool:
-    return request.secure or request.app[SETTINGS].public_url.startswith("https")
-
-
 async def logout(request: web.Request) -> web.StreamResponse:
     try:
         admission = await _admit_as(request, LOGOUT_GATE)
@@ -408,9 +396,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     await request.app[AGENTS].logout(admission.token)
     await close_session_feeds(request, admission.token)
     response = web.Response(status=204, headers={"HX-Redirect": "/console"})
-    response.del_cookie(
-        COOKIE, path="/", secure=_cookie_secure(request), httponly=True, samesite="Strict"
-    )
+    set_session_cookie(request, response, None)
     return response
 
 
