@@ -129,9 +129,6 @@ class Labels:
         """A span of time with its units ("14 分 37 秒")."""
         return self.words(say_duration(seconds, "zh"), say_duration(seconds, "en"))
 
-    def plain_span(self, seconds: float) -> str:
-        return self.plain_words(say_duration(seconds, "zh"), say_duration(seconds, "en"))
-
     def units(self, lang: Lang) -> str:
         """The unit words (day, hour, minute, second) the page's countdowns count in."""
         return console_catalogue(lang)["duration_units"]

@@ -212,3 +212,6 @@ async def test_an_agent_who_is_not_an_admin_is_refused_in_words(
         boss, "/console/admin/contacts/on-duty", {"contact": "bob", "on_duty": "0"}, csrf=False
     )
     assert resp.status == 403
+    async with api.app[SESSIONS]() as session:
+        still = await ContactRepository(session).find("bob")
+    assert still is not None and still.on_duty  # nothing changed
