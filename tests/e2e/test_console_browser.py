@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -25,8 +25,9 @@ from bot.app import create_app
 from bot.channels.wechat_oa import OAClientCodec
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.handoff.queue import lease_lapsed_event
 from bot.handoff.send_failures import send_failure
-from bot.keys import SESSIONS
+from bot.keys import EVENTS, SESSIONS
 from storage.repositories import ContactRepository
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
 
@@ -153,7 +154,9 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
             aiohttp.ClientSession() as http,
             async_playwright() as pw,
         ):
-            _, one_time_password = await AgentDirectory(app[SESSIONS], clock).create(AGENT, "agent")
+            agent, one_time_password = await AgentDirectory(app[SESSIONS], clock).create(
+                AGENT, "agent"
+            )
             browser = await pw.chromium.launch(
                 executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
@@ -258,6 +261,11 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 assert (OPENID, REPLY) in wechat.sent
 
                 await page.screenshot(path=str(SHOTS / "console-desktop.png"))
+
+                # A claim that lapsed is explained in words the moment the server says so.
+                lapsed = lease_lapsed_event(agent.id, 1, ref, timedelta(minutes=2))
+                app[EVENTS].publish(lapsed)
+                await expect(page.get_by_test_id("toast")).to_contain_text(str(lapsed["zh"]))
 
                 # Chinese and English side by side: every label changes, nothing is lost.
                 await page.get_by_test_id("lang").select_option("both")

@@ -11,6 +11,12 @@ import { wireDismiss } from "./console-dismiss.js";
 const live = document.querySelector("[data-live]");
 if (live) {
   connectLive(live, (event) => {
+    if (event.type === "lease_lapsed") {
+      // addressed to this agent: why a conversation left their hands, in the server's words
+      tell(event, live.dataset.lang);
+      refresh();
+      return;
+    }
     if (event.type === "alert") {
       // an alert names a notice the page already holds, in the agent's words
       const notice = document.getElementById(`alert-${event.alert}`);
@@ -24,3 +30,13 @@ if (live) {
   wireDismiss();
 }
 startTicks(refresh);
+
+function tell(event, lang) {
+  const toast = document.getElementById("toast");
+  if (!toast || !event.zh) return;
+  const words = { zh: event.zh, en: event.en }[lang] || `${event.zh} ${event.en}`;
+  toast.textContent = words;
+  toast.className = "toast info";
+  toast.setAttribute("role", "alert");
+  toast.hidden = false;
+}
