@@ -154,6 +154,9 @@ async def test_retention_clears_expired_conversations(sessions: Sessions, clock:
         "cancelled_handoffs": 0,
         "order_rechecks": 0,
         "receipt_codes": 0,
+        "order_guards": 0,
+        "login_guards": 0,
+        "api_errors": 0,
     }
     async with sessions() as s:
         repos = Repositories.on(s)
