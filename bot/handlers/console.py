@@ -577,8 +577,9 @@ async def transfer(request: web.Request, body: TransferBody) -> ItemOut:
     return ItemOut(item=QueueItemOut.of(item))
 
 
-async def hand_back(request: web.Request, _: NoInput) -> ItemOut:
-    item = await _service(request).hand_back(current_agent(request), _id(request))
+async def hand_back(request: web.Request, body: ConfirmBody) -> ItemOut:
+    agent, handoff = current_agent(request), _id(request)
+    item = await _service(request).hand_back(agent, handoff, confirm_held=body.confirm_held)
     return ItemOut(item=QueueItemOut.of(item))
 
 
@@ -887,7 +888,7 @@ API: list[Route] = [
         refusals=(*_ANY_HANDOFF, 422),
     ),
     Endpoint(
-        "POST", "/api/handoffs/{id}/handback", hand_back, NoInput, ItemOut,
+        "POST", "/api/handoffs/{id}/handback", hand_back, ConfirmBody, ItemOut,
         ("交还给机器人：客户从机器人停下的地方继续",
          "Hand back to the bot: the customer continues where the bot left off"),
         refusals=_ANY_HANDOFF,

@@ -733,7 +733,8 @@ async def transfer(request: web.Request, desk: Desk) -> web.StreamResponse:
 
 
 async def hand_back(request: web.Request, desk: Desk) -> web.StreamResponse:
-    await request.app[HANDOFFS].hand_back(desk.agent, _id(request))
+    confirmed = _confirmed_held(await _form(request))
+    await request.app[HANDOFFS].hand_back(desk.agent, _id(request), confirm_held=confirmed)
     return _changed(_closed(desk, Toast(desk.t("handed_back"), "ok")))
 
 

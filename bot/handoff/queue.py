@@ -155,6 +155,7 @@ def _closed() -> Refusal:
 _HELD_ACTIONS = {
     "transfer": ("转给其他客服", "transfer it"),
     "resolve": ("结束这个会话", "resolve it"),
+    "hand_back": ("交还给机器人", "hand it back to the bot"),
 }
 
 
@@ -480,9 +481,12 @@ class HandoffService:
         )
         return item
 
-    async def hand_back(self, agent: AgentView, handoff_id: int) -> QueueItem:
-        """The bot takes over again at the step where it left off."""
-        return await self._close(agent, handoff_id, HandoffStatus.RETURNED)
+    async def hand_back(
+        self, agent: AgentView, handoff_id: int, *, confirm_held: bool = False
+    ) -> QueueItem:
+        """The bot takes over again at the step where it left off. An admin handing back what
+        another agent holds must say so (``confirm_held``), and that is audited."""
+        return await self._close(agent, handoff_id, HandoffStatus.RETURNED, confirm_held)
 
     async def resolve(
         self, agent: AgentView, handoff_id: int, *, confirm_held: bool = False
@@ -497,16 +501,15 @@ class HandoffService:
         agent: AgentView,
         handoff_id: int,
         status: HandoffStatus,
-        confirm_held: bool | None = None,
+        confirm_held: bool,
     ) -> QueueItem:
-        """``confirm_held`` None: no confirmation asked (a hand-back, as before)."""
         now = self._clock.now()
         async with self._writing() as repos:
             handoff, conv = await self._lock(repos, handoff_id)
             if not agent.is_admin:
                 self._must_hold(agent, handoff)
-            if confirm_held is not None:
-                await self._taking_from_holder(repos, agent, handoff, "resolve", confirm_held)
+            action = "hand_back" if status == HandoffStatus.RETURNED else "resolve"
+            await self._taking_from_holder(repos, agent, handoff, action, confirm_held)
             if not await repos.handoffs.close(handoff_id, status, now):
                 raise _closed()  # an admin closing what had already ended
             if status == HandoffStatus.RETURNED:

@@ -231,6 +231,8 @@ async def test_every_route_answers_and_refuses_as_documented(
     held = await contract.refusal(await boss.post(f"/api/handoffs/{handoff}/resolve"), resolve)
     assert held["key"] == "held_by_other"  # bob holds it now: an admin must confirm
     handback = ("/api/handoffs/{id}/handback", "post")
+    held = await contract.refusal(await boss.post(f"/api/handoffs/{handoff}/handback"), handback)
+    assert held["key"] == "held_by_other"
     await contract.refusal(await bob.post(f"/api/handoffs/{other}/handback"), handback)
     await contract.ok(await bob.post(f"/api/handoffs/{handoff}/handback"), handback)
     await contract.refusal(await bob.post(f"/api/handoffs/{other}/resolve"), resolve)

@@ -1,4 +1,5 @@
-"""Resolving or transferring a conversation another agent holds asks to be confirmed, and is
+"""Resolving, transferring or handing back a conversation another agent holds asks to be
+confirmed, and is
 audited; one's own and unheld conversations are not asked about; who may act is unchanged."""
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ async def test_transferring_what_another_agent_holds_needs_confirming(desk: Desk
         f"handoff:{ref}",
     )
     assert f"agent:{holder.id}" in entry.reason and f"agent:{target.id}" in entry.reason
+
+
+async def test_handing_back_what_another_agent_holds_needs_confirming(desk: Desk) -> None:
+    admin, holder = desk.agents[0], desk.agents[1]
+    handoff, ref = await held_by(desk, holder)
+    with pytest.raises(Refusal) as refused:
+        await desk.service.hand_back(admin, handoff)
+    assert refused.value.key == "held_by_other" and holder.name in refused.value.en
+    assert (await desk.stored(handoff)).status == HandoffStatus.CLAIMED
+
+    item = await desk.service.hand_back(admin, handoff, confirm_held=True)
+    assert item.status == "returned"
+    [entry] = await audit(desk)
+    assert (entry.action, entry.target) == ("hand_back_held", f"handoff:{ref}")
+    assert f"agent:{holder.id}" in entry.reason
 
 
 async def test_ones_own_and_unheld_conversations_are_not_asked_about(desk: Desk) -> None:
