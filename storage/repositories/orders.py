@@ -17,6 +17,11 @@ from storage.records import ContactRecord, OrderRecord
 from storage.shapes import shape_of
 
 log = logging.getLogger(__name__)
+# What an operator does about a contact that cannot serve: by whether it is in the table.
+_CONTACT_FIX = {
+    True: "put them back on duty with: billbot contacts enable {contact}",
+    False: "add them with: billbot contacts import FILE.csv (a row for {contact})",
+}
 
 
 async def _upsert(
@@ -188,12 +193,13 @@ class ContactRepository:
             if own is not None and own.on_duty:
                 return own
             log.warning(
-                "an order names contact %r, who is %s: %s",
+                "an order names contact %r, who is %s: %s; %s",
                 order.contact,
                 "off duty" if own is not None else "not in the contacts table",
                 f"sending its customer to the fallback contact {fallback!r} if on duty"
                 if fallback
                 else "its customer goes to the handoff queue (no BILLBOT_FALLBACK_CONTACT)",
+                _CONTACT_FIX[own is not None].format(contact=order.contact),
             )
             return await self._fallback(fallback)
         if order.store:
@@ -220,9 +226,11 @@ class ContactRepository:
         if chosen is not None and chosen.on_duty:
             return chosen
         log.warning(
-            "the fallback contact BILLBOT_FALLBACK_CONTACT=%r is %s",
+            "the fallback contact BILLBOT_FALLBACK_CONTACT=%r is %s; %s, or set"
+            " BILLBOT_FALLBACK_CONTACT to a contact on duty",
             fallback,
             "off duty" if chosen is not None else "not in the contacts table",
+            _CONTACT_FIX[chosen is not None].format(contact=fallback),
         )
         return None
 
