@@ -95,7 +95,9 @@ class LateReplies:
             return
         if outcome.duplicate or not outcome.reply:
             return
-        if not await self._bot_may_speak(openid):
+        async with self._sessions() as session:
+            conv = await ConversationRepository(session).get("wechat", openid)
+        if conv is not None and conv.owner.is_agent:
             # the mark stays: a retry must not carry the bot's reply to an agent's customer
             log.info("late reply for %s dropped: an agent owns the conversation now", key)
             return
@@ -110,20 +112,11 @@ class LateReplies:
             )
             await self._unmark(key)
             return
-        await self._sent_through_api(openid, outcome.reply)
-
-    async def _bot_may_speak(self, openid: str) -> bool:
-        """True while the bot may still speak to this customer (no agent took over)."""
-        async with self._sessions() as session:
-            conv = await ConversationRepository(session).get("wechat", openid)
-        return conv is None or not conv.owner.is_agent
-
-    async def _sent_through_api(self, openid: str, text: str) -> None:
-        """The reply is recorded as sent through the API: it used WeChat's reply quota."""
-        async with self._sessions() as session, session.begin():
-            conv = await ConversationRepository(session).get("wechat", openid)
-            if conv is not None:
-                await TranscriptRepository(session).resend_as(conv.id, text, "bot", API_BOT)
+        if conv is not None:  # recorded as sent through the API: it used WeChat's reply quota
+            async with self._sessions() as session, session.begin():
+                await TranscriptRepository(session).resend_as(
+                    conv.id, outcome.reply, "bot", API_BOT
+                )
 
     async def _unmark(self, key: str) -> None:
         """The reply did not go out: its delivery record is no longer "answered late"."""
