@@ -42,25 +42,39 @@ class SlowOrders:
         return []
 
 
-async def test_a_slow_turn_is_answered_through_the_message_api_once(
+Client = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
+
+
+async def consented(
     settings: Settings,
     clock: FakeClock,
-    aiohttp_client: Callable[
-        [web.Application], Awaitable[TestClient[web.Request, web.Application]]
-    ],
+    aiohttp_client: Client,
     aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> None:
+) -> tuple[web.Application, Settings, SlowOrders, web.Application, Customer]:
+    """An app whose order lookups wait for the test, talking to a fake WeChat API, and an
+    Official Account customer who has agreed to the notice (the next is the order number)."""
     fake = fake_wechat_app(clock, settings.wechat.app_id, settings.wechat.app_secret.reveal())
     server = await aiohttp_server(fake, access_log=None)
     moded = replace(settings, wechat_api_base=str(server.make_url("")).rstrip("/"))
     orders = SlowOrders()
     app = create_app(moded, clock, orders=orders)
-    client = await aiohttp_client(app)
+    customer = Customer(await aiohttp_client(app), moded, clock)
     await seed_demo(app[SESSIONS], clock.now())
-    customer = Customer(client, moded, clock)
     fake[FAKE_STATE].customer_wrote(customer.openid)
     await customer.say("你好")
     await customer.say("同意")
+    return fake, moded, orders, app, customer
+
+
+async def test_a_slow_turn_is_answered_through_the_message_api_once(
+    settings: Settings,
+    clock: FakeClock,
+    aiohttp_client: Client,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    fake, _, orders, app, customer = await consented(
+        settings, clock, aiohttp_client, aiohttp_server
+    )
 
     app[LATE_REPLIES].deadline = 0.01  # the gated lookup below cannot finish in time
     query, body = customer.codec.build_text(customer.openid, ORDER, 777)
@@ -83,23 +97,14 @@ async def test_a_slow_turn_is_answered_through_the_message_api_once(
 async def test_the_answered_late_mark_lives_on_the_delivery_record_for_every_process(
     settings: Settings,
     clock: FakeClock,
-    aiohttp_client: Callable[
-        [web.Application], Awaitable[TestClient[web.Request, web.Application]]
-    ],
+    aiohttp_client: Client,
     aiohttp_server: Callable[..., Awaitable[TestServer]],
 ) -> None:
     """WeChat's retry reaching another server process, which never saw the late turn, is
     not answered with the reply again: the mark is read from the database, not memory."""
-    fake = fake_wechat_app(clock, settings.wechat.app_id, settings.wechat.app_secret.reveal())
-    server = await aiohttp_server(fake, access_log=None)
-    moded = replace(settings, wechat_api_base=str(server.make_url("")).rstrip("/"))
-    orders = SlowOrders()
-    app = create_app(moded, clock, orders=orders)
-    customer = Customer(await aiohttp_client(app), moded, clock)
-    await seed_demo(app[SESSIONS], clock.now())
-    fake[FAKE_STATE].customer_wrote(customer.openid)
-    await customer.say("你好")
-    await customer.say("同意")
+    fake, moded, orders, app, customer = await consented(
+        settings, clock, aiohttp_client, aiohttp_server
+    )
     app[LATE_REPLIES].deadline = 0.01
     query, body = customer.codec.build_text(customer.openid, ORDER, 778)
     assert await customer.post(query, body) == ""
@@ -138,23 +143,14 @@ async def test_the_answered_late_mark_lives_on_the_delivery_record_for_every_pro
 async def test_a_late_reply_the_api_refuses_is_given_to_wechats_retry_instead(
     settings: Settings,
     clock: FakeClock,
-    aiohttp_client: Callable[
-        [web.Application], Awaitable[TestClient[web.Request, web.Application]]
-    ],
+    aiohttp_client: Client,
     aiohttp_server: Callable[..., Awaitable[TestServer]],
 ) -> None:
     """The customer-service API refusing the late reply used to leave the delivery marked
     "answered late": WeChat's retry got "success" too, and the customer never saw a reply."""
-    fake = fake_wechat_app(clock, settings.wechat.app_id, settings.wechat.app_secret.reveal())
-    server = await aiohttp_server(fake, access_log=None)
-    moded = replace(settings, wechat_api_base=str(server.make_url("")).rstrip("/"))
-    orders = SlowOrders()
-    app = create_app(moded, clock, orders=orders)
-    customer = Customer(await aiohttp_client(app), moded, clock)
-    await seed_demo(app[SESSIONS], clock.now())
-    fake[FAKE_STATE].customer_wrote(customer.openid)
-    await customer.say("你好")
-    await customer.say("同意")
+    fake, _, orders, app, customer = await consented(
+        settings, clock, aiohttp_client, aiohttp_server
+    )
 
     app[LATE_REPLIES].deadline = 0.01
     query, body = customer.codec.build_text(customer.openid, ORDER, 779)
