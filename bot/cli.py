@@ -563,22 +563,22 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
 
 async def set_contact_on_duty(settings: Settings, contact_key: str, *, on_duty: bool) -> int:
     """``contacts enable|disable ID``: on or off duty, audited (actor "cli")."""
-    key = contact_key.strip()
+    from bot.refusals import Refusal
+
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
         roster = Roster(session_factory(engine), SystemClock())
-        change = await roster.set_on_duty(key, on_duty, actor="cli")
-    finally:
-        await engine.dispose()
-    if change is None:
+        change = await roster.set_on_duty(contact_key, on_duty, actor="cli")
+    except Refusal as exc:  # no such contact
         print(
-            f"billbot: 客服表中没有编号为 {key} 的客服（billbot contacts list 列出全部）。"
-            f" / No contact {key} in the contacts table (billbot contacts list shows"
-            " them all).",
+            f"billbot: {exc.zh}billbot contacts list 列出全部。"
+            f" / {exc.en} billbot contacts list shows them all.",
             file=sys.stderr,
         )
         return 2
+    finally:
+        await engine.dispose()
     print(describe_duty_change(change.before, change.after, settings))
     return 0
 
