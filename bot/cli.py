@@ -489,7 +489,6 @@ def _duty_words(on_duty: bool) -> str:
 
 async def list_contacts(settings: Settings, *, as_json: bool) -> int:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     from bot.privacy.masking import mask_wechat_id
@@ -551,7 +550,7 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
             _duty_words(contact.on_duty),
             "\n".join(ways) or "无法添加 none",
         )
-    console = Console(width=min(Console().width, 80))
+    console = narrow_console()
     console.print(table)
     if wecom_off:
         console.print(
