@@ -38,6 +38,7 @@ from storage.repositories import HandoffRepository
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.console.auth import LoginState
     from storage.repositories.agents import AgentRecord
@@ -240,20 +241,24 @@ async def run_migrate(settings: Settings) -> int:
 
 
 async def prepare(settings: Settings, demo: bool) -> str | None:
-    """Migrates; for the demo, seeds data and an admin login, returning its one-time password."""
+    """Migrates; for the demo, seeds data and an admin login, returning its one-time password.
+    Warns in one line if BILLBOT_FALLBACK_CONTACT cannot stand in for anyone."""
     from bot.console.auth import AgentDirectory
 
     engine = create_engine(settings.database_url)
+    password = None
     try:
         await migrate(engine)
         sessions = session_factory(engine)
         if demo and await seed_demo(sessions, SystemClock().now()):
             print("Seeded demo orders and contacts.")
             _, password = await AgentDirectory(sessions, SystemClock()).create("demo", "admin")
-            return password
+        problem = await fallback_contact_problem(sessions, settings.fallback_contact)
+        if problem is not None:
+            log.warning("%s", problem)
     finally:
         await engine.dispose()
-    return None
+    return password
 
 
 def migration_failure(url: str, exc: Exception) -> str:
@@ -379,7 +384,6 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
         log.debug("migration failed", exc_info=True)
         print(migration_failure(settings.database_url, exc), file=sys.stderr)
         return 1
-    warn_about_fallback_contact(settings)
     if demo:
         print(demo_banner(settings, password), flush=True)
     if workers == 1:
@@ -619,19 +623,17 @@ def describe_duty_change(before: ContactRecord, after: ContactRecord, settings: 
     return done
 
 
-async def fallback_contact_problem(settings: Settings) -> str | None:
-    """Why BILLBOT_FALLBACK_CONTACT cannot stand in for anyone, in one line; None if it can."""
+async def fallback_contact_problem(
+    sessions: async_sessionmaker[AsyncSession], fallback: str
+) -> str | None:
+    """Why BILLBOT_FALLBACK_CONTACT (``fallback``) cannot stand in for anyone, in one line;
+    None if it can, or is not set."""
     from storage.repositories import ContactRepository
 
-    fallback = settings.fallback_contact
     if not fallback:
         return None
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session:
-            contact = await ContactRepository(session).find(fallback)
-    finally:
-        await engine.dispose()
+    async with sessions() as session:
+        contact = await ContactRepository(session).find(fallback)
     if contact is None:
         return (
             f"BILLBOT_FALLBACK_CONTACT={fallback} 不在客服表中：订单的客服缺失或离岗时，"
@@ -648,16 +650,6 @@ async def fallback_contact_problem(settings: Settings) -> str | None:
             f" Undo: billbot contacts enable {fallback}"
         )
     return None
-
-
-def warn_about_fallback_contact(settings: Settings) -> None:
-    """At server start (after migrating): one warning line if the fallback contact setting
-    cannot work."""
-    if not settings.fallback_contact:
-        return
-    problem = asyncio.run(fallback_contact_problem(settings))
-    if problem is not None:
-        log.warning("%s", problem)
 
 
 async def list_handoffs(settings: Settings, *, as_json: bool) -> int:
