@@ -30,7 +30,13 @@ from bot.config import (
 )
 from bot.demo import seed_demo
 from bot.roster import DUTY_WORDS, Roster, add_ways
-from bot.startup import CannotStart, check_listen_address, listen_failure, reach_database
+from bot.startup import (
+    CannotStart,
+    check_listen_address,
+    listen_failure,
+    masked_url,
+    reach_database,
+)
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.records import ContactRecord
@@ -263,8 +269,6 @@ async def prepare(settings: Settings, demo: bool) -> str | None:
 
 def migration_failure(url: str, exc: Exception) -> str:
     """One line for a database that answers but cannot be migrated (rights, a newer schema)."""
-    from bot.startup import masked_url
-
     said = " ".join(str(exc).split())[:200] or type(exc).__name__
     return (
         f"billbot: 无法更新 {masked_url(url)} 的数据库结构（{said}）——请检查该数据库账号能否建表，"
@@ -285,8 +289,6 @@ def local_url(host: str, port: int) -> str:
 
 
 def demo_banner(settings: Settings, password: str | None) -> str:
-    from bot.startup import masked_url
-
     url = local_url(settings.host, settings.port)
     login = (
         f"log in as  demo  with the one-time password  {password}  (you then choose your own)"
