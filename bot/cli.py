@@ -30,7 +30,13 @@ from bot.config import (
 )
 from bot.demo import seed_demo
 from bot.roster import DUTY_WORDS, Roster, add_ways
-from bot.startup import CannotStart, check_listen_address, listen_failure, reach_database
+from bot.startup import (
+    CannotStart,
+    check_listen_address,
+    listen_failure,
+    masked_url,
+    reach_database,
+)
 from storage.crypto import configure as configure_keyring
 from storage.db import create_engine, migrate, session_factory
 from storage.records import ContactRecord
@@ -38,6 +44,7 @@ from storage.repositories import HandoffRepository
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.console.auth import LoginState
     from storage.repositories.agents import AgentRecord
@@ -240,26 +247,28 @@ async def run_migrate(settings: Settings) -> int:
 
 
 async def prepare(settings: Settings, demo: bool) -> str | None:
-    """Migrates; for the demo, seeds data and an admin login, returning its one-time password."""
+    """Migrates; for the demo, seeds data and an admin login, returning its one-time password.
+    Warns in one line if BILLBOT_FALLBACK_CONTACT cannot stand in for anyone."""
     from bot.console.auth import AgentDirectory
 
     engine = create_engine(settings.database_url)
+    password = None
     try:
         await migrate(engine)
         sessions = session_factory(engine)
         if demo and await seed_demo(sessions, SystemClock().now()):
             print("Seeded demo orders and contacts.")
             _, password = await AgentDirectory(sessions, SystemClock()).create("demo", "admin")
-            return password
+        problem = await fallback_contact_problem(sessions, settings.fallback_contact)
+        if problem is not None:
+            log.warning("%s", problem)
     finally:
         await engine.dispose()
-    return None
+    return password
 
 
 def migration_failure(url: str, exc: Exception) -> str:
     """One line for a database that answers but cannot be migrated (rights, a newer schema)."""
-    from bot.startup import masked_url
-
     said = " ".join(str(exc).split())[:200] or type(exc).__name__
     return (
         f"billbot: 无法更新 {masked_url(url)} 的数据库结构（{said}）——请检查该数据库账号能否建表，"
@@ -280,8 +289,6 @@ def local_url(host: str, port: int) -> str:
 
 
 def demo_banner(settings: Settings, password: str | None) -> str:
-    from bot.startup import masked_url
-
     url = local_url(settings.host, settings.port)
     login = (
         f"log in as  demo  with the one-time password  {password}  (you then choose your own)"
@@ -379,7 +386,6 @@ def serve(settings: Settings, *, demo: bool, workers: int) -> int:
         log.debug("migration failed", exc_info=True)
         print(migration_failure(settings.database_url, exc), file=sys.stderr)
         return 1
-    warn_about_fallback_contact(settings)
     if demo:
         print(demo_banner(settings, password), flush=True)
     if workers == 1:
@@ -489,7 +495,6 @@ def _duty_words(on_duty: bool) -> str:
 
 async def list_contacts(settings: Settings, *, as_json: bool) -> int:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     from bot.privacy.masking import mask_wechat_id
@@ -551,7 +556,7 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
             _duty_words(contact.on_duty),
             "\n".join(ways) or "无法添加 none",
         )
-    console = Console(width=min(Console().width, 80))
+    console = narrow_console()
     console.print(table)
     if wecom_off:
         console.print(
@@ -563,22 +568,22 @@ async def list_contacts(settings: Settings, *, as_json: bool) -> int:
 
 async def set_contact_on_duty(settings: Settings, contact_key: str, *, on_duty: bool) -> int:
     """``contacts enable|disable ID``: on or off duty, audited (actor "cli")."""
-    key = contact_key.strip()
+    from bot.refusals import Refusal
+
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
         roster = Roster(session_factory(engine), SystemClock())
-        change = await roster.set_on_duty(key, on_duty, actor="cli")
-    finally:
-        await engine.dispose()
-    if change is None:
+        change = await roster.set_on_duty(contact_key, on_duty, actor="cli")
+    except Refusal as exc:  # no such contact
         print(
-            f"billbot: 客服表中没有编号为 {key} 的客服（billbot contacts list 列出全部）。"
-            f" / No contact {key} in the contacts table (billbot contacts list shows"
-            " them all).",
+            f"billbot: {exc.zh}billbot contacts list 列出全部。"
+            f" / {exc.en} billbot contacts list shows them all.",
             file=sys.stderr,
         )
         return 2
+    finally:
+        await engine.dispose()
     print(describe_duty_change(change.before, change.after, settings))
     return 0
 
@@ -620,19 +625,17 @@ def describe_duty_change(before: ContactRecord, after: ContactRecord, settings: 
     return done
 
 
-async def fallback_contact_problem(settings: Settings) -> str | None:
-    """Why BILLBOT_FALLBACK_CONTACT cannot stand in for anyone, in one line; None if it can."""
+async def fallback_contact_problem(
+    sessions: async_sessionmaker[AsyncSession], fallback: str
+) -> str | None:
+    """Why BILLBOT_FALLBACK_CONTACT (``fallback``) cannot stand in for anyone, in one line;
+    None if it can, or is not set."""
     from storage.repositories import ContactRepository
 
-    fallback = settings.fallback_contact
     if not fallback:
         return None
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session:
-            contact = await ContactRepository(session).find(fallback)
-    finally:
-        await engine.dispose()
+    async with sessions() as session:
+        contact = await ContactRepository(session).find(fallback)
     if contact is None:
         return (
             f"BILLBOT_FALLBACK_CONTACT={fallback} 不在客服表中：订单的客服缺失或离岗时，"
@@ -649,16 +652,6 @@ async def fallback_contact_problem(settings: Settings) -> str | None:
             f" Undo: billbot contacts enable {fallback}"
         )
     return None
-
-
-def warn_about_fallback_contact(settings: Settings) -> None:
-    """At server start (after migrating): one warning line if the fallback contact setting
-    cannot work."""
-    if not settings.fallback_contact:
-        return
-    problem = asyncio.run(fallback_contact_problem(settings))
-    if problem is not None:
-        log.warning("%s", problem)
 
 
 async def list_handoffs(settings: Settings, *, as_json: bool) -> int:

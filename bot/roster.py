@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.refusals import Refusal
 from storage.records import ContactRecord
 from storage.repositories import AuditRepository, ContactRepository
 
@@ -38,14 +39,20 @@ class Roster:
         async with self._sessions() as session:
             return await ContactRepository(session).list_all()
 
-    async def set_on_duty(self, key: str, on_duty: bool, *, actor: str) -> DutyChange | None:
-        """Puts contact ``key`` on or off duty; None if there is no such contact."""
+    async def set_on_duty(self, key: str, on_duty: bool, *, actor: str) -> DutyChange:
+        """Puts contact ``key`` on or off duty; refused (404, ``unknown_contact``) if there is
+        no such contact, in the same words for the console's API, its pages and the CLI."""
         key = key.strip()
         async with self._sessions() as session, session.begin():
             contacts = ContactRepository(session)
             before = await contacts.find(key)
             if before is None:
-                return None
+                raise Refusal(
+                    404,
+                    f"客服表中没有编号为 {key} 的客服。",
+                    f"No contact {key} in the contacts table.",
+                    key="unknown_contact",
+                )
             now = self._clock.now()
             after = await contacts.set_on_duty(key, on_duty, now)
             assert after is not None  # found above, in this transaction

@@ -3,6 +3,7 @@ operator runs them, on a real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import unicodedata
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main, warn_about_fallback_contact
+from bot.cli import main, prepare
 from bot.config import Settings
 
 CONTACTS_CSV = (
@@ -155,7 +156,7 @@ def test_a_fallback_contact_that_cannot_stand_in_is_one_warning_at_start(
         }
     )
     with caplog.at_level(logging.WARNING, logger="billbot"):
-        warn_about_fallback_contact(settings)
+        asyncio.run(prepare(settings, demo=False))  # as `billbot serve` does at start
 
     if warned is None:
         assert caplog.records == []

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.e2e.test_server_process import free_port
+from tests.e2e.test_server_process import Server, free_port
 
 
 async def healthy(url: str) -> bool:
@@ -25,14 +24,8 @@ async def healthy(url: str) -> bool:
 
 
 async def test_sigterm_to_the_parent_stops_every_worker(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BILLBOT_", "WECHAT_"))},
-        "BILLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/billbot.db",
-        "BILLBOT_PORT": str(port),
-        "BILLBOT_PUBLIC_URL": url,
-    }
+    server = Server(tmp_path, free_port())  # its settings only: started here, silent workers
+    url = server.url
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -41,7 +34,7 @@ async def test_sigterm_to_the_parent_stops_every_worker(tmp_path: Path) -> None:
         "--workers",
         "2",
         cwd=tmp_path,
-        env=env,
+        env=server.env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
