@@ -14,3 +14,35 @@ class Refusal(Exception):
         self.zh = zh
         self.en = en
         self.key = key
+
+
+# The words several places refuse with (the JSON API, the server-rendered console, the
+# services): one copy each, so the pages and the API say the same thing.
+
+
+def admins_only() -> Refusal:
+    """An agent asked for what only an admin may do."""
+    return Refusal(403, "只有管理员可以这样做。", "Only an admin can do this.", key="admins_only")
+
+
+def unavailable() -> Refusal:
+    """Something unforeseen failed while answering: the person may simply retry."""
+    return Refusal(
+        503,
+        "服务暂时不可用，请稍后再试。",
+        "Temporarily unavailable, please retry.",
+        key="unavailable",
+    )
+
+
+class TooManyLogins(Refusal):
+    """The login throttle's refusal: it also says when to try again (Retry-After)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            429,
+            "登录尝试太频繁，请一分钟后再试。",
+            "Too many login attempts from here; try again in a minute.",
+            key="too_many_logins",
+        )
+        self.retry_after = retry_after

@@ -129,6 +129,28 @@ def _actor(actor: Actor) -> str:
     return actor if isinstance(actor, str) else f"agent:{actor.id}"
 
 
+async def _existing(session: AsyncSession, agent_id: int) -> AgentRepository:
+    """The agents, once the login acted on is known to exist (Refusal 404 otherwise)."""
+    repo = AgentRepository(session)
+    if await repo.get(agent_id) is None:
+        raise _no_such_agent()
+    return repo
+
+
+async def _audit_act(
+    session: AsyncSession, action: str, agent_id: int, actor: Actor, now: datetime, reason: str = ""
+) -> None:
+    """Audits what ``actor`` did to the login ``agent_id``."""
+    await AuditRepository(session).record(
+        action,
+        actor=_actor(actor),
+        target=f"agent:{agent_id}",
+        reason=reason,
+        now=now,
+        agent_id=agent_id,
+    )
+
+
 class LoginStatus(StrEnum):
     """What an admin needs to know of a login, the first that applies in this order."""
 
@@ -382,17 +404,10 @@ class AgentDirectory:
         """Lifts the login's lockouts from every address; returns how many there were."""
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            repo = AgentRepository(session)
-            if await repo.get(agent_id) is None:
-                raise _no_such_agent()
+            repo = await _existing(session, agent_id)
             locked = await repo.unlock(agent_id, now)
-            await AuditRepository(session).record(
-                "unlock",
-                actor=_actor(actor),
-                target=f"agent:{agent_id}",
-                reason=f"{locked} address(es) locked out",
-                now=now,
-                agent_id=agent_id,
+            await _audit_act(
+                session, "unlock", agent_id, actor, now, f"{locked} address(es) locked out"
             )
         return locked
 
@@ -407,17 +422,15 @@ class AgentDirectory:
         password_hash = await self._in_pool(self._hasher.hash, password)
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            repo = AgentRepository(session)
-            if await repo.get(agent_id) is None:
-                raise _no_such_agent()
+            repo = await _existing(session, agent_id)
             locked = await repo.reset_password(agent_id, password_hash, now)
-            await AuditRepository(session).record(
+            await _audit_act(
+                session,
                 "password_reset",
-                actor=_actor(actor),
-                target=f"agent:{agent_id}",
-                reason=f"{locked} address(es) were locked out",
-                now=now,
-                agent_id=agent_id,
+                agent_id,
+                actor,
+                now,
+                f"{locked} address(es) were locked out",
             )
             record = await repo.get(agent_id)
         assert record is not None
@@ -435,21 +448,19 @@ class AgentDirectory:
             raise _cannot_disable_self()
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            repo = AgentRepository(session)
-            if await repo.get(agent_id) is None:
-                raise _no_such_agent()
+            repo = await _existing(session, agent_id)
             if not await repo.disable(agent_id, now):
                 return None
             # a lease that ended a moment ago: the sweep takes leases that ended before now
             ended = now - LAPSED_AGO
             lapsed = await HandoffRepository(session).lapse_leases(agent_id, ended)
-            await AuditRepository(session).record(
+            await _audit_act(
+                session,
                 "agent_disabled",
-                actor=_actor(actor),
-                target=f"agent:{agent_id}",
-                reason=f"{lapsed} conversation(s) went back to the queue",
-                now=now,
-                agent_id=agent_id,
+                agent_id,
+                actor,
+                now,
+                f"{lapsed} conversation(s) went back to the queue",
             )
         if lapsed and queue is not None:
             await queue.release_expired_leases()
@@ -460,18 +471,10 @@ class AgentDirectory:
         not disabled."""
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            repo = AgentRepository(session)
-            if await repo.get(agent_id) is None:
-                raise _no_such_agent()
+            repo = await _existing(session, agent_id)
             if not await repo.enable(agent_id):
                 return False
-            await AuditRepository(session).record(
-                "agent_enabled",
-                actor=_actor(actor),
-                target=f"agent:{agent_id}",
-                now=now,
-                agent_id=agent_id,
-            )
+            await _audit_act(session, "agent_enabled", agent_id, actor, now)
         return True
 
     async def logout(self, token: str) -> None:

@@ -88,7 +88,7 @@ from bot.keys import (
     SETTINGS,
 )
 from bot.privacy.masking import mask_wechat_id
-from bot.refusals import Refusal
+from bot.refusals import Refusal, TooManyLogins, admins_only, unavailable
 from bot.roster import add_ways
 from storage.records import ContactRecord
 from storage.repositories.agents import AgentRepository
@@ -155,14 +155,9 @@ _FOREIGN_ORIGIN = (
     "请求来自其他网站，已拒绝。",
     "The request came from another site and was refused.",
 )
-_ADMINS_ONLY = ("只有管理员可以这样做。", "Only an admin can do this.")
 _BAD_JSON = (
     "请求内容不是有效的 JSON 对象。",
     "The request body is not a valid JSON object.",
-)
-_TOO_MANY_LOGINS = (
-    "登录尝试太频繁，请一分钟后再试。",
-    "Too many login attempts from here; try again in a minute.",
 )
 _BODY_WORDS: Mapping[int, tuple[str, str, str]] = {
     408: (
@@ -182,10 +177,6 @@ _HTTP_WORDS: Mapping[int, tuple[str, str, str]] = {
     ),
     413: ("请求内容太大。", "The request body is too large.", "body_too_large"),
 }
-_UNAVAILABLE = (
-    "服务暂时不可用，请稍后再试。",
-    "Temporarily unavailable, please retry.",
-)
 # A field that does not fit, in words naming it (pydantic's error type → Chinese, English).
 _FIELD_WORDS: Mapping[str, Words] = {
     "missing": ("缺少字段「{name}」", "the field {name!r} is missing"),
@@ -196,14 +187,6 @@ _FIELD_WORDS: Mapping[str, Words] = {
     "literal_error": ("字段「{name}」只能是 {expected}", "the field {name!r} must be {expected}"),
 }
 _FIELD_WRONG: Words = ("字段「{name}」的值不正确", "the field {name!r} is wrong: {msg}")
-
-
-class TooManyLogins(Refusal):
-    """The login throttle's refusal: it also says when to try again (Retry-After)."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(429, *_TOO_MANY_LOGINS, key="too_many_logins")
-        self.retry_after = retry_after
 
 
 def console_routes() -> list[web.RouteDef]:
@@ -251,7 +234,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return response
     except Exception:
         log.exception("console API: unhandled error on %s %s", request.method, request.path)
-        return _refused(Refusal(503, *_UNAVAILABLE, key="unavailable"))
+        return _refused(unavailable())
     finally:
         if admitted is not None:
             _ADMITTED.reset(admitted)
@@ -337,7 +320,7 @@ def _route(entry: Route) -> web.RouteDef:
                 )
                 raise TooManyLogins(wait)
         if endpoint.access is Access.ADMIN and not current_agent(request).is_admin:
-            raise Refusal(403, *_ADMINS_ONLY, key="admins_only")
+            raise admins_only()
         result = await endpoint.handler(request, await _input(request, endpoint))
         body = result.body if isinstance(result, WithCookie) else result
         if not isinstance(body, endpoint.gives):  # a handler answering off its table entry

@@ -27,7 +27,7 @@ from bot.handoff.hours import CHINA, ServiceHours
 from bot.handoff.send_failures import SendFailure, failure_of, send_failure
 from bot.handoff.waiting import meaningful_move, wait_minutes
 from bot.privacy.masking import STARS, mask_links, mask_text, mask_user_id
-from bot.refusals import Refusal
+from bot.refusals import Refusal, admins_only
 from bot.texts import Texts, as_lang
 from storage.records import (
     HELD_STATUSES,
@@ -159,10 +159,6 @@ _HELD_ACTIONS = {
 }
 
 
-def _admins_only() -> Refusal:
-    return Refusal(403, "只有管理员可以这样做。", "Only an admin can do that.")
-
-
 class HandoffService:
     """Claim, reply, transfer, hand back, resolve — and the leases that keep the queue moving."""
 
@@ -237,7 +233,7 @@ class HandoffService:
         await self.release_expired_leases()
         unmask = unmask_reason is not None
         if unmask and not agent.is_admin:
-            raise _admins_only()
+            raise admins_only()
         if unmask and not (unmask_reason or "").strip():
             raise Refusal(
                 422, "显示原文需要填写原因。", "Say why you need to see the unmasked text."
@@ -793,7 +789,7 @@ class HandoffService:
 
     async def add_canned(self, agent: AgentView, title: str, text: str) -> CannedView:
         if not agent.is_admin:
-            raise _admins_only()
+            raise admins_only()
         if not title.strip() or not text.strip():
             raise Refusal(422, "标题和内容都要填写。", "Give both a title and a text.")
         async with self._writing() as repos:
@@ -802,7 +798,7 @@ class HandoffService:
 
     async def delete_canned(self, agent: AgentView, canned_id: int) -> None:
         if not agent.is_admin:
-            raise _admins_only()
+            raise admins_only()
         async with self._writing() as repos:
             if not await repos.canned.delete(canned_id):
                 raise Refusal(404, "找不到这条快捷回复。", "No such canned reply.")

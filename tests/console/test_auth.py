@@ -23,6 +23,7 @@ from storage.db import create_engine, session_factory
 from storage.models import Agent, ConsoleSession, LoginGuard
 from storage.records import HandoffStatus, Owner
 from storage.repositories import AuditRepository, Repositories
+from tests.handoff.held import held_by
 
 # Cheap parameters keep the suite quick; the app itself uses argon2-cffi's defaults.
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -278,19 +279,9 @@ async def test_disabling_gives_what_the_agent_held_back_to_the_queue(
     alice, _ = await directory.create("alice")
     bob, _ = await directory.create("bob")
     now, lease = clock.now(), timedelta(minutes=2)
-    held: list[int] = []
     async with sessions.begin() as session:
         repos = Repositories.on(session)
-        for n, owner in enumerate((alice.id, alice.id, bob.id)):
-            conv = await repos.conversations.load_for_update(
-                "wechat", f"oHeld{n:023d}", "new", now, now + timedelta(hours=72)
-            )
-            handoff = await repos.handoffs.create(
-                conv.id, "asked", now, order_tail=None, amount_confirmed=False, failures=0
-            )
-            assert await repos.handoffs.claim(handoff.id, owner, now, now + lease)
-            await repos.conversations.pass_to(conv.id, Owner.agent(owner))
-            held.append(handoff.id)
+        held = await held_by(repos, (alice.id, alice.id, bob.id), now, lease)
         await repos.handoffs.answered(held[1], now)
         await repos.handoffs.park(held[1])
 
