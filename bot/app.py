@@ -59,6 +59,7 @@ from bot.keys import (
     WECOM,
 )
 from bot.metrics import Metrics
+from bot.refusals import unavailable
 from bot.services import Database, Services, build_services, orders_from_outside
 from bot.throttle import AddressThrottle
 from storage.crypto import configure as configure_keyring
@@ -83,9 +84,8 @@ async def no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRes
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.Response(
-            status=503, text="服务暂时不可用，请稍后再试。/ Temporarily unavailable, please retry."
-        )
+        refusal = unavailable()
+        return web.Response(status=refusal.status, text=f"{refusal.zh} / {refusal.en}")
     if request.get(CUT_OFF):
         # Answer, then hang up at once: aiohttp would otherwise keep reading the rest of a
         # trickling body for another ten seconds before closing.

@@ -25,6 +25,7 @@ from storage.db import create_engine, session_factory
 from storage.records import HandoffStatus, Owner
 from storage.repositories import AuditRepository, Repositories
 from tests.conftest import POSTGRES_URL, SKIP_PG, reset_postgres
+from tests.handoff.held import held_by
 
 T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
@@ -187,19 +188,9 @@ def test_disable_stops_the_login_and_gives_back_what_it_held_then_enable_restore
         frank = await directory.find("frank")
         assert frank is not None
         now = clock.now()
-        held: list[int] = []
         async with sessions() as s, s.begin():
             repos = Repositories.on(s)
-            for n, owner in enumerate((erin.id, erin.id, frank.id)):
-                conv = await repos.conversations.load_for_update(
-                    "wechat", f"oCustomer{n:020d}", "new", now, now + timedelta(hours=72)
-                )
-                h = await repos.handoffs.create(
-                    conv.id, "asked", now, order_tail=None, amount_confirmed=False, failures=0
-                )
-                assert await repos.handoffs.claim(h.id, owner, now, now + lease)
-                await repos.conversations.pass_to(conv.id, Owner.agent(owner))
-                held.append(h.id)
+            held = await held_by(repos, (erin.id, erin.id, frank.id), now, lease)
             await repos.handoffs.answered(held[1], now)
             await repos.handoffs.park(held[1])  # answered: waiting for the customer
         return token, held, frank.id
