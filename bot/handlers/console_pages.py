@@ -676,7 +676,7 @@ async def conversation_part(request: web.Request, desk: Desk) -> web.StreamRespo
 
 
 async def no_conversation(request: web.Request, desk: Desk) -> web.StreamResponse:
-    return _changed(_render("console_conversation.html", t=desk.t, opened=None, closed_words=None))
+    return _changed(_closed(desk))
 
 
 async def claim_next(request: web.Request, desk: Desk) -> web.StreamResponse:
@@ -749,10 +749,17 @@ def _confirmed_held(form: Mapping[str, str]) -> bool:
     return form.get("confirm_held") == "1"
 
 
-def _closed(desk: Desk, toast: Toast) -> web.Response:
-    """The conversation left this agent's hands: the panel is empty again."""
+def _closed(
+    desk: Desk, toast: Toast | None = None, *, why: Markup | None = None, status: int = 200
+) -> web.Response:
+    """No conversation open (it left this agent's hands, saying ``why`` if it was taken)."""
     return _render(
-        "console_conversation.html", t=desk.t, opened=None, closed_words=None, toast=toast
+        "console_conversation.html",
+        status=status,
+        t=desk.t,
+        opened=None,
+        closed_words=why,
+        toast=toast,
     )
 
 
@@ -772,14 +779,7 @@ async def _conversation(
         if unmask_reason is not None and refusal.status == 422:
             raise  # no reason given for unmasking: said over the page, the view stays
         words = await _why_gone(request, desk, handoff_id) or desk.t.words(refusal.zh, refusal.en)
-        return _render(
-            "console_conversation.html",
-            status=refusal.status,
-            t=desk.t,
-            opened=None,
-            closed_words=words,
-            toast=toast,
-        )
+        return _closed(desk, toast, why=words, status=refusal.status)
     return _render(
         "console_conversation.html",
         t=desk.t,
