@@ -2,7 +2,7 @@
 
 Each partial is one part of the page that htmx fetches again when something changes: the
 queue, the agent's conversations, today's figures, the open conversation. The live feed
-(``/api/ws``) only says "something changed"; ``static/live.js`` turns that into refreshes.
+(``/api/ws``) only says "something changed"; ``static/console-live.js`` turns that into refreshes.
 Every request passes the console's guard (``admit``): posts need the CSRF token, which the
 page hands to htmx in ``hx-headers``. What an agent may see or do is the queue service's
 decision, as for the JSON API; a refusal is shown in the agent's words, never a blank page.
