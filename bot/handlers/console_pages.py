@@ -2,7 +2,7 @@
 
 Each partial is one part of the page that htmx fetches again when something changes: the
 queue, the agent's conversations, today's figures, the open conversation. The live feed
-(``/api/ws``) only says "something changed"; ``static/live.js`` turns that into refreshes.
+(``/api/ws``) only says "something changed"; ``static/console-live.js`` turns that into refreshes.
 Every request passes the console's guard (``admit``): posts need the CSRF token, which the
 page hands to htmx in ``hx-headers``. What an agent may see or do is the queue service's
 decision, as for the JSON API; a refusal is shown in the agent's words, never a blank page.
@@ -42,7 +42,7 @@ from bot.handoff.hours import CHINA
 from bot.handoff.queue import AgentView, CannedView, ConversationView, QueueItem, TodayFigures
 from bot.keys import AGENTS, CLOCK, HANDOFFS, LOGIN_THROTTLE, ROSTER, SESSIONS, SETTINGS
 from bot.refusals import Refusal
-from storage.records import HELD_STATUSES, HandoffRecord, HandoffStatus
+from storage.records import HELD_STATUSES, HandoffStatus
 from storage.repositories import Repositories
 from storage.repositories.agents import AgentRepository
 
@@ -676,7 +676,7 @@ async def conversation_part(request: web.Request, desk: Desk) -> web.StreamRespo
 
 
 async def no_conversation(request: web.Request, desk: Desk) -> web.StreamResponse:
-    return _changed(_render("console_conversation.html", t=desk.t, opened=None, closed_words=None))
+    return _changed(_closed(desk))
 
 
 async def claim_next(request: web.Request, desk: Desk) -> web.StreamResponse:
@@ -749,10 +749,17 @@ def _confirmed_held(form: Mapping[str, str]) -> bool:
     return form.get("confirm_held") == "1"
 
 
-def _closed(desk: Desk, toast: Toast) -> web.Response:
-    """The conversation left this agent's hands: the panel is empty again."""
+def _closed(
+    desk: Desk, toast: Toast | None = None, *, why: Markup | None = None, status: int = 200
+) -> web.Response:
+    """No conversation open (it left this agent's hands, saying ``why`` if it was taken)."""
     return _render(
-        "console_conversation.html", t=desk.t, opened=None, closed_words=None, toast=toast
+        "console_conversation.html",
+        status=status,
+        t=desk.t,
+        opened=None,
+        closed_words=why,
+        toast=toast,
     )
 
 
@@ -772,14 +779,7 @@ async def _conversation(
         if unmask_reason is not None and refusal.status == 422:
             raise  # no reason given for unmasking: said over the page, the view stays
         words = await _why_gone(request, desk, handoff_id) or desk.t.words(refusal.zh, refusal.en)
-        return _render(
-            "console_conversation.html",
-            status=refusal.status,
-            t=desk.t,
-            opened=None,
-            closed_words=words,
-            toast=toast,
-        )
+        return _closed(desk, toast, why=words, status=refusal.status)
     return _render(
         "console_conversation.html",
         t=desk.t,
@@ -795,10 +795,9 @@ async def _open(
 ) -> Opened:
     service, agent, now = request.app[HANDOFFS], desk.agent, request.app[CLOCK].now()
     view = await service.view(agent, handoff_id, unmask_reason)
-    record, clear = await _record(request, handoff_id, unmasked=not view.masked)
     item = view.item
     held = item.status in HELD_STATUSES
-    mine = held and record.claimed_by == agent.id
+    mine = held and item.claimed_by == agent.name  # agents' names are unique
     lease = None
     if item.lease_until is not None:  # claimed: the lease runs (parked: the customer's turn)
         lease = max(0, int((item.lease_until - now).total_seconds()))
@@ -808,7 +807,7 @@ async def _open(
         view=view,
         refresh_url=f"/console/handoffs/{handoff_id}" + (f"?{query}" if query else ""),
         unmask_reason=unmask_reason if not view.masked else None,
-        clear=clear,
+        clear=None if view.masked else await _unmasked(request, handoff_id),
         holder=item.claimed_by if held and not mine else None,
         lease_seconds=lease,
         lease_idle=held and lease is None,
@@ -822,21 +821,17 @@ async def _open(
     )
 
 
-async def _record(
-    request: web.Request, handoff_id: int, *, unmasked: bool
-) -> tuple[HandoffRecord, Unmasked | None]:
-    """The handoff's lease and holder; with the values behind the masks once the queue
-    service has let an admin unmask (and audited it)."""
+async def _unmasked(request: web.Request, handoff_id: int) -> Unmasked:
+    """The values behind the masks, once the queue service has let an admin unmask (and
+    audited it)."""
     async with request.app[SESSIONS]() as session:
         repos = Repositories.on(session)
         record = await repos.handoffs.get(handoff_id)
         if record is None:
             raise Refusal(404, "找不到这个会话。", "No such conversation.")
-        if not unmasked:
-            return record, None
         conversation = await repos.conversations.by_id(record.conversation_id)
     order = conversation.data.order_no if conversation is not None else None
-    return record, Unmasked(customer=record.user_id, order=order)
+    return Unmasked(customer=record.user_id, order=order)
 
 
 async def _why_gone(request: web.Request, desk: Desk, handoff_id: int) -> Markup | None:

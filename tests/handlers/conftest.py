@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,9 +17,12 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.demo import seed_demo
 from bot.keys import AGENTS, SESSIONS
+from tests.conftest import Customer
+from tests.fakes.wechat_api import FakeWeChatState
 
 Client = TestClient[web.Request, web.Application]
 PASSWORD = "a long enough password"
+HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
@@ -96,3 +99,38 @@ async def ready_agent(api: Client, browser: Browser, name: str, role: str = "age
     resp = await browser.post("/api/password", {"old_password": one_time, "new_password": PASSWORD})
     assert resp.status == 200, await resp.text()
     return browser
+
+
+async def queued_customer(
+    api: Client, settings: Settings, clock: FakeClock, wechat: FakeWeChatState | None = None
+) -> Customer:
+    """A customer who asked for a person and waits in the queue; with ``wechat``, the fake
+    WeChat API also knows they just wrote (its reply window is open)."""
+    customer = Customer(api, settings, clock)
+    for text in ("你好", "同意", "转人工"):
+        await customer.say(text)
+    if wechat is not None:
+        wechat.customer_wrote(customer.openid, clock.now())
+    return customer
+
+
+async def hx_get(browser: Browser, path: str) -> tuple[aiohttp.ClientResponse, str]:
+    """A partial of the server-rendered console, as htmx fetches it."""
+    resp = await browser.http.get(browser.url(path), headers=HX)
+    return resp, await resp.text()
+
+
+async def hx_post(
+    browser: Browser,
+    path: str,
+    form: Mapping[str, str] | None = None,
+    *,
+    csrf: bool = True,
+    method: str = "POST",
+) -> tuple[aiohttp.ClientResponse, str]:
+    """A form of the server-rendered console, as htmx sends it (with the page's CSRF token)."""
+    headers = {**HX, "X-CSRF-Token": browser.csrf} if csrf else dict(HX)
+    resp = await browser.http.request(
+        method, browser.url(path), data=dict(form or {}), headers=headers
+    )
+    return resp, await resp.text()

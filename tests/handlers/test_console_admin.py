@@ -17,8 +17,7 @@ from bot.keys import SESSIONS
 from storage.records import HandoffStatus
 from storage.repositories import AuditRepository, ContactRepository, HandoffRepository
 from storage.repositories.agents import AgentRepository
-from tests.handlers.conftest import PASSWORD, Browser, ready_agent
-from tests.handlers.test_console_pages import hx_get, hx_post, queued_customer
+from tests.handlers.conftest import PASSWORD, Browser, hx_get, hx_post, queued_customer, ready_agent
 
 Client = TestClient[web.Request, web.Application]
 ROW = re.compile(r'data-testid="team-row" data-name="([^"]+)" data-status="([^"]+)"')

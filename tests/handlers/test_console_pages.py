@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import timedelta
 
 import aiohttp
@@ -21,12 +21,19 @@ from bot.keys import SESSIONS
 from storage.records import HandoffStatus
 from storage.repositories import AuditRepository, HandoffRepository
 from storage.repositories.agents import AgentRepository
-from tests.conftest import Customer
 from tests.fakes.wechat_api import FakeWeChatState
-from tests.handlers.conftest import PASSWORD, Browser, new_agent, ready_agent
+from tests.handlers.conftest import (
+    HX,
+    PASSWORD,
+    Browser,
+    hx_get,
+    hx_post,
+    new_agent,
+    queued_customer,
+    ready_agent,
+)
 
 Client = TestClient[web.Request, web.Application]
-HX = {"HX-Request": "true"}
 CSRF = re.compile(
     r"hx-headers='\{&#34;X-CSRF-Token&#34;: &#34;([^&]+)&#34;\}'|"
     r"hx-headers='\{\"X-CSRF-Token\": \"([^\"]+)\"\}'"
@@ -39,31 +46,11 @@ def csrf_in(html: str) -> str:
     return found.group(1) or found.group(2)
 
 
-async def hx_get(browser: Browser, path: str) -> tuple[aiohttp.ClientResponse, str]:
-    resp = await browser.http.get(browser.url(path), headers=HX)
-    return resp, await resp.text()
-
-
-async def hx_post(
-    browser: Browser,
-    path: str,
-    form: Mapping[str, str] | None = None,
-    *,
-    csrf: bool = True,
-    method: str = "POST",
-) -> tuple[aiohttp.ClientResponse, str]:
-    headers = {**HX, "X-CSRF-Token": browser.csrf} if csrf else dict(HX)
-    resp = await browser.http.request(
-        method, browser.url(path), data=dict(form or {}), headers=headers
-    )
-    return resp, await resp.text()
-
-
-async def queued_customer(api: Client, settings: Settings, clock: FakeClock) -> Customer:
-    customer = Customer(api, settings, clock)
-    for text in ("你好", "同意", "转人工"):
-        await customer.say(text)
-    return customer
+def opened_id(html: str) -> int:
+    """The id of the conversation the partial shows open."""
+    found = re.search(r'id="conversation"[^>]*data-id="(\d+)"', html)
+    assert found, "no conversation open"
+    return int(found.group(1))
 
 
 def reply_box(html: str) -> str:
@@ -191,7 +178,8 @@ async def test_search_finds_by_reference_and_by_agent_and_opens_the_conversation
     assert re.findall(r'data-testid="search-item" data-ref="([^"]+)"', by_agent) == [ref]
     [opens] = re.findall(r'hx-get="(/console/handoffs/\d+)"', by_agent)
     opened, conversation = await hx_get(alice, opens)
-    assert (opened.status == 200 and f'data-ref="{ref}"' in conversation) or ref in conversation
+    assert opened.status == 200 and opened_id(conversation) == int(opens.rsplit("/", 1)[1])
+    assert ref in conversation
 
     _, nothing = await hx_get(alice, "/console/search?q=ZZZZ")
     assert 'data-testid="search-empty"' in nothing and "search-item" not in nothing
@@ -207,8 +195,7 @@ async def test_claim_reply_through_wechat_and_resolve(
     browsers: Callable[[], Browser],
 ) -> None:
     alice = await ready_agent(api, browsers(), "alice")
-    customer = await queued_customer(api, settings, clock)
-    wechat_state.customer_wrote(customer.openid, clock.now())
+    customer = await queued_customer(api, settings, clock, wechat_state)
     _, queue = await hx_get(alice, "/console/queue")
     handoff = int(
         re.findall(r'data-testid="queue-item" data-ref="[^"]+" data-id="(\d+)"', queue)[0]
@@ -249,10 +236,9 @@ async def test_a_reply_wechat_refuses_shows_its_words_and_keeps_the_draft(
     browsers: Callable[[], Browser],
 ) -> None:
     alice = await ready_agent(api, browsers(), "alice")
-    customer = await queued_customer(api, settings, clock)
-    wechat_state.customer_wrote(customer.openid, clock.now())
+    await queued_customer(api, settings, clock, wechat_state)
     _, html = await hx_post(alice, "/console/claim-next")
-    handoff = int(re.findall(r'id="conversation"[^>]*data-id="(\d+)"', html)[0])
+    handoff = opened_id(html)
     box = reply_box(html)
 
     wechat_state.fail_next(48001)
@@ -275,10 +261,9 @@ async def test_a_parked_conversation_shows_no_lease_counting_down(
     browsers: Callable[[], Browser],
 ) -> None:
     alice = await ready_agent(api, browsers(), "alice")
-    customer = await queued_customer(api, settings, clock)
-    wechat_state.customer_wrote(customer.openid, clock.now())
+    await queued_customer(api, settings, clock, wechat_state)
     _, html = await hx_post(alice, "/console/claim-next")
-    handoff = int(re.findall(r'id="conversation"[^>]*data-id="(\d+)"', html)[0])
+    handoff = opened_id(html)
     assert 'data-testid="lease-left"' in html  # claimed: the lease runs
 
     wechat_state.fail_next(45015)  # WeChat: the 48 hours since the customer wrote are over
@@ -296,7 +281,7 @@ async def test_a_conversation_that_went_back_to_the_queue_says_why(
     alice = await ready_agent(api, browsers(), "alice")
     await queued_customer(api, settings, clock)
     _, html = await hx_post(alice, "/console/claim-next")
-    handoff = int(re.findall(r'id="conversation"[^>]*data-id="(\d+)"', html)[0])
+    handoff = opened_id(html)
     clock.advance(timedelta(minutes=3))  # the two-minute lease lapses without a reply
     gone, html = await hx_get(alice, f"/console/handoffs/{handoff}")
     assert gone.status == 403
@@ -310,7 +295,7 @@ async def test_an_admin_acting_on_someone_elses_conversation_is_asked_to_confirm
     boss = await ready_agent(api, browsers(), "boss", "admin")
     customer = await queued_customer(api, settings, clock)
     _, html = await hx_post(alice, "/console/claim-next")
-    handoff = int(re.findall(r'id="conversation"[^>]*data-id="(\d+)"', html)[0])
+    handoff = opened_id(html)
     assert "hx-confirm" not in html  # her own: no question
 
     _, html = await hx_get(boss, f"/console/handoffs/{handoff}")
@@ -347,7 +332,7 @@ async def test_a_refusal_is_shown_as_words_not_a_blank(
     bob = await ready_agent(api, browsers(), "bob")
     await queued_customer(api, settings, clock)
     _, html = await hx_post(alice, "/console/claim-next")
-    handoff = int(re.findall(r'id="conversation"[^>]*data-id="(\d+)"', html)[0])
+    handoff = opened_id(html)
 
     late, html = await hx_post(bob, f"/console/handoffs/{handoff}/claim")
     assert late.status == 409 and late.headers["HX-Reswap"] == "none"
