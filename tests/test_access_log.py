@@ -89,7 +89,7 @@ async def test_errors_mode_never_logs_the_consoles_pages_partials_static_files_o
     client = await serve_with(aiohttp_client, settings, clock, AccessLog.ERRORS)
     quiet = [
         "/console",  # the page
-        "/console/static/console.js",
+        "/console/static/console-main.js",
         "/console/static/no-such-file.js",  # 404
         "/console/partials/queue",  # the server-rendered console's parts, logged out
         "/console/funnel",

@@ -206,6 +206,7 @@ def view_of(record: AgentRecord) -> AgentView:
         name=record.name,
         role=record.role,
         must_change_password=record.must_change_password,
+        lang=record.lang,
     )
 
 

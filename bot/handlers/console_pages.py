@@ -41,7 +41,8 @@ from bot.handlers.console import (
 from bot.handoff.hours import CHINA
 from bot.handoff.queue import AgentView, CannedView, ConversationView, QueueItem, TodayFigures
 from bot.keys import AGENTS, CLOCK, HANDOFFS, LOGIN_THROTTLE, ROSTER, SESSIONS, SETTINGS
-from bot.refusals import Refusal
+from bot.refusals import Refusal, TooManyLogins, unavailable
+from bot.refusals import admins_only as admins_only_refusal
 from storage.records import HELD_STATUSES, HandoffStatus
 from storage.repositories import Repositories
 from storage.repositories.agents import AgentRepository
@@ -58,7 +59,6 @@ LOGIN_GATE = "/api/login"
 PASSWORD_GATE = "/api/password"
 LOGOUT_GATE = "/api/logout"
 _ID = r"{id:\d{1,9}}"  # fits PostgreSQL integer ids; a longer one is no route (404)
-_UNAVAILABLE = ("服务暂时不可用，请稍后再试。", "Temporarily unavailable, please retry.")
 _BAD_FORM = ("请求内容不是有效的表单。", "The request body is not a valid form.")
 _SESSION_ENDED = (
     "登录已过期或已在别处退出，请重新登录。",
@@ -170,7 +170,7 @@ def at_desk(handler: PageHandler) -> Handler:
         except Refusal as refusal:
             return _not_admitted(request, refusal)
         assert admission is not None  # only /api/login is public
-        return await _answer(request, handler, await _desk(request, admission))
+        return await _answer(request, handler, _desk(admission))
 
     return guarded
 
@@ -180,7 +180,7 @@ def admins_only(handler: PageHandler) -> PageHandler:
 
     async def checked(request: web.Request, desk: Desk) -> web.StreamResponse:
         if not desk.agent.is_admin:
-            raise Refusal(403, "只有管理员可以这样做。", "Only an admin can do this.")
+            raise admins_only_refusal()
         return await handler(request, desk)
 
     return checked
@@ -195,13 +195,12 @@ async def _answer(request: web.Request, handler: PageHandler, desk: Desk) -> web
         raise
     except Exception:
         log.exception("console page: unhandled error on %s %s", request.method, request.path)
-        return _refused(request, desk.t, Refusal(503, *_UNAVAILABLE))
+        return _refused(request, desk.t, unavailable())
 
 
-async def _desk(request: web.Request, admission: Admission) -> Desk:
-    async with request.app[SESSIONS]() as session:
-        record = await AgentRepository(session).get(admission.agent.id)
-    return Desk(admission, Labels(record.lang if record is not None else None))
+def _desk(admission: Admission) -> Desk:
+    """The agent as the guard read them this request, language included."""
+    return Desk(admission, Labels(admission.agent.lang))
 
 
 async def _admit_as(request: web.Request, path: str) -> Admission | None:
@@ -295,7 +294,7 @@ async def console_page(request: web.Request) -> web.StreamResponse:
     except Refusal:  # a GET is refused only for want of a session
         return _page(Labels("both"), "login")
     assert admission is not None
-    desk = await _desk(request, admission)
+    desk = _desk(admission)
     if desk.agent.must_change_password:
         return _password_page(desk, required=True)
     return await _answer(request, _main_page, desk)
@@ -351,11 +350,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         wait = request.app[LOGIN_THROTTLE].retry_after(client_address(request))
         if wait is not None:
             log.warning("console login: too many attempts from one address; refused for %d s", wait)
-            raise Refusal(
-                429,
-                "登录尝试太频繁，请一分钟后再试。",
-                "Too many login attempts; try again in a minute.",
-            )
+            raise TooManyLogins(wait)
         form = await _form(request)
         name, password = form.get("name", "").strip(), form.get("password", "")
         if not name or not password:
@@ -367,7 +362,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_form(request, t, refusal.status, "", t.words(refusal.zh, refusal.en))
     if agent.must_change_password and _htmx(request):
         # the one-time password was just typed: the form keeps it, so it is asked for once
-        desk = await _desk(request, Admission(agent, token, csrf))
+        desk = _desk(Admission(agent, token, csrf))
         response: web.Response = _password_page(
             desk, required=True, old_password=password, whole=False
         )
@@ -406,7 +401,7 @@ async def password_page(request: web.Request) -> web.StreamResponse:
     except Refusal:
         return web.Response(status=303, headers={"Location": "/console"})
     assert admission is not None
-    desk = await _desk(request, admission)
+    desk = _desk(admission)
     return _password_page(desk, required=desk.agent.must_change_password)
 
 
@@ -416,7 +411,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     except Refusal as refusal:
         return _not_admitted(request, refusal)
     assert admission is not None
-    desk = await _desk(request, admission)
+    desk = _desk(admission)
     t, required = desk.t, desk.agent.must_change_password
     form: dict[str, str] = {}
     try:
@@ -620,12 +615,6 @@ async def set_on_duty(request: web.Request, desk: Desk) -> web.StreamResponse:
     change = await request.app[ROSTER].set_on_duty(
         key, on_duty == "1", actor=f"agent:{desk.agent.id}"
     )
-    if change is None:
-        raise Refusal(
-            404,
-            f"客服表中没有编号为 {key} 的客服。",
-            f"No contact {key} in the contacts table.",
-        )
     name = change.after.name
     toast = Toast(desk.t("duty_on_done" if on_duty == "1" else "duty_off_done", name=name), "ok")
     contacts = await _contacts(request)

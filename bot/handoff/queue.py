@@ -56,6 +56,7 @@ class AgentView:
     name: str
     role: str  # "agent" | "admin"
     must_change_password: bool = False
+    lang: str = "zh"  # the console's language: zh | en | both
 
     @property
     def is_admin(self) -> bool:
