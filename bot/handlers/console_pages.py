@@ -155,6 +155,7 @@ class Toast:
 
     words: Markup
     kind: str  # ok | error | info
+    key: str | None = None  # a refusal's stable key, for scripts and tests (the words may change)
 
 
 PageHandler = Callable[[web.Request, Desk], Awaitable[web.StreamResponse]]
@@ -236,7 +237,7 @@ def _refused(request: web.Request, t: Labels, refusal: Refusal) -> web.Response:
         status=refusal.status,
         headers=headers,
         t=t,
-        toast=Toast(words, "error"),
+        toast=Toast(words, "error", refusal.key),
     )
 
 

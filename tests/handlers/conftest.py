@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -10,13 +11,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from markupsafe import escape
 from pytest_aiohttp import AiohttpClient
 
 from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.console.labels import console_catalogue
 from bot.demo import seed_demo
 from bot.keys import AGENTS, SESSIONS
+from bot.texts import Lang
 from tests.conftest import Customer
 from tests.fakes.wechat_api import FakeWeChatState
 
@@ -134,3 +138,19 @@ async def hx_post(
         method, browser.url(path), data=dict(form or {}), headers=headers
     )
     return resp, await resp.text()
+
+
+def said(key: str, lang: Lang = "zh", **values: object) -> re.Pattern[str]:
+    """The console's words for ``key`` as a page shows them (HTML-escaped): the values given
+    are filled in, any other placeholder matches anything. Tests find labels by their key, so
+    rewording one is an edit to the catalogue alone."""
+    parts = re.split(r"\{(\w+)\}", console_catalogue(lang)[key])
+    pieces = []
+    for n, part in enumerate(parts):
+        if n % 2 == 0:  # words of the catalogue
+            pieces.append(re.escape(str(escape(part))))
+        elif part in values:
+            pieces.append(re.escape(str(escape(values[part]))))
+        else:
+            pieces.append(".*?")
+    return re.compile("".join(pieces))

@@ -13,11 +13,20 @@ from aiohttp.test_utils import TestClient
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.console.labels import console_catalogue
 from bot.keys import SESSIONS
 from storage.records import HandoffStatus
 from storage.repositories import AuditRepository, ContactRepository, HandoffRepository
 from storage.repositories.agents import AgentRepository
-from tests.handlers.conftest import PASSWORD, Browser, hx_get, hx_post, queued_customer, ready_agent
+from tests.handlers.conftest import (
+    PASSWORD,
+    Browser,
+    hx_get,
+    hx_post,
+    queued_customer,
+    ready_agent,
+    said,
+)
 
 Client = TestClient[web.Request, web.Application]
 ROW = re.compile(r'data-testid="team-row" data-name="([^"]+)" data-status="([^"]+)"')
@@ -54,7 +63,8 @@ async def test_the_team_lists_every_login_with_its_status_and_last_seen_in_words
     assert "3 分 5 秒前" in html  # last seen, with units
     # an admin is offered no button to disable themselves
     [boss_row] = [row for row in html.split("<tr") if 'data-name="boss"' in row]
-    assert 'data-testid="team-disable"' not in boss_row and "（您）" in boss_row
+    assert 'data-testid="team-disable"' not in boss_row
+    assert console_catalogue("zh")["you"] in boss_row
 
 
 async def test_unlock_lifts_a_lockout_and_the_agent_signs_in_again(
@@ -66,7 +76,7 @@ async def test_unlock_lifts_a_lockout_and_the_agent_signs_in_again(
         assert (await browsers().login("bob", "wrong password, again")).status == 401
     assert (await browsers().login("bob", PASSWORD)).status == 401  # locked out
     _, html = await hx_get(boss, "/console/admin/team")
-    assert statuses(html)["bob"] == "locked_out" and "锁定至" in html
+    assert statuses(html)["bob"] == "locked_out" and said("login_locked_out").search(html)
     assert 'data-testid="team-unlock"' in html
 
     bob_id = await agent_id(api, "bob")
@@ -88,7 +98,7 @@ async def test_reset_shows_a_one_time_password_once_that_then_signs_in(
     assert resp.status == 200 and resp.headers["HX-Trigger-After-Settle"] == "console-changed"
     assert resp.headers["Cache-Control"] == "no-store"
     found = re.search(r'data-testid="one-time-password">([^<]+)<', html)
-    assert found and "私下" in html  # with words to pass it on privately
+    assert found and said("reset_pass_on", name="bob").search(html)  # pass it on privately
     one_time = found.group(1)
 
     assert (await bob.get("/api/me")).status == 401  # his session ended with the reset
@@ -135,7 +145,7 @@ async def test_disable_refuses_login_and_gives_their_conversation_back_then_enab
     # an admin cannot disable themselves, nor is a disabled login offered for transfers
     boss_id = await agent_id(api, "boss")
     resp, html = await hx_post(boss, f"/console/admin/agents/{boss_id}/disable")
-    assert resp.status == 409 and 'data-testid="toast"' in html and "自己" in html
+    assert resp.status == 409 and 'data-key="disable_self"' in html
     listed = await (await boss.get("/api/agents")).json()
     assert "bob" not in {a["name"] for a in listed["agents"]}
 
@@ -198,7 +208,7 @@ async def test_an_agent_who_is_not_an_admin_is_refused_in_words(
             resp, html = await hx_get(bob, path)
         else:
             resp, html = await hx_post(bob, path, {"contact": "bob", "on_duty": "0"})
-        assert resp.status == 403 and "管理员" in html, path
+        assert resp.status == 403 and 'data-key="admins_only"' in html, path
     plain = await bob.http.get(bob.url("/console/admin/team"))
     assert plain.status == 403 and 'data-testid="refused"' in await plain.text()
     async with api.app[SESSIONS]() as session:

@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.console.labels import console_catalogue
 from bot.handoff.send_failures import send_failure
 from bot.keys import SESSIONS
 from storage.records import HandoffStatus
@@ -31,6 +32,7 @@ from tests.handlers.conftest import (
     new_agent,
     queued_customer,
     ready_agent,
+    said,
 )
 
 Client = TestClient[web.Request, web.Application]
@@ -156,9 +158,10 @@ async def test_the_queue_lists_a_waiting_handoff_with_its_wait_in_units(
     assert resp.status == 200
     assert html.count('data-testid="queue-item"') == 1
     assert "14 分 37 秒" in html and 'data-tick="up" data-seconds="877"' in html
-    assert "<title>(1) 客服工作台</title>" in html  # the tab's count, put in place by htmx
+    title = console_catalogue("zh")["title"]
+    assert f"<title>(1) {title}</title>" in html  # the tab's count, put in place by htmx
     _, page = await hx_get(alice, "/console")
-    assert "<title>(1) 客服工作台</title>" in page
+    assert f"<title>(1) {title}</title>" in page
 
 
 async def test_search_finds_by_reference_and_by_agent_and_opens_the_conversation(
@@ -204,7 +207,7 @@ async def test_claim_reply_through_wechat_and_resolve(
     claimed, html = await hx_post(alice, f"/console/handoffs/{handoff}/claim")
     assert claimed.status == 200 and claimed.headers["HX-Trigger-After-Settle"] == "console-changed"
     assert 'data-testid="lease"' in html and 'data-tick="down" data-seconds="120"' in html
-    assert "剩余可回复 5 条" in html and 'data-testid="reply-blocked"' not in html
+    assert said("window_open", n=5).search(html) and 'data-testid="reply-blocked"' not in html
     box = reply_box(html)
     _, mine = await hx_get(alice, f"/console/mine?open={handoff}")
     assert 'aria-current="true"' in mine
@@ -218,7 +221,9 @@ async def test_claim_reply_through_wechat_and_resolve(
     )
     assert replied.status == 200
     assert wechat_state.sent == [(customer.openid, "您好，我来帮您查。")]
-    assert "剩余可回复 4 条" in html and reply_box(html) != box  # a fresh, empty reply box
+    assert (
+        said("window_open", n=4).search(html) and reply_box(html) != box
+    )  # a fresh, empty reply box
 
     resolved, html = await hx_post(alice, f"/console/handoffs/{handoff}/resolve")
     assert resolved.status == 200 and 'data-testid="conv-placeholder"' in html
@@ -285,7 +290,7 @@ async def test_a_conversation_that_went_back_to_the_queue_says_why(
     clock.advance(timedelta(minutes=3))  # the two-minute lease lapses without a reply
     gone, html = await hx_get(alice, f"/console/handoffs/{handoff}")
     assert gone.status == 403
-    assert 'data-testid="conv-placeholder"' in html and "认领已超时" in html
+    assert 'data-testid="conv-placeholder"' in html and said("lease_lapsed").search(html)
 
 
 async def test_an_admin_acting_on_someone_elses_conversation_is_asked_to_confirm(
@@ -338,7 +343,7 @@ async def test_a_refusal_is_shown_as_words_not_a_blank(
     assert late.status == 409 and late.headers["HX-Reswap"] == "none"
     assert 'data-testid="toast"' in html and "alice" in html  # who was faster, in words
     nothing, html = await hx_post(bob, "/console/claim-next")
-    assert nothing.status == 200 and "队列为空" in html
+    assert nothing.status == 200 and said("nothing_to_claim").search(html)
     missing, html = await hx_get(bob, "/console/handoffs/999999")
     assert missing.status == 404 and 'data-testid="conv-placeholder"' in html
 
@@ -352,7 +357,8 @@ async def test_the_language_switch_changes_the_labels(
     alice = await ready_agent(api, browsers(), "alice")
     await queued_customer(api, settings, clock)
     _, html = await hx_get(alice, "/console/queue")
-    assert "等待队列" in html and "Queue" not in html  # Chinese by default
+    zh, en = console_catalogue("zh")["queue"], console_catalogue("en")["queue"]
+    assert zh in html and en not in html  # Chinese by default
 
     switched, _ = await hx_post(alice, "/console/lang", {"lang": "en"})
     assert switched.status == 204 and switched.headers["HX-Refresh"] == "true"
