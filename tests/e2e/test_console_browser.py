@@ -25,9 +25,11 @@ from bot.app import create_app
 from bot.channels.wechat_oa import OAClientCodec
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.console.labels import console_catalogue
 from bot.handoff.queue import lease_lapsed_event
 from bot.handoff.send_failures import send_failure
 from bot.keys import EVENTS, SESSIONS
+from bot.texts import Lang
 from storage.repositories import ContactRepository
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
 
@@ -172,7 +174,7 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
 
                 await log_in(page, base, one_time_password)
                 await expect(page.get_by_test_id("queue-item")).to_have_count(0)
-                await expect(page).to_have_title("客服工作台")
+                await expect(page).to_have_title(label("title"))
 
                 # Desktop notifications are offered by a button, never asked for on load.
                 notify = page.get_by_test_id("notify")
@@ -203,22 +205,24 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 await expect(item).to_have_count(1)
                 ref = await item.get_attribute("data-ref")
                 assert ref and ref in answer, (ref, answer)
-                await expect(item).to_contain_text("客户要求人工")
+                await expect(item).to_contain_text(label("reason_asked"))
                 await expect(item.get_by_test_id("wait")).to_contain_text("秒")
-                await expect(page).to_have_title("(1) 客服工作台")
+                await expect(page).to_have_title(f"(1) {label('title')}")
                 shown = await page.wait_for_function("window.shownNotifications.length > 0")
                 notes = await page.evaluate("window.shownNotifications")
-                assert shown and notes[0]["title"] == "新的排队会话" and ref in notes[0]["body"]
+                assert (
+                    shown and notes[0]["title"] == label("notify_title") and ref in notes[0]["body"]
+                )
                 await page.screenshot(path=str(SHOTS / "console-desktop-queue.png"))
 
                 await item.get_by_test_id("claim-button").click()
                 transcript = page.get_by_test_id("transcript")
                 await expect(transcript).to_contain_text("转人工")
                 await expect(page.get_by_test_id("window-status")).to_contain_text(
-                    "剩余可回复 5 条"
+                    words("window_open", n=5)
                 )
                 await expect(page.get_by_test_id("queue-item")).to_have_count(0)
-                await expect(page).to_have_title("客服工作台")
+                await expect(page).to_have_title(label("title"))
 
                 # The claim's lease counts down on the page, in words with units.
                 lease = page.get_by_test_id("lease-left")
@@ -233,7 +237,9 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 found = page.get_by_test_id("search-item")
                 await expect(found).to_have_count(1)
                 await expect(found).to_have_attribute("data-ref", ref)
-                await expect(found.get_by_test_id("search-status")).to_contain_text("处理中")
+                await expect(found.get_by_test_id("search-status")).to_contain_text(
+                    label("status_claimed")
+                )
                 await page.get_by_test_id("search-q").fill("")
 
                 # WeChat refuses: the agent reads why, and the draft is still there.
@@ -254,7 +260,7 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
                 await page.get_by_test_id("reply-text").press("Control+Enter")
                 await expect(transcript.locator('[data-sender="agent"]')).to_contain_text(REPLY)
                 await expect(page.get_by_test_id("window-status")).to_contain_text(
-                    "剩余可回复 4 条"
+                    words("window_open", n=4)
                 )
                 await expect(page.get_by_test_id("reply-text")).to_have_value("")
                 await expect(page.get_by_test_id("reply-error")).to_have_count(0)
@@ -269,10 +275,14 @@ async def test_agent_sees_handoff_live_claims_it_and_replies_through_wechat(
 
                 # Chinese and English side by side: every label changes, nothing is lost.
                 await page.get_by_test_id("lang").select_option("both")
-                await expect(page.get_by_test_id("claim-next")).to_contain_text("Claim next")
+                await expect(page.get_by_test_id("claim-next")).to_contain_text(
+                    label("claim_next", "en")
+                )
                 await expect(page.get_by_test_id("live")).to_have_attribute("data-state", "live")
                 await page.get_by_test_id("open-button").click()
-                await expect(page.get_by_test_id("window-status")).to_contain_text("replies left")
+                await expect(page.get_by_test_id("window-status")).to_contain_text(
+                    words("window_open", "en")
+                )
                 await page.screenshot(path=str(SHOTS / "console-desktop-both.png"))
                 assert problems == []
             finally:
@@ -287,6 +297,26 @@ def unexpected(kind: str, text: str) -> bool:
     """A console error other than a refusal's status (4xx/5xx are answers the page shows)."""
     refusal = re.search(r"status of [45]\d\d|Response Status Error Code [45]\d\d", text)
     return kind == "error" and refusal is None
+
+
+def label(key: str, lang: Lang = "zh") -> str:
+    """A console label, from its catalogue (rewording it is one catalogue edit)."""
+    return console_catalogue(lang)[key]
+
+
+def words(key: str, lang: Lang = "zh", **values: object) -> re.Pattern[str]:
+    """The label for ``key`` with ``values`` filled in; any other placeholder matches anything."""
+    parts = re.split(r"\{(\w+)\}", console_catalogue(lang)[key])
+    return re.compile(
+        "".join(
+            re.escape(part)
+            if n % 2 == 0
+            else re.escape(str(values[part]))
+            if part in values
+            else ".*?"
+            for n, part in enumerate(parts)
+        )
+    )
 
 
 def seconds_of(words: str) -> int:
@@ -328,11 +358,11 @@ async def test_admin_opens_the_funnel_page_from_the_console(tmp_path: Path) -> N
             # the Contacts section: a contact goes off duty, the list says so, and it is stored
             await page.get_by_test_id("contacts-admin").locator("summary").click()
             row = page.locator('[data-testid="contact-row"][data-contact="bob"]')
-            await expect(row.get_by_test_id("contact-duty")).to_have_text("在岗")
+            await expect(row.get_by_test_id("contact-duty")).to_have_text(label("on_duty"))
             await row.get_by_test_id("contact-toggle").click()
             await expect(row).to_have_attribute("data-on-duty", "false")
-            await expect(row.get_by_test_id("contact-duty")).to_have_text("离岗")
-            await expect(page.get_by_test_id("toast")).to_contain_text("离岗")
+            await expect(row.get_by_test_id("contact-duty")).to_have_text(label("off_duty"))
+            await expect(page.get_by_test_id("toast")).to_contain_text(words("duty_off_done"))
             async with app[SESSIONS]() as session:
                 stored = await ContactRepository(session).find("bob")
             assert stored is not None and not stored.on_duty
