@@ -32,6 +32,7 @@ from bot.keys import EVENTS, SESSIONS
 from bot.texts import Lang
 from storage.repositories import ContactRepository
 from tests.fakes.wechat_api import FAKE_STATE, fake_wechat_app
+from tests.handlers.conftest import said
 
 try:
     from playwright.async_api import Page, async_playwright, expect
@@ -305,18 +306,8 @@ def label(key: str, lang: Lang = "zh") -> str:
 
 
 def words(key: str, lang: Lang = "zh", **values: object) -> re.Pattern[str]:
-    """The label for ``key`` with ``values`` filled in; any other placeholder matches anything."""
-    parts = re.split(r"\{(\w+)\}", console_catalogue(lang)[key])
-    return re.compile(
-        "".join(
-            re.escape(part)
-            if n % 2 == 0
-            else re.escape(str(values[part]))
-            if part in values
-            else ".*?"
-            for n, part in enumerate(parts)
-        )
-    )
+    """A console message as the browser shows its text (see ``said``)."""
+    return said(key, lang, html=False, **values)
 
 
 def seconds_of(words: str) -> int:

@@ -140,17 +140,18 @@ async def hx_post(
     return resp, await resp.text()
 
 
-def said(key: str, lang: Lang = "zh", **values: object) -> re.Pattern[str]:
-    """The console's words for ``key`` as a page shows them (HTML-escaped): the values given
-    are filled in, any other placeholder matches anything. Tests find labels by their key, so
-    rewording one is an edit to the catalogue alone."""
+def said(key: str, lang: Lang = "zh", *, html: bool = True, **values: object) -> re.Pattern[str]:
+    """The console's words for ``key`` as a page shows them (HTML-escaped, unless ``html`` is
+    False: as a browser shows the text): the values given are filled in, any other placeholder
+    matches anything. Tests find labels by their key, so rewording one is an edit to the
+    catalogue alone."""
+
+    def shown(text: object) -> str:
+        return re.escape(str(escape(text)) if html else str(text))
+
     parts = re.split(r"\{(\w+)\}", console_catalogue(lang)[key])
-    pieces = []
-    for n, part in enumerate(parts):
-        if n % 2 == 0:  # words of the catalogue
-            pieces.append(re.escape(str(escape(part))))
-        elif part in values:
-            pieces.append(re.escape(str(escape(values[part]))))
-        else:
-            pieces.append(".*?")
+    pieces = [
+        shown(part) if n % 2 == 0 else shown(values[part]) if part in values else ".*?"
+        for n, part in enumerate(parts)
+    ]
     return re.compile("".join(pieces))
